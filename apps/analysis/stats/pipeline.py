@@ -1,0 +1,126 @@
+"""The whole analysis of a reader study from CSV-shaped tables, and its CSV outputs."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from .agreement import reader_agreement
+from .clmm import CLMM_COLUMNS, clmm_table
+from .descriptive import score_means
+from .snr import snr_table
+from .table1 import table1_summary, table1_tests
+from .validation import validate_patients, validate_rois, validate_scores
+
+MEANS_COLUMNS = ["sequence", "item", "version", "n", "mean", "ci_low", "ci_high"]
+KAPPA_COLUMNS = [
+    "sequence",
+    "item",
+    "version",
+    "reader_1",
+    "reader_2",
+    "n",
+    "kappa_linear",
+    "kappa_quadratic",
+    "percent_agreement",
+]
+TABLE1_TEST_COLUMNS = ["variable", "test", "statistic", "df", "p"]
+
+
+@dataclass
+class AnalysisResult:
+    """Every table of the report; ``None`` where the input it needs was not given."""
+
+    means: pd.DataFrame
+    clmm: pd.DataFrame
+    kappa: pd.DataFrame
+    table1_tests: pd.DataFrame | None = None
+    table1_summary: pd.DataFrame | None = None
+    snr: pd.DataFrame | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def run_analysis(
+    scores_df: pd.DataFrame,
+    patients_df: pd.DataFrame | None = None,
+    rois_df: pd.DataFrame | None = None,
+) -> AnalysisResult:
+    """Validate the inputs and compute Tables 1-3, the CLMMs and the agreement table.
+
+    ``scores_df`` needs the columns of ``validation.SCORE_COLUMNS`` (extra columns are ignored);
+    ``patients_df`` and ``rois_df`` are optional. Raises ValueError on malformed input.
+    """
+    timings: dict[str, float] = {}
+
+    def timed(stage: str, func, *args):
+        start = time.perf_counter()
+        value = func(*args)
+        timings[stage] = time.perf_counter() - start
+        return value
+
+    scores = timed("validate", validate_scores, scores_df)
+    result = AnalysisResult(
+        means=timed("means", score_means, scores),
+        clmm=timed("clmm", clmm_table, scores),
+        kappa=timed("kappa", reader_agreement, scores),
+        timings=timings,
+    )
+    if patients_df is not None:
+        patients = validate_patients(patients_df)
+        result.table1_tests = timed("table1", table1_tests, patients)
+        result.table1_summary = table1_summary(patients)
+    if rois_df is not None:
+        result.snr = timed("snr", snr_table, validate_rois(rois_df))
+    return result
+
+
+def _r_value(value: object) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return "NA"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.15g}"
+    text = str(value).replace('"', '""')
+    return f'"{text}"'
+
+
+def write_r_csv(df: pd.DataFrame, path: Path) -> None:
+    """Write a CSV the way R's ``write.csv(row.names = FALSE)`` does: quoted strings, bare numbers, NA."""
+    lines = [",".join(_r_value(str(c)) for c in df.columns)]
+    for row in df.itertuples(index=False, name=None):
+        lines.append(",".join(_r_value(v.item() if hasattr(v, "item") else v) for v in row))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def write_outputs(result: AnalysisResult, out_dir: str | Path) -> list[Path]:
+    """Write the reference-format CSVs (``means.csv``, ``clmm.csv``, ``kappa.csv``, ``table1_tests.csv``)
+    and the extra tables of the report; return the paths written.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tables: list[tuple[str, pd.DataFrame | None]] = [
+        ("means.csv", result.means[MEANS_COLUMNS]),
+        ("clmm.csv", result.clmm[CLMM_COLUMNS]),
+        ("kappa.csv", result.kappa[KAPPA_COLUMNS]),
+        ("kappa_detail.csv", result.kappa),
+        (
+            "table1_tests.csv",
+            None if result.table1_tests is None else result.table1_tests[TABLE1_TEST_COLUMNS],
+        ),
+        ("table1_summary.csv", result.table1_summary),
+        ("snr.csv", result.snr),
+    ]
+    written = []
+    for name, table in tables:
+        if table is not None:
+            path = out / name
+            write_r_csv(table, path)
+            written.append(path)
+    return written

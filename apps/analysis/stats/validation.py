@@ -1,0 +1,85 @@
+"""Input checks shared by the analysis functions: fail early with a message that names the problem."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pandas as pd
+
+SCORE_COLUMNS = ("case_id", "patient_id", "site", "reader", "sequence", "version", "item", "score")
+PATIENT_COLUMNS = ("patient_id", "site", "age", "sex", "tumor_type", "who_grade")
+ROI_COLUMNS = ("case_id", "sequence", "version", "roi", "mean", "sd")
+VERSIONS = ("conventional", "dl")
+SCORE_MIN, SCORE_MAX = 1, 5
+
+
+def require_columns(df: pd.DataFrame, columns: Iterable[str], what: str) -> None:
+    """Raise ValueError if ``df`` is empty or lacks any of ``columns``."""
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"{what}: missing column(s) {', '.join(missing)}")
+    if df.empty:
+        raise ValueError(f"{what}: no rows")
+
+
+def validate_scores(scores: pd.DataFrame) -> pd.DataFrame:
+    """Return a clean copy of a long score table (one row per score) or raise ValueError."""
+    require_columns(scores, SCORE_COLUMNS, "scores")
+    df = scores.loc[:, list(SCORE_COLUMNS)].copy()
+    key_cols = [c for c in SCORE_COLUMNS if c != "score"]
+    if df[key_cols].isna().any().any():
+        bad = [c for c in key_cols if df[c].isna().any()]
+        raise ValueError(f"scores: empty values in column(s) {', '.join(bad)}")
+    for col in key_cols:
+        df[col] = df[col].astype(str)
+    numeric = pd.to_numeric(df["score"], errors="coerce")
+    invalid = numeric.isna() | (numeric % 1 != 0) | (numeric < SCORE_MIN) | (numeric > SCORE_MAX)
+    if invalid.any():
+        examples = ", ".join(repr(v) for v in df.loc[invalid, "score"].head(3))
+        raise ValueError(
+            f"scores: {int(invalid.sum())} score(s) not an integer in {SCORE_MIN}..{SCORE_MAX} (e.g. {examples})"
+        )
+    df["score"] = numeric.astype(int)
+    unknown = sorted(set(df["version"]) - set(VERSIONS))
+    if unknown:
+        raise ValueError(f"scores: unknown version(s) {', '.join(unknown)}; expected {', '.join(VERSIONS)}")
+    if df.duplicated(key_cols).any():
+        raise ValueError("scores: the same reader scored the same case, sequence, version and item twice")
+    sites_per_patient = df.groupby("patient_id")["site"].nunique()
+    if (sites_per_patient > 1).any():
+        raise ValueError(
+            f"scores: patient(s) at more than one site: {', '.join(sites_per_patient[sites_per_patient > 1].index[:3])}"
+        )
+    return df
+
+
+def validate_patients(patients: pd.DataFrame) -> pd.DataFrame:
+    """Return a clean copy of the patient characteristics table or raise ValueError."""
+    require_columns(patients, PATIENT_COLUMNS, "patients")
+    df = patients.loc[:, list(PATIENT_COLUMNS)].copy()
+    age = pd.to_numeric(df["age"], errors="coerce")
+    if age.isna().any():
+        raise ValueError("patients: age must be a number for every patient")
+    df["age"] = age.astype(float)
+    if df["patient_id"].duplicated().any():
+        raise ValueError("patients: duplicate patient_id")
+    return df
+
+
+def validate_rois(rois: pd.DataFrame) -> pd.DataFrame:
+    """Return a clean copy of the ROI measurement table or raise ValueError."""
+    require_columns(rois, ROI_COLUMNS, "rois")
+    df = rois.loc[:, list(ROI_COLUMNS)].copy()
+    for col in ("mean", "sd"):
+        df[col] = pd.to_numeric(df[col], errors="coerce")
+        if df[col].isna().any():
+            raise ValueError(f"rois: {col} must be a number in every row")
+    unknown = sorted(set(df["roi"]) - {"S1", "S2", "background"})
+    if unknown:
+        raise ValueError(f"rois: unknown roi label(s) {', '.join(unknown)}; expected S1, S2, background")
+    background = df[df["roi"] == "background"]
+    if (background["sd"] <= 0).any():
+        raise ValueError("rois: background SD must be positive")
+    if df.duplicated(["case_id", "sequence", "version", "roi"]).any():
+        raise ValueError("rois: more than one measurement for the same case, sequence, version and roi")
+    return df

@@ -1,0 +1,78 @@
+from django.contrib import admin, messages
+
+from apps.accounts.admin_access import SiteScoped
+from apps.imaging.services import enhancement, uploads
+from apps.imaging.models import Case, EnhancementJob, Series, UploadBatch, UploadFileResult
+
+
+class SeriesInline(admin.TabularInline):
+    model = Series
+    fields = ("sequence", "version", "source", "status", "rows", "columns")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+
+@admin.register(Case)
+class CaseAdmin(SiteScoped):
+    list_display = ("code", "institution", "age", "sex", "tumour_type", "who_grade", "idh_status")
+    list_filter = ("institution", "who_grade", "tumour_type")
+    search_fields = ("code",)
+    fields = ("code", "institution", "age", "sex", "tumour_type", "who_grade", "idh_status", "codeletion_1p19q")
+    readonly_fields = ("code", "institution")
+    inlines = [SeriesInline]
+
+
+@admin.register(Series)
+class SeriesAdmin(SiteScoped):
+    site_field = "case__institution"
+    list_display = ("case", "sequence", "version", "source", "status", "rows", "columns", "description")
+    list_filter = ("sequence", "version", "source", "status")
+    search_fields = ("case__code",)
+    fields = ("case", "sequence", "version", "source", "status", "description", "counterpart", "rows", "columns")
+    readonly_fields = ("case", "version", "source", "description", "counterpart", "rows", "columns")
+
+    def save_model(self, request, obj, form, change) -> None:
+        if "sequence" in form.changed_data:
+            obj.sequence_overridden = True
+        super().save_model(request, obj, form, change)
+
+
+class UploadFileResultInline(admin.TabularInline):
+    model = UploadFileResult
+    fields = ("name", "outcome", "reason", "message")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+
+@admin.register(UploadBatch)
+class UploadBatchAdmin(SiteScoped):
+    list_display = ("id", "institution", "channel", "status", "file_count", "accepted_count", "rejected_count", "created_at")
+    list_filter = ("status", "channel", "institution")
+    readonly_fields = [f.name for f in UploadBatch._meta.fields]
+    inlines = [UploadFileResultInline]
+    actions = ["retry"]
+
+    @admin.action(description="Process again (files already stored are skipped)")
+    def retry(self, request, queryset) -> None:
+        for batch in queryset:
+            uploads.retry_upload(batch)
+        messages.info(request, f"{queryset.count()} upload(s) queued again.")
+
+
+@admin.register(EnhancementJob)
+class EnhancementJobAdmin(SiteScoped):
+    site_field = "series__case__institution"
+    list_display = ("id", "series", "status", "model_version", "device", "attempts", "created_at", "finished_at")
+    list_filter = ("status", "device")
+    readonly_fields = [f.name for f in EnhancementJob._meta.fields]
+    actions = ["retry"]
+
+    @admin.action(description="Run enhancement again")
+    def retry(self, request, queryset) -> None:
+        for job in queryset:
+            enhancement.retry_enhancement(job)
+        messages.info(request, f"{queryset.count()} job(s) queued again.")
+

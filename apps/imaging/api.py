@@ -1,0 +1,91 @@
+"""REST API for coordinators and admins. Every queryset goes through `restrict_to_site`."""
+
+from django.db import transaction
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.response import Response
+
+from apps.accounts.access import IsCoordinatorOrAdmin, is_coordinator, restrict_to_site
+from apps.imaging.models import Case, EnhancementJob, Series, SeriesStatus, UploadBatch
+from apps.imaging.serializers import (
+    CaseSerializer,
+    EnhancementJobSerializer,
+    SeriesSerializer,
+    UploadBatchSerializer,
+    UploadCreateSerializer,
+)
+from apps.imaging.services import enhancement, uploads
+
+
+class SiteScopedViewSet(viewsets.GenericViewSet):
+    permission_classes = [IsCoordinatorOrAdmin]
+    site_field = "institution"
+
+    def get_queryset(self):
+        return restrict_to_site(self.queryset, self.request.user, self.site_field)
+
+
+class UploadBatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, SiteScopedViewSet):
+    queryset = UploadBatch.objects.select_related("institution").prefetch_related("results")
+    serializer_class = UploadBatchSerializer
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(request=UploadCreateSerializer, responses={201: UploadBatchSerializer})
+    def create(self, request):
+        """Stages the files (zip archives are unpacked safely) and queues their processing."""
+        form = UploadCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        site = request.user.institution if is_coordinator(request.user) else form.validated_data.get("institution")
+        if site is None:
+            raise ValidationError({"institution": "Admins name the site the upload belongs to."})
+        files = [(f.name, f) for f in form.validated_data["files"]]
+        try:
+            with transaction.atomic():
+                batch = uploads.stage_files(site, request.user, files, channel="api")
+                uploads.enqueue_processing(batch)
+        except uploads.UploadRefused as exc:
+            return Response(UploadBatchSerializer(exc.batch).data, status=status.HTTP_400_BAD_REQUEST)
+        return Response(UploadBatchSerializer(batch).data, status=status.HTTP_201_CREATED)
+
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None):
+        batch = self.get_object()
+        uploads.retry_upload(batch)
+        return Response(UploadBatchSerializer(batch).data, status=status.HTTP_202_ACCEPTED)
+
+
+class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin, SiteScopedViewSet):
+    queryset = Case.objects.select_related("institution").prefetch_related("series")
+    serializer_class = CaseSerializer
+    http_method_names = ["get", "patch", "head", "options"]
+
+
+class SeriesViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin, SiteScopedViewSet):
+    """Coordinators correct the sequence or release/hold a series; nothing else is writable."""
+
+    queryset = Series.objects.select_related("case")
+    serializer_class = SeriesSerializer
+    site_field = "case__institution"
+    http_method_names = ["get", "patch", "head", "options"]
+
+    def perform_update(self, serializer):
+        if "status" in serializer.validated_data and serializer.validated_data["status"] not in SeriesStatus.values:
+            raise ValidationError({"status": "Unknown status."})
+        series = serializer.save(sequence_overridden=serializer.instance.sequence_overridden
+                                 or "sequence" in serializer.validated_data)
+        enhancement.request_enhancement(series)
+
+
+class EnhancementJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, SiteScopedViewSet):
+    queryset = EnhancementJob.objects.select_related("series")
+    serializer_class = EnhancementJobSerializer
+    site_field = "series__case__institution"
+
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None):
+        job = self.get_object()
+        enhancement.retry_enhancement(job)
+        return Response(EnhancementJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)

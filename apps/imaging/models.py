@@ -1,0 +1,214 @@
+"""Cases, series and instances as stored after de-identification, and the jobs that produce them."""
+
+from django.conf import settings
+from django.db import models
+
+
+class Sex(models.TextChoices):
+    FEMALE = "F", "Female"
+    MALE = "M", "Male"
+    OTHER = "O", "Other"
+    UNKNOWN = "", "Unknown"
+
+
+class Case(models.Model):
+    """One patient of one site, known only by a pseudonymous case code.
+
+    The original Patient ID is kept only as a keyed hash, so a re-upload finds its case without the identifier
+    being stored.
+    """
+
+    code = models.CharField(max_length=32, unique=True)
+    institution = models.ForeignKey("institutions.Institution", on_delete=models.PROTECT, related_name="cases")
+    patient_key = models.CharField(max_length=64, help_text="Keyed hash of the original Patient ID.")
+    date_shift_days = models.IntegerField(default=0)
+    age = models.PositiveSmallIntegerField(null=True, blank=True)
+    sex = models.CharField(max_length=1, choices=Sex.choices, blank=True)
+    tumour_type = models.CharField(max_length=100, blank=True)
+    who_grade = models.PositiveSmallIntegerField(null=True, blank=True, choices=[(g, str(g)) for g in (1, 2, 3, 4)])
+    idh_status = models.CharField(
+        max_length=16, blank=True, choices=[("mutant", "Mutant"), ("wildtype", "Wild type"), ("unknown", "Unknown")]
+    )
+    codeletion_1p19q = models.CharField(
+        max_length=16,
+        blank=True,
+        verbose_name="1p/19q",
+        choices=[("codeleted", "Codeleted"), ("intact", "Intact"), ("unknown", "Unknown")],
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["code"]
+        constraints = [
+            models.UniqueConstraint(fields=["institution", "patient_key"], name="one_case_per_patient_per_site")
+        ]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class Sequence(models.TextChoices):
+    T2W = "T2W", "T2-weighted"
+    FLAIR = "FLAIR", "T2 FLAIR"
+    T1W_POST = "T1W_POST", "T1-weighted post-contrast"
+    OTHER = "OTHER", "Other"
+
+
+class Version(models.TextChoices):
+    CONVENTIONAL = "conventional", "Conventional"
+    DL = "dl", "DL-enhanced"
+
+
+class SeriesSource(models.TextChoices):
+    UPLOADED = "uploaded", "Uploaded"
+    ENHANCED = "enhanced", "Enhanced by the engine"
+    VENDOR = "vendor", "Vendor-enhanced"
+
+
+class SeriesStatus(models.TextChoices):
+    READY = "ready", "Ready"
+    HELD_BURNED_IN = "held_burned_in", "Held: burned-in annotation"
+    REJECTED = "rejected", "Rejected by coordinator"
+
+
+class Series(models.Model):
+    """A de-identified series. A conventional series and its DL version point at each other."""
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="series")
+    series_uid = models.CharField(max_length=64, unique=True)
+    study_uid = models.CharField(max_length=64)
+    sequence = models.CharField(max_length=16, choices=Sequence.choices, default=Sequence.OTHER)
+    sequence_overridden = models.BooleanField(
+        default=False, help_text="Set when a coordinator corrected the automatic classification."
+    )
+    version = models.CharField(max_length=16, choices=Version.choices, default=Version.CONVENTIONAL)
+    source = models.CharField(max_length=16, choices=SeriesSource.choices, default=SeriesSource.UPLOADED)
+    counterpart = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The other version of the same image (conventional <-> DL).",
+    )
+    status = models.CharField(max_length=20, choices=SeriesStatus.choices, default=SeriesStatus.READY)
+    description = models.CharField(max_length=200, blank=True, help_text="De-identified Series Description.")
+    rows = models.PositiveIntegerField()
+    columns = models.PositiveIntegerField()
+    pixel_spacing = models.JSONField(default=list)
+    slice_thickness = models.FloatField(null=True, blank=True)
+    orientation = models.JSONField(default=list)
+    acquisition = models.JSONField(
+        default=dict, help_text="Acquisition parameters (field strength, TR, TE, TI, flip angle, 2D/3D)."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["case__code", "sequence", "version"]
+        verbose_name_plural = "series"
+
+    def __str__(self) -> str:
+        return f"{self.case.code} {self.sequence} {self.version}"
+
+
+class Instance(models.Model):
+    """One de-identified DICOM file in the image store."""
+
+    series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="instances")
+    sop_uid = models.CharField(max_length=64, unique=True)
+    instance_number = models.IntegerField(null=True, blank=True)
+    slice_location = models.FloatField(
+        default=0.0, help_text="Position along the slice normal, used to order the stack."
+    )
+    file = models.FileField(max_length=255)
+    size = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["series", "slice_location", "instance_number"]
+
+
+class BatchStatus(models.TextChoices):
+    PENDING = "pending", "Waiting for the worker"
+    PROCESSING = "processing", "Processing"
+    DONE = "done", "Done"
+    DONE_WITH_REJECTIONS = "done_with_rejections", "Done, some files rejected"
+    FAILED = "failed", "Failed"
+
+
+class UploadBatch(models.Model):
+    """An upload staged on disk, processed by the worker; its per-file outcomes are kept for the coordinator."""
+
+    institution = models.ForeignKey("institutions.Institution", on_delete=models.PROTECT, related_name="uploads")
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+    channel = models.CharField(max_length=16, default="web", help_text="web, api, command, c-store or stow-rs")
+    status = models.CharField(max_length=24, choices=BatchStatus.choices, default=BatchStatus.PENDING)
+    file_count = models.PositiveIntegerField(default=0)
+    processed_count = models.PositiveIntegerField(default=0)
+    accepted_count = models.PositiveIntegerField(default=0)
+    duplicate_count = models.PositiveIntegerField(default=0)
+    rejected_count = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "upload batches"
+
+    def __str__(self) -> str:
+        return f"Upload {self.pk} ({self.get_status_display()})"
+
+    @property
+    def progress(self) -> float:
+        return self.processed_count / self.file_count if self.file_count else 0.0
+
+
+class FileOutcome(models.TextChoices):
+    ACCEPTED = "accepted", "Accepted"
+    DUPLICATE = "duplicate", "Already stored"
+    REJECTED = "rejected", "Rejected"
+
+
+class UploadFileResult(models.Model):
+    """What happened to one file of an upload. `name` is the path inside the upload, never a header value."""
+
+    batch = models.ForeignKey(UploadBatch, on_delete=models.CASCADE, related_name="results")
+    name = models.CharField(max_length=500)
+    outcome = models.CharField(max_length=16, choices=FileOutcome.choices)
+    reason = models.CharField(max_length=40, blank=True)
+    message = models.CharField(max_length=500, blank=True)
+    instance = models.ForeignKey(Instance, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["batch", "name"]
+        constraints = [models.UniqueConstraint(fields=["batch", "name"], name="one_result_per_file")]
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class EnhancementJob(models.Model):
+    """DL enhancement of one conventional series; the model version lives here, never in a DICOM header."""
+
+    series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="enhancement_jobs")
+    output_series = models.OneToOneField(
+        Series, null=True, blank=True, on_delete=models.SET_NULL, related_name="produced_by"
+    )
+    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    model_version = models.CharField(max_length=64, blank=True)
+    noise_reduction_factor = models.FloatField(default=1.0)
+    device = models.CharField(max_length=32, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    timings = models.JSONField(default=dict, blank=True)
+    qa = models.JSONField(default=dict, blank=True, help_text="Residual statistics, conventional minus DL.")
+    difference_image = models.FileField(max_length=255, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]

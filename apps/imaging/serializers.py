@@ -1,0 +1,60 @@
+from rest_framework import serializers
+
+from apps.imaging.models import Case, EnhancementJob, Series, UploadBatch, UploadFileResult
+from apps.institutions.models import Institution
+
+
+class UploadFileResultSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = UploadFileResult
+        fields = ["name", "outcome", "reason", "message"]
+
+
+class UploadBatchSerializer(serializers.ModelSerializer):
+    institution = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    results = UploadFileResultSerializer(many=True, read_only=True)
+    progress = serializers.FloatField(read_only=True)
+
+    class Meta:
+        model = UploadBatch
+        fields = [
+            "id", "institution", "channel", "status", "file_count", "processed_count", "accepted_count",
+            "duplicate_count", "rejected_count", "progress", "error", "attempts", "created_at", "started_at",
+            "finished_at", "results",
+        ]
+        read_only_fields = fields
+
+
+class UploadCreateSerializer(serializers.Serializer):
+    files = serializers.ListField(child=serializers.FileField(), allow_empty=False)
+    institution = serializers.SlugRelatedField(slug_field="code", read_only=False, required=False,
+                                               queryset=Institution.objects.all())
+
+
+class SeriesSerializer(serializers.ModelSerializer):
+    case = serializers.SlugRelatedField(slug_field="code", read_only=True)
+
+    class Meta:
+        model = Series
+        fields = ["id", "case", "sequence", "sequence_overridden", "version", "source", "status", "description",
+                  "rows", "columns", "pixel_spacing", "slice_thickness", "counterpart"]
+        read_only_fields = [f for f in fields if f not in ("sequence", "status")]
+
+
+class CaseSerializer(serializers.ModelSerializer):
+    institution = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    series = SeriesSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Case
+        fields = ["id", "code", "institution", "age", "sex", "tumour_type", "who_grade", "idh_status",
+                  "codeletion_1p19q", "created_at", "series"]
+        read_only_fields = ["id", "code", "institution", "created_at", "series"]
+
+
+class EnhancementJobSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = EnhancementJob
+        fields = ["id", "series", "output_series", "status", "model_version", "noise_reduction_factor", "device",
+                  "attempts", "timings", "qa", "error", "created_at", "started_at", "finished_at"]
+        read_only_fields = fields

@@ -1,0 +1,272 @@
+"""Turning a staged upload into de-identified cases, series and instances.
+
+Order per series: read and validate every file, classify the series from its original header, de-identify
+in memory, then write files and rows inside one transaction. A series is stored whole or not at all; a file
+that already has an outcome in this batch is skipped, so running a batch again after a crash finishes it.
+"""
+
+import hashlib
+import hmac
+import io
+import logging
+import secrets
+import shutil
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import storages
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+from pydicom.dataset import Dataset
+
+from apps.imaging import classification, deidentify, validation
+from apps.imaging.models import (
+    BatchStatus,
+    Case,
+    FileOutcome,
+    Instance,
+    Series,
+    SeriesStatus,
+    UploadBatch,
+    UploadFileResult,
+    Version,
+)
+from apps.imaging.services import enhancement
+from apps.imaging.services.uploads import staged_files, staged_name, staging_dir
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ReadFile:
+    name: str
+    dataset: Dataset
+
+
+def image_storage():
+    return storages["default"]
+
+
+def case_date_shift(patient_key: str) -> int:
+    """A per-patient date shift in days, stable across uploads and never zero when shifting."""
+    if settings.DEID_DATE_MODE != "shift":
+        return 0
+    span = max(1, settings.DEID_MAX_DATE_SHIFT_DAYS)
+    digest = hmac.new(settings.DEID_SECRET.encode(), f"date-shift:{patient_key}".encode(), hashlib.sha256)
+    return -(int.from_bytes(digest.digest()[:4], "big") % span) - 1
+
+
+def new_case_code() -> str:
+    """Random, so the code says nothing about the site, the patient or the upload order."""
+    return f"C-{secrets.token_hex(4).upper()}"
+
+
+def get_or_create_case(batch: UploadBatch, patient_id: str) -> Case:
+    key = deidentify.patient_key(patient_id, batch.institution.code, settings.DEID_SECRET)
+    case = Case.objects.filter(institution=batch.institution, patient_key=key).first()
+    if case is not None:
+        return case
+    for _ in range(5):
+        try:
+            with transaction.atomic():
+                return Case.objects.create(
+                    code=new_case_code(),
+                    institution=batch.institution,
+                    patient_key=key,
+                    date_shift_days=case_date_shift(key),
+                )
+        except IntegrityError:
+            case = Case.objects.filter(institution=batch.institution, patient_key=key).first()
+            if case is not None:
+                return case
+    raise RuntimeError("Could not allocate a unique case code.")
+
+
+def slice_location(ds: Dataset) -> float:
+    """Position along the slice normal, so a stack sorts correctly whatever the instance numbers say."""
+    try:
+        row, col = ds.ImageOrientationPatient[:3], ds.ImageOrientationPatient[3:6]
+        normal = (
+            row[1] * col[2] - row[2] * col[1],
+            row[2] * col[0] - row[0] * col[2],
+            row[0] * col[1] - row[1] * col[0],
+        )
+        return float(sum(float(p) * n for p, n in zip(ds.ImagePositionPatient, normal, strict=True)))
+    except (AttributeError, TypeError, ValueError, IndexError):
+        return float(getattr(ds, "SliceLocation", None) or getattr(ds, "InstanceNumber", None) or 0)
+
+
+def acquisition_parameters(ds: Dataset) -> dict:
+    """The acquisition parameters the enhancement model takes as context (none of them identifying)."""
+    keywords = {
+        "field_strength": "MagneticFieldStrength",
+        "tr": "RepetitionTime",
+        "te": "EchoTime",
+        "ti": "InversionTime",
+        "flip_angle": "FlipAngle",
+        "acquisition_type": "MRAcquisitionType",
+    }
+    values = {}
+    for key, keyword in keywords.items():
+        value = ds.get(keyword)
+        if value in (None, ""):
+            continue
+        values[key] = str(value) if key == "acquisition_type" else float(value)
+    return values
+
+
+def encode_dataset(ds: Dataset) -> bytes:
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def _record(batch: UploadBatch, name: str, outcome: str, reason: str = "", message: str = "", instance=None):
+    return UploadFileResult(
+        batch=batch, name=name, outcome=outcome, reason=reason, message=message[:500], instance=instance
+    )
+
+
+def store_series(batch: UploadBatch, files: list[ReadFile]) -> list[UploadFileResult]:
+    """De-identifies and stores one series atomically; returns the per-file results it committed."""
+    storage = image_storage()
+    written: list[str] = []
+    first = files[0].dataset
+    sequence = classification.classify_sequence(first)
+    try:
+        with transaction.atomic():
+            case = get_or_create_case(batch, str(first.get("PatientID", "") or ""))
+            shift = case.date_shift_days if settings.DEID_DATE_MODE == "shift" else None
+            burned_in = False
+            for item in files:
+                result = deidentify.deidentify_dataset(
+                    item.dataset, case_code=case.code, date_shift_days=shift, uid_secret=settings.DEID_SECRET
+                )
+                burned_in = burned_in or result.burned_in
+            first = files[0].dataset
+            series, created = Series.objects.get_or_create(
+                series_uid=str(first.SeriesInstanceUID),
+                defaults={
+                    "case": case,
+                    "study_uid": str(first.StudyInstanceUID),
+                    "sequence": sequence,
+                    "version": Version.CONVENTIONAL,
+                    "status": SeriesStatus.HELD_BURNED_IN if burned_in else SeriesStatus.READY,
+                    "description": str(first.get("SeriesDescription", "") or "")[:200],
+                    "rows": int(first.Rows),
+                    "columns": int(first.Columns),
+                    "pixel_spacing": [float(v) for v in first.get("PixelSpacing", []) or []],
+                    "slice_thickness": float(first.SliceThickness) if first.get("SliceThickness") else None,
+                    "orientation": [float(v) for v in first.get("ImageOrientationPatient", []) or []],
+                    "acquisition": acquisition_parameters(first),
+                },
+            )
+            if not created and burned_in and series.status == SeriesStatus.READY:
+                series.status = SeriesStatus.HELD_BURNED_IN
+                series.save(update_fields=["status"])
+            results = []
+            for item in files:
+                ds = item.dataset
+                sop_uid = str(ds.SOPInstanceUID)
+                if Instance.objects.filter(sop_uid=sop_uid).exists():
+                    results.append(
+                        _record(batch, item.name, FileOutcome.DUPLICATE, "duplicate",
+                                "This image is already stored; the copy was ignored.")
+                    )
+                    continue
+                payload = encode_dataset(ds)
+                path = storage.save(f"images/{case.code}/{series.series_uid}/{sop_uid}.dcm", ContentFile(payload))
+                written.append(path)
+                instance = Instance.objects.create(
+                    series=series,
+                    sop_uid=sop_uid,
+                    instance_number=int(ds.InstanceNumber) if ds.get("InstanceNumber") is not None else None,
+                    slice_location=slice_location(ds),
+                    file=path,
+                    size=len(payload),
+                    sha256=hashlib.sha256(payload).hexdigest(),
+                )
+                results.append(_record(batch, item.name, FileOutcome.ACCEPTED, instance=instance))
+            UploadFileResult.objects.bulk_create(results)
+            if created:
+                enhancement.request_enhancement(series)
+            return results
+    except BaseException:
+        for path in written:
+            storage.delete(path)
+        raise
+
+
+def _reject_all(batch: UploadBatch, files: list[ReadFile], reason: str, message: str) -> None:
+    UploadFileResult.objects.bulk_create([_record(batch, f.name, FileOutcome.REJECTED, reason, message) for f in files])
+
+
+def process_batch(batch_id: int) -> UploadBatch:
+    """Processes every staged file of a batch that has no outcome yet; safe to run again after a crash."""
+    batch = UploadBatch.objects.select_related("institution").get(pk=batch_id)
+    if batch.status in (BatchStatus.DONE, BatchStatus.DONE_WITH_REJECTIONS):
+        return batch
+    UploadBatch.objects.filter(pk=batch.pk).update(
+        status=BatchStatus.PROCESSING, attempts=F("attempts") + 1, started_at=timezone.now(), error=""
+    )
+    done = set(batch.results.values_list("name", flat=True))
+    by_series: dict[str, list[ReadFile]] = defaultdict(list)
+    rejected: list[UploadFileResult] = []
+    for path in staged_files(batch):
+        name = staged_name(batch, path)
+        if name in done:
+            continue
+        outcome = validation.read_instance(path, max_bytes=settings.INGEST_MAX_FILE_BYTES)
+        if outcome.rejection is not None:
+            rejected.append(_record(batch, name, FileOutcome.REJECTED, outcome.rejection.reason,
+                                    outcome.rejection.message))
+            continue
+        by_series[str(outcome.dataset.SeriesInstanceUID)].append(ReadFile(name, outcome.dataset))
+    UploadFileResult.objects.bulk_create(rejected)
+
+    for files in by_series.values():
+        problems = validation.check_series([f.dataset for f in files])
+        if problems:
+            bad = [f for f in files if str(f.dataset.SOPInstanceUID) in problems]
+            for f in bad:
+                problem = problems[str(f.dataset.SOPInstanceUID)]
+                _reject_all(batch, [f], problem.reason, problem.message)
+            files = [f for f in files if str(f.dataset.SOPInstanceUID) not in problems]
+            if not files:
+                continue
+        try:
+            store_series(batch, files)
+        except Exception:
+            logger.exception("Storing a series of upload %s failed", batch.pk)
+            _reject_all(batch, files, "store_failed", "The series could not be stored; nothing of it was kept.")
+        UploadBatch.objects.filter(pk=batch.pk).update(processed_count=batch.results.count())
+    return finish_batch(batch)
+
+
+def finish_batch(batch: UploadBatch) -> UploadBatch:
+    """Counts outcomes, sets the final status and removes the staged (identifiable) files."""
+    counts = {o: batch.results.filter(outcome=o).count() for o in FileOutcome.values}
+    batch.processed_count = sum(counts.values())
+    batch.accepted_count = counts[FileOutcome.ACCEPTED]
+    batch.duplicate_count = counts[FileOutcome.DUPLICATE]
+    batch.rejected_count = counts[FileOutcome.REJECTED]
+    batch.status = BatchStatus.DONE_WITH_REJECTIONS if batch.rejected_count else BatchStatus.DONE
+    batch.finished_at = timezone.now()
+    batch.save()
+    shutil.rmtree(staging_dir(batch), ignore_errors=True)
+    logger.info(
+        "Upload %s: %s accepted, %s duplicate, %s rejected",
+        batch.pk, batch.accepted_count, batch.duplicate_count, batch.rejected_count,
+    )
+    return batch
+
+
+def mark_failed(batch_id: int, message: str) -> None:
+    """Records a failure the worker could not recover from; the staged files stay for a retry."""
+    UploadBatch.objects.filter(pk=batch_id).update(status=BatchStatus.FAILED, error=message[:2000])
+
+

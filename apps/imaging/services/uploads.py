@@ -1,0 +1,158 @@
+"""Staging an upload on disk and handing it to the worker.
+
+An upload is first copied (or unpacked) into its own staging folder, outside the image store, and only then
+processed; the staging folder is removed once every file has an outcome, so no identifiable file outlives its
+batch.
+"""
+
+import logging
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+from typing import BinaryIO
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from apps.imaging.archives import ArchiveRejected, extract_archive
+from apps.imaging.models import BatchStatus, UploadBatch
+from apps.institutions.models import Institution
+
+logger = logging.getLogger(__name__)
+
+ARCHIVE_SUFFIXES = (".zip",)
+
+
+class UploadRefused(Exception):
+    """The upload as a whole cannot be accepted (for example a hostile archive); the batch records why."""
+
+    def __init__(self, batch: UploadBatch, message: str) -> None:
+        super().__init__(message)
+        self.batch = batch
+
+
+def staging_dir(batch: UploadBatch) -> Path:
+    return Path(settings.UPLOAD_STAGING_DIR) / str(batch.pk)
+
+
+def staged_files(batch: UploadBatch) -> list[Path]:
+    """The files of a staged batch, in a stable order."""
+    root = staging_dir(batch) / "files"
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def staged_name(batch: UploadBatch, path: Path) -> str:
+    """The name a file is known by in the batch: its path inside the upload."""
+    return path.relative_to(staging_dir(batch) / "files").as_posix()
+
+
+def safe_relative_name(name: str, index: int) -> Path:
+    """A client-supplied file name reduced to harmless path parts (no traversal, no absolute path)."""
+    parts = [p for p in Path(name.replace("\\", "/")).parts if p not in ("", ".", "..", "/")]
+    cleaned = [
+        "".join(c if c.isalnum() or c in "._- " else "_" for c in part)[:100].strip() or f"file{index}"
+        for part in parts[-4:]
+    ]
+    return Path(*cleaned) if cleaned else Path(f"file{index}")
+
+
+def _new_batch(institution: Institution, user, channel: str) -> UploadBatch:
+    batch = UploadBatch.objects.create(institution=institution, uploaded_by=user, channel=channel)
+    (staging_dir(batch) / "files").mkdir(parents=True, exist_ok=False)
+    return batch
+
+
+def _refuse(batch: UploadBatch, message: str) -> UploadRefused:
+    shutil.rmtree(staging_dir(batch), ignore_errors=True)
+    batch.status = BatchStatus.FAILED
+    batch.error = message
+    batch.finished_at = timezone.now()
+    batch.save(update_fields=["status", "error", "finished_at"])
+    return UploadRefused(batch, message)
+
+
+def _unpack(batch: UploadBatch, archive: Path, into: Path) -> None:
+    try:
+        extract_archive(
+            archive,
+            into,
+            max_total_bytes=settings.INGEST_MAX_ARCHIVE_UNPACKED_BYTES,
+            max_ratio=settings.INGEST_MAX_ARCHIVE_RATIO,
+            max_members=settings.INGEST_MAX_ARCHIVE_MEMBERS,
+        )
+    except ArchiveRejected as exc:
+        raise _refuse(batch, f"Archive refused ({exc.reason}): {exc.message}") from exc
+
+
+def stage_files(
+    institution: Institution, user, files: Iterable[tuple[str, BinaryIO]], channel: str = "web"
+) -> UploadBatch:
+    """Stages uploaded files (zip archives are unpacked safely) as one batch; does not process them."""
+    batch = _new_batch(institution, user, channel)
+    root = staging_dir(batch) / "files"
+    for index, (name, stream) in enumerate(files):
+        relative = safe_relative_name(name, index)
+        if relative.suffix.lower() in ARCHIVE_SUFFIXES:
+            archive = staging_dir(batch) / f"archive{index}.zip"
+            with archive.open("wb") as out:
+                shutil.copyfileobj(stream, out, 1024 * 1024)
+            _unpack(batch, archive, root / f"archive{index}")
+            archive.unlink()
+            continue
+        target = root / relative
+        while target.exists():
+            target = target.with_name(f"{target.stem}_{index}{target.suffix}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("wb") as out:
+            shutil.copyfileobj(stream, out, 1024 * 1024)
+    return _finish_staging(batch)
+
+
+def stage_path(institution: Institution, user, path: Path, channel: str = "command") -> UploadBatch:
+    """Stages a folder (recursively) or a zip archive from the server's file system."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist.")
+    if path.is_file():
+        with path.open("rb") as stream:
+            return stage_files(institution, user, [(path.name, stream)], channel)
+    batch = _new_batch(institution, user, channel)
+    root = staging_dir(batch) / "files"
+    for source in sorted(path.rglob("*")):
+        if source.is_symlink() or not source.is_file():
+            continue
+        target = root / source.relative_to(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.suffix.lower() in ARCHIVE_SUFFIXES:
+            _unpack(batch, source, target.with_suffix(""))
+        else:
+            shutil.copyfile(source, target)
+    return _finish_staging(batch)
+
+
+def _finish_staging(batch: UploadBatch) -> UploadBatch:
+    batch.file_count = len(staged_files(batch))
+    if batch.file_count == 0:
+        raise _refuse(batch, "The upload contains no files.")
+    batch.save(update_fields=["file_count"])
+    return batch
+
+
+def enqueue_processing(batch: UploadBatch) -> None:
+    """Queues the worker once the batch row is committed."""
+    from worker.ingestion import process_upload_batch
+
+    transaction.on_commit(lambda: process_upload_batch.delay(batch_id=batch.pk))
+
+
+def retry_upload(batch: UploadBatch) -> None:
+    """Queues a batch again; files that already have an outcome are skipped, so this is always safe."""
+    if batch.status in (BatchStatus.DONE, BatchStatus.DONE_WITH_REJECTIONS) and not staged_files(batch):
+        return
+    batch.status = BatchStatus.PENDING
+    batch.error = ""
+    batch.save(update_fields=["status", "error"])
+    enqueue_processing(batch)

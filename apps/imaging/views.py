@@ -1,0 +1,96 @@
+"""Coordinator pages: uploads with per-file outcomes, and case metadata. Thin doors onto the services."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, user_passes_test
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from apps.accounts.access import is_admin, is_coordinator, restrict_to_site
+from apps.imaging.forms import CaseMetadataImportForm, UploadForm
+from apps.imaging.models import Case, UploadBatch
+from apps.imaging.serializers import UploadBatchSerializer
+from apps.imaging.services import metadata, uploads
+
+
+def coordinator_or_admin(view):
+    return login_required(user_passes_test(lambda u: is_coordinator(u) or is_admin(u))(view))
+
+
+def upload_site(request: HttpRequest, form: UploadForm):
+    """Coordinators upload for their own site; admins choose one."""
+    if is_coordinator(request.user):
+        return request.user.institution
+    site = form.cleaned_data.get("institution")
+    if site is None:
+        raise PermissionDenied("Choose the site the upload belongs to.")
+    return site
+
+
+@coordinator_or_admin
+def upload_list(request: HttpRequest) -> HttpResponse:
+    batches = restrict_to_site(UploadBatch.objects.select_related("institution"), request.user)[:200]
+    return render(request, "imaging/uploadbatch_list.html", {"batches": batches, "form": UploadForm()})
+
+
+@coordinator_or_admin
+def upload_create(request: HttpRequest) -> HttpResponse:
+    form = UploadForm(request.POST or None, request.FILES or None)
+    if request.method != "POST" or not form.is_valid():
+        return render(request, "imaging/uploadbatch_list.html", {"batches": [], "form": form}, status=400)
+    files = [(f.name, f) for f in form.cleaned_data["files"]]
+    try:
+        batch = uploads.stage_files(upload_site(request, form), request.user, files, channel="web")
+    except uploads.UploadRefused as exc:
+        batch = exc.batch
+    else:
+        uploads.enqueue_processing(batch)
+    if request.headers.get("Accept") == "application/json":
+        return JsonResponse({"id": batch.pk, "url": batch_url(batch)}, status=201)
+    return redirect("imaging:upload_detail", pk=batch.pk)
+
+
+def batch_url(batch: UploadBatch) -> str:
+    return reverse("imaging:upload_detail", args=[batch.pk])
+
+
+@coordinator_or_admin
+def upload_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    batch = get_object_or_404(restrict_to_site(UploadBatch.objects.all(), request.user), pk=pk)
+    if request.headers.get("Accept") == "application/json":
+        return JsonResponse(UploadBatchSerializer(batch).data)
+    return render(request, "imaging/uploadbatch_detail.html", {"batch": batch, "results": batch.results.all()})
+
+
+@coordinator_or_admin
+@require_POST
+def upload_retry(request: HttpRequest, pk: int) -> HttpResponse:
+    batch = get_object_or_404(restrict_to_site(UploadBatch.objects.all(), request.user), pk=pk)
+    uploads.retry_upload(batch)
+    messages.info(request, "The upload was queued again; files already stored are skipped.")
+    return redirect("imaging:upload_detail", pk=batch.pk)
+
+
+@coordinator_or_admin
+def case_list(request: HttpRequest) -> HttpResponse:
+    cases = restrict_to_site(Case.objects.select_related("institution"), request.user).prefetch_related("series")
+    return render(request, "imaging/case_list.html", {"cases": cases, "form": CaseMetadataImportForm()})
+
+
+@coordinator_or_admin
+@require_POST
+def case_metadata_import(request: HttpRequest) -> HttpResponse:
+    form = CaseMetadataImportForm(request.POST, request.FILES)
+    if not form.is_valid():
+        messages.error(request, "Choose a CSV file.")
+        return redirect("imaging:case_list")
+    report = metadata.import_case_metadata(request.user, form.cleaned_data["csv_file"])
+    if report.errors:
+        for error in report.errors[:50]:
+            messages.error(request, error)
+        messages.error(request, "Nothing was changed; correct the file and import it again.")
+    else:
+        messages.info(request, f"Clinical metadata updated for {report.updated} case(s).")
+    return redirect("imaging:case_list")

@@ -1,0 +1,10 @@
+from django.contrib import admin
+
+from apps.accounts.admin_access import AdminRoleOnly
+from apps.institutions.models import Institution
+
+
+@admin.register(Institution)
+class InstitutionAdmin(AdminRoleOnly):
+    list_display = ("code", "name", "pseudonym", "created_at")
+    search_fields = ("code", "name")

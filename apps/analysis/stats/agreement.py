@@ -57,8 +57,8 @@ def weighted_kappa(table: np.ndarray, weights: np.ndarray) -> Kappa:
     p = table / n
     row = p.sum(axis=1)
     col = p.sum(axis=0)
-    po = float((weights * p).sum())
-    pc = float((weights * np.outer(row, col)).sum())
+    po = (weights * p).sum()
+    pc = (weights * np.outer(row, col)).sum()
     with np.errstate(divide="ignore", invalid="ignore"):
         kw = (po - pc) / (1.0 - pc)
         w_row = weights @ col

@@ -15,5 +15,15 @@ def isolated_storage(settings, tmp_path):
             "OPTIONS": {"location": str(tmp_path / "media")},
         },
     }
-    settings.CELERY_TASK_ALWAYS_EAGER = True
     return tmp_path
+
+
+@pytest.fixture(autouse=True)
+def eager_tasks():
+    """Tasks run in-process; tests of the real worker start one and switch this off themselves."""
+    from readerstudy.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield app
+    app.conf.task_always_eager = previous

@@ -86,7 +86,8 @@ def case_metadata_import(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, "Choose a CSV file.")
         return redirect("imaging:case_list")
-    report = metadata.import_case_metadata(request.user, form.cleaned_data["csv_file"])
+    site = None if is_admin(request.user) else request.user.institution
+    report = metadata.import_case_metadata(form.cleaned_data["csv_file"], site)
     if report.errors:
         for error in report.errors[:50]:
             messages.error(request, error)

@@ -12,7 +12,7 @@ from typing import BinaryIO
 from django.conf import settings
 from django.db import transaction
 
-from apps.accounts.access import is_admin, restrict_to_site
+from apps.institutions.models import Institution
 from apps.imaging import deidentify
 from apps.imaging.models import Case, Sex
 
@@ -71,19 +71,22 @@ def _parse_row(row: dict[str, str]) -> tuple[dict, list[str]]:
     return values, problems
 
 
-def _find_case(user, row: dict[str, str], cases) -> Case | None:
+def _find_case(site: Institution | None, row: dict[str, str], cases) -> Case | None:
     code = (row.get("case_code") or "").strip()
     if code:
         return cases.filter(code=code).first()
     patient_id = (row.get("patient_id") or "").strip()
-    if patient_id and not is_admin(user):
-        key = deidentify.patient_key(patient_id, user.institution.code, settings.DEID_SECRET)
+    if patient_id and site is not None:
+        key = deidentify.patient_key(patient_id, site.code, settings.DEID_SECRET)
         return cases.filter(patient_key=key).first()
     return None
 
 
-def import_case_metadata(user, csv_file: BinaryIO) -> ImportReport:
-    """Applies a metadata CSV to the cases the user may change; all rows or none."""
+def import_case_metadata(csv_file: BinaryIO, site: Institution | None) -> ImportReport:
+    """Applies a metadata CSV to one site's cases (all sites when `site` is None); all rows or none.
+
+    Rows given by patient_id need a site, since the identifier is only meaningful within its hospital.
+    """
     report = ImportReport()
     raw = csv_file.read(MAX_CSV_BYTES + 1)
     if len(raw) > MAX_CSV_BYTES:
@@ -102,14 +105,14 @@ def import_case_metadata(user, csv_file: BinaryIO) -> ImportReport:
     if not columns & set(FIELDS):
         report.errors.append(f"The header has none of the metadata columns {', '.join(FIELDS)}.")
         return report
-    cases = restrict_to_site(Case.objects.all(), user)
+    cases = Case.objects.filter(institution=site) if site is not None else Case.objects.all()
     updates: list[tuple[Case, dict]] = []
     for line, row in enumerate(reader, start=2):
         if line > MAX_ROWS + 1:
             report.errors.append(f"More than {MAX_ROWS} rows.")
             break
         row = {(k or "").strip(): (v or "") for k, v in row.items() if k is not None}
-        case = _find_case(user, row, cases)
+        case = _find_case(site, row, cases)
         values, problems = _parse_row(row)
         if case is None:
             problems.append("no case of yours matches this case_code or patient_id")

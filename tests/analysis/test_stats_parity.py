@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 EXACT_TOL = 1e-6
+pytestmark = pytest.mark.slow  # one full analysis of the reference study, about 5-10 s
 
 
 def _load_pair(reference_dir: Path, written_outputs: Path, name: str, keys: list[str]) -> pd.DataFrame:

@@ -1,0 +1,39 @@
+// The reading API of the Django backend (same origin, session cookie, CSRF header on writes).
+import { LockedError } from './scoreState.js';
+
+export class ApiError extends Error {
+  constructor(status, body) {
+    super(body?.detail || `HTTP ${status}`);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+export function createApi(csrfToken) {
+  async function request(method, url, body, { keepalive = false } = {}) {
+    const headers = { Accept: 'application/json' };
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    if (method !== 'GET') headers['X-CSRFToken'] = csrfToken;
+    const res = await fetch(url, {
+      method,
+      headers,
+      credentials: 'same-origin',
+      body: body === undefined ? undefined : JSON.stringify(body),
+      keepalive,
+    });
+    const data = await res.json().catch(() => null);
+    if (res.status === 409) throw new LockedError(data?.detail || 'locked');
+    if (!res.ok) throw new ApiError(res.status, data);
+    return data;
+  }
+
+  const scoresUrl = (taskUrl) => `${taskUrl.replace(/\/?$/, '/')}scores/`;
+  const submitUrl = (taskUrl) => `${taskUrl.replace(/\/?$/, '/')}submit/`;
+
+  return {
+    getTask: (taskUrl) => request('GET', taskUrl),
+    putScores: (taskUrl, panel, scores, opts) => request('PUT', scoresUrl(taskUrl), { panel, scores }, opts),
+    submit: (taskUrl, scores, secondsOnTask) =>
+      request('POST', submitUrl(taskUrl), { scores, seconds_on_task: secondsOnTask }),
+  };
+}

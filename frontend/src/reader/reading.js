@@ -1,0 +1,429 @@
+// Reading page: mounts on <div id="reading-app" data-task-url data-csrf-token>.
+// One page session reads many tasks: after a submit the next task (JSON and images, prefetched
+// while the reader scored) is shown in place and the URL is updated, so a reload resumes there.
+import './reading.css';
+import { ApiError, createApi } from './api.js';
+import { h } from './dom.js';
+import { KEY_HELP, PAIRED_KEY_HELP, actionForKey } from './keyboard.js';
+import { createScorePanel } from './scorePanel.js';
+import { LockedError, createAutosaveQueue, createScoreState, nextFocus } from './scoreState.js';
+import { createTaskClock } from './timeOnTask.js';
+import { createViewerPane } from '../viewer/viewerPane.js';
+import { initViewer, linkSliceScrolling, prefetchImages, wadouriImageIds } from '../viewer/createStackViewer.js';
+
+const SAVE_TEXT = {
+  idle: '',
+  pending: 'Saving…',
+  saving: 'Saving…',
+  saved: 'All changes saved',
+  retrying: 'Not saved yet — retrying',
+  locked: 'Study locked — scores are read-only',
+};
+
+function backupStore(token) {
+  const key = `readerstudy:unsaved:${token}`;
+  const storage = (() => {
+    try {
+      return window.localStorage;
+    } catch {
+      return null;
+    }
+  })();
+  return {
+    read: () => {
+      try {
+        return JSON.parse(storage?.getItem(key) || 'null');
+      } catch {
+        return null;
+      }
+    },
+    write: (scores) => storage?.setItem(key, JSON.stringify(scores)),
+    clear: () => storage?.removeItem(key),
+  };
+}
+
+const tokenOf = (task) => task.token;
+
+export function mountReadingApp(root) {
+  const params = new URLSearchParams(window.location.search);
+  const options = {
+    prefetch: params.get('prefetch') !== '0',
+    forceCPU: params.get('render') === 'cpu',
+  };
+  const api = createApi(root.dataset.csrfToken || '');
+  const metrics = { rendering: null, firstImageMs: null, transitions: [], lastTransitionMs: null };
+  window.__readerMetrics = metrics;
+
+  let taskUrl = root.dataset.taskUrl;
+  let task = null;
+  let state = null;
+  let panel = null;
+  let autosave = null;
+  let clock = null;
+  let backup = null;
+  let panes = [];
+  let unlinkScroll = () => {};
+  let submitting = false;
+  let prefetched = null; // { apiUrl, pageUrl, task }
+  let prefetchAbort = null;
+  let pendingTransition = null; // { t0, waiting: Set(role) }
+  let leftButtonMode = 'windowLevel';
+
+  root.classList.add('rs-app');
+  root.dataset.state = 'loading';
+  const els = buildShell(root);
+
+  const viewerReady = initViewer({ forceCPU: options.forceCPU }).then((info) => {
+    metrics.rendering = info.rendering;
+    root.dataset.rendering = info.rendering;
+  });
+
+  document.addEventListener('keydown', onKeyDown);
+  window.addEventListener('beforeunload', onBeforeUnload);
+  window.addEventListener('popstate', () => window.location.reload());
+
+  start();
+
+  async function start() {
+    try {
+      const [first] = await Promise.all([api.getTask(taskUrl), viewerReady]);
+      await showTask(first);
+    } catch (err) {
+      showError(err);
+    }
+  }
+
+  // ---- task lifecycle -------------------------------------------------------------------------
+
+  async function showTask(next, t0 = null, viaPrefetch = false) {
+    teardownTask();
+    task = next;
+    root.dataset.token = tokenOf(task);
+    const panelNames = task.panels.map((p) => p.panel);
+    backup = backupStore(tokenOf(task));
+    const local = task.locked ? null : backup.read();
+    state = createScoreState(task.items, panelNames, mergeScores(task.scores || {}, local || {}));
+    clock = createTaskClock(tokenOf(task));
+    autosave = createAutosaveQueue({
+      send: async (p, scores) => (await api.putScores(taskUrl, p, scores)).scores,
+      getScores: (p) => state.panelScores(p),
+      onStatus: showSaveStatus,
+      onSaved: () => {
+        if (!autosave.hasUnsaved()) backup.clear();
+      },
+    });
+    if (local) for (const p of panelNames) if (local[p] && Object.keys(local[p]).length) autosave.mark(p);
+
+    renderHeader();
+    renderPanel(panelNames);
+    showSaveStatus(task.locked ? 'locked' : 'saved');
+    pendingTransition = t0 === null ? null : { t0, waiting: new Set(panelNames), prefetched: viaPrefetch };
+    await showImages();
+    root.dataset.state = 'ready';
+    if (options.prefetch) startPrefetch();
+  }
+
+  function teardownTask() {
+    autosave?.stop();
+    prefetchAbort?.abort();
+    els.message.textContent = '';
+  }
+
+  async function showImages() {
+    const stacks = task.panels.map((p) => ({ role: p.panel, ids: wadouriImageIds(p.image_urls) }));
+    els.viewers.dataset.count = String(stacks.length);
+    const sameLayout = panes.length === stacks.length && panes.every((p, i) => p.role === stacks[i].role);
+    if (sameLayout) {
+      await Promise.all(panes.map((p, i) => p.viewer.setImageIds(stacks[i].ids)));
+    } else {
+      unlinkScroll();
+      for (const p of panes) p.destroy();
+      panes = [];
+      for (const s of stacks) {
+        panes.push(
+          await createViewerPane(els.viewers, s.ids, {
+            role: s.role,
+            label: stacks.length > 1 ? s.role : null,
+            onRendered,
+            onActivate: (role) => setActivePanel(role),
+            init: { forceCPU: options.forceCPU },
+          }),
+        );
+      }
+      unlinkScroll = panes.length > 1 ? linkSliceScrolling(panes.map((p) => p.viewer)) : () => {};
+    }
+    for (const p of panes) p.viewer.setLeftButtonMode(leftButtonMode);
+    highlightActivePane();
+  }
+
+  function onRendered(role) {
+    if (metrics.firstImageMs === null) {
+      metrics.firstImageMs = performance.now();
+      root.dataset.firstImageMs = metrics.firstImageMs.toFixed(1);
+    }
+    if (!pendingTransition) return;
+    pendingTransition.waiting.delete(role);
+    if (pendingTransition.waiting.size === 0) {
+      const ms = performance.now() - pendingTransition.t0;
+      metrics.lastTransitionMs = ms;
+      metrics.transitions.push({ token: tokenOf(task), ms, prefetched: pendingTransition.prefetched ?? false });
+      root.dataset.lastTransitionMs = ms.toFixed(1);
+      pendingTransition = null;
+    }
+  }
+
+  async function startPrefetch() {
+    const controller = new AbortController();
+    prefetchAbort = controller;
+    const current = task;
+    // The current stack first (smooth scrolling), then the next task's JSON and images.
+    await prefetchImages(panes.flatMap((p) => p.viewer.imageIds), { signal: controller.signal });
+    if (controller.signal.aborted || !current.next_task_api) return;
+    try {
+      const nextTask = prefetched?.apiUrl === current.next_task_api
+        ? prefetched.task
+        : await api.getTask(current.next_task_api);
+      if (controller.signal.aborted) return;
+      prefetched = { apiUrl: current.next_task_api, pageUrl: current.next_url, task: nextTask };
+      const ids = nextTask.panels.flatMap((p) => wadouriImageIds(p.image_urls));
+      await prefetchImages(ids, { signal: controller.signal });
+      if (!controller.signal.aborted) root.dataset.prefetched = tokenOf(nextTask);
+    } catch {
+      prefetched = null; // the next task is fetched on submit instead
+    }
+  }
+
+  // ---- scoring --------------------------------------------------------------------------------
+
+  function score(p, key, value, index) {
+    if (task.locked || submitting) return;
+    state.set(p, key, value);
+    backup.write(state.all());
+    autosave.mark(p);
+    const to = nextFocus(state, p, index);
+    if (to.panel !== panel.activePanel) setActivePanel(to.panel, to.index);
+    else panel.setFocus(to.index);
+    els.message.textContent = '';
+  }
+
+  function setActivePanel(p, index = panel.focusIndex) {
+    if (!state.panels.includes(p)) return;
+    panel.setFocus(index, p);
+    highlightActivePane();
+  }
+
+  function highlightActivePane() {
+    for (const p of panes) p.pane.classList.toggle('is-active', panes.length > 1 && p.role === panel.activePanel);
+  }
+
+  async function submit() {
+    if (submitting || !task) return;
+    if (task.locked) {
+      els.message.textContent = 'The study is locked; scores can no longer be changed.';
+      return;
+    }
+    const missing = state.allMissing();
+    if (missing.length) {
+      const first = missing[0];
+      setActivePanel(first.panel, state.keys.indexOf(first.key));
+      els.message.textContent = `Score every item first (${missing.length} missing).`;
+      return;
+    }
+    submitting = true;
+    root.dataset.submitting = '1';
+    const t0 = performance.now();
+    try {
+      const res = await api.submit(taskUrl, state.all(), Math.round(clock.seconds() * 10) / 10);
+      clock.stop();
+      autosave.stop();
+      backup.clear();
+      await goNext(res.next_url, t0);
+    } catch (err) {
+      if (err instanceof LockedError) {
+        task.locked = true;
+        showSaveStatus('locked');
+        panel.setDisabled(true);
+      } else if (err instanceof ApiError && err.status === 400) {
+        const missingKeys = err.body?.missing || [];
+        els.message.textContent = `${err.body?.detail || 'Not complete.'}${missingKeys.length ? ` (${missingKeys.length} missing)` : ''}`;
+      } else {
+        els.message.textContent = 'Could not submit — your scores are kept. Press Enter to try again.';
+      }
+    } finally {
+      submitting = false;
+      delete root.dataset.submitting;
+    }
+  }
+
+  async function goNext(nextUrl, t0) {
+    if (!nextUrl) {
+      showDone();
+      return;
+    }
+    const usePrefetched = prefetched && prefetched.pageUrl === nextUrl;
+    const nextApi = usePrefetched ? prefetched.apiUrl : nextUrl === task.next_url ? task.next_task_api : null;
+    if (!nextApi) {
+      window.location.assign(nextUrl);
+      return;
+    }
+    // Refresh the JSON when it was prefetched long ago: scores may have changed elsewhere.
+    const nextTask = usePrefetched ? prefetched.task : await api.getTask(nextApi);
+    prefetched = null;
+    taskUrl = nextApi;
+    root.dataset.taskUrl = nextApi;
+    window.history.pushState({ taskUrl: nextApi }, '', nextUrl);
+    await showTask(nextTask, t0, Boolean(usePrefetched));
+  }
+
+  // ---- keyboard -------------------------------------------------------------------------------
+
+  function onKeyDown(evt) {
+    if (!task || root.dataset.state !== 'ready') return;
+    const action = actionForKey(
+      { key: evt.key, ctrlKey: evt.ctrlKey, metaKey: evt.metaKey, altKey: evt.altKey, targetTag: evt.target?.tagName, targetType: evt.target?.type },
+      { paired: state.panels.length > 1 },
+    );
+    if (!action) return;
+    evt.preventDefault();
+    const activeViewer = (panes.find((p) => p.role === panel.activePanel) || panes[0])?.viewer;
+    switch (action.type) {
+      case 'score':
+        score(panel.activePanel, state.keys[panel.focusIndex], action.value, panel.focusIndex);
+        break;
+      case 'item':
+        panel.setFocus(panel.focusIndex + action.delta);
+        break;
+      case 'slice':
+        activeViewer?.scrollBy(action.delta);
+        break;
+      case 'sliceTo':
+        activeViewer?.setSlice(action.where === 'first' ? 0 : activeViewer.count - 1);
+        break;
+      case 'panel':
+        setActivePanel(action.panel);
+        break;
+      case 'reset':
+        for (const p of panes) p.viewer.reset();
+        break;
+      case 'toggleEllipse':
+        toggleEllipse();
+        break;
+      case 'submit':
+        submit();
+        break;
+      default:
+        break;
+    }
+  }
+
+  function toggleEllipse() {
+    leftButtonMode = leftButtonMode === 'ellipse' ? 'windowLevel' : 'ellipse';
+    for (const p of panes) p.viewer.setLeftButtonMode(leftButtonMode);
+    els.ellipseButton.setAttribute('aria-pressed', String(leftButtonMode === 'ellipse'));
+  }
+
+  function onBeforeUnload(evt) {
+    if (!autosave?.hasUnsaved()) return;
+    // Last chance: send what is pending; the local backup covers a failure.
+    for (const p of autosave.dirtyPanels()) {
+      api.putScores(taskUrl, p, state.panelScores(p), { keepalive: true }).catch(() => {});
+    }
+    evt.preventDefault();
+  }
+
+  // ---- rendering of the chrome ----------------------------------------------------------------
+
+  function buildShell(container) {
+    const position = h('span', { class: 'rs-position' });
+    const badge = h('span', { class: 'rs-badge', hidden: true }, 'Calibration');
+    const save = h('span', { class: 'rs-save', role: 'status', 'aria-live': 'polite' });
+    const nav = h('nav', { class: 'rs-nav' });
+    const viewers = h('section', { class: 'rs-viewers', 'aria-label': 'Images' });
+    const items = h('div', { class: 'rs-score' });
+    const message = h('p', { class: 'rs-message', role: 'alert' });
+    const ellipseButton = h('button', { type: 'button', class: 'rs-tool', 'aria-pressed': 'false', onclick: () => toggleEllipse() }, 'Ellipse ROI');
+    const resetButton = h('button', { type: 'button', class: 'rs-tool', onclick: () => panes.forEach((p) => p.viewer.reset()) }, 'Reset view');
+    const submitButton = h('button', { type: 'button', class: 'rs-submit', onclick: () => submit() }, 'Submit', h('kbd', {}, 'Enter'));
+    const help = h('p', { class: 'rs-help' });
+    const aside = h('aside', { class: 'rs-panel', 'aria-label': 'Scores' },
+      items,
+      h('div', { class: 'rs-toolbar' }, resetButton, ellipseButton),
+      message, submitButton, help);
+    container.replaceChildren(
+      h('header', { class: 'rs-header' }, h('div', { class: 'rs-header-left' }, position, badge), save, nav),
+      h('main', { class: 'rs-main' }, viewers, aside),
+    );
+    return { position, badge, save, nav, viewers, items, message, help, ellipseButton, submitButton, main: container.querySelector('.rs-main') };
+  }
+
+  function renderHeader() {
+    els.position.textContent = `Image ${task.position} of ${task.total}`;
+    root.dataset.worklistUrl = task.worklist_url || '/reading/';
+    els.badge.hidden = !task.calibration;
+    const links = [];
+    if (task.prev_url) links.push(h('a', { href: task.prev_url, class: 'rs-link' }, '← Previous'));
+    if (task.calibration_scores_url) links.push(h('a', { href: task.calibration_scores_url, class: 'rs-link' }, 'Other readers’ scores'));
+    links.push(h('a', { href: task.worklist_url || '/reading/', class: 'rs-link' }, 'Worklist'));
+    els.nav.replaceChildren(...links);
+    const help = [...KEY_HELP, ...(task.panels.length > 1 ? PAIRED_KEY_HELP : [])];
+    els.help.replaceChildren(...help.map(([k, what]) => h('span', {}, h('kbd', {}, k), ` ${what}`)));
+  }
+
+  function renderPanel(panelNames) {
+    els.items.replaceChildren();
+    panel = createScorePanel(els.items, {
+      items: task.items,
+      panels: panelNames,
+      state,
+      onScore: score,
+      onFocusItem: (index) => panel.setFocus(index),
+      onPanel: (p) => setActivePanel(p, 0),
+    });
+    panel.setDisabled(Boolean(task.locked));
+    const missing = state.allMissing();
+    if (missing.length) panel.setFocus(state.keys.indexOf(missing[0].key), missing[0].panel);
+    els.submitButton.textContent = task.submitted ? 'Save and next' : 'Submit';
+    els.submitButton.append(h('kbd', {}, 'Enter'));
+  }
+
+  function showSaveStatus(status) {
+    els.save.textContent = SAVE_TEXT[status] ?? '';
+    els.save.dataset.status = status;
+  }
+
+  function showDone() {
+    teardownTask();
+    unlinkScroll();
+    for (const p of panes) p.destroy();
+    panes = [];
+    task = null;
+    root.dataset.state = 'done';
+    root.replaceChildren(
+      h('div', { class: 'rs-done' },
+        h('h1', {}, 'All images scored'),
+        h('p', {}, 'Thank you. Your scores are saved.'),
+        h('a', { class: 'rs-submit', href: root.dataset.worklistUrl || '/reading/' }, 'Back to the worklist')),
+    );
+  }
+
+  function showError(err) {
+    root.dataset.state = 'error';
+    const text = err instanceof ApiError && err.status === 404
+      ? 'This reading task is not available.'
+      : 'The reading task could not be loaded. Check the connection and reload the page.';
+    root.replaceChildren(h('div', { class: 'rs-done' }, h('h1', {}, 'Cannot show this task'), h('p', {}, text),
+      h('a', { class: 'rs-link', href: '/reading/' }, 'Back to the worklist')));
+  }
+
+  return { metrics };
+}
+
+/** Server scores, overlaid with locally kept scores that may not have reached the server. */
+function mergeScores(server, local) {
+  const out = {};
+  for (const p of new Set([...Object.keys(server), ...Object.keys(local)])) out[p] = { ...(server[p] || {}), ...(local[p] || {}) };
+  return out;
+}
+
+const root = document.getElementById('reading-app');
+if (root) mountReadingApp(root);

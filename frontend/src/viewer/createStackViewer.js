@@ -1,0 +1,270 @@
+// Stack viewer set-up, after Cornerstone3D's own examples (packages/tools/examples):
+// init -> register tools -> tool groups -> image ids -> rendering engine -> viewports
+// -> attach to tool groups -> set stack -> render. Used by the single and the paired layout.
+import {
+  Enums as csEnums,
+  RenderingEngine,
+  cache,
+  getRenderingEngine,
+  imageLoader,
+  init as csInit,
+  setUseCPURendering,
+  utilities as csUtils,
+} from '@cornerstonejs/core';
+import { init as dicomLoaderInit } from '@cornerstonejs/dicom-image-loader';
+import {
+  EllipticalROITool,
+  PanTool,
+  StackScrollTool,
+  ToolGroupManager,
+  WindowLevelTool,
+  ZoomTool,
+  addTool,
+  annotation,
+  init as toolsInit,
+} from '@cornerstonejs/tools';
+import { BINDINGS, LEFT_BUTTON_MODES, MouseBindings, TOOLS } from './bindings.js';
+
+const RENDERING_ENGINE_ID = 'readerstudy-engine';
+const TOOL_GROUP_PREFIX = 'readerstudy-';
+
+let initPromise = null;
+let viewportCounter = 0;
+
+/** WebGL available? Headless browsers without a GPU (and old desktops) get CPU rendering. */
+export function hasWebGL() {
+  try {
+    const canvas = document.createElement('canvas');
+    return Boolean(canvas.getContext('webgl2') || canvas.getContext('webgl'));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Initialise Cornerstone3D core, the DICOM loader and the tools, once per page.
+ * options.forceCPU: render on the CPU even when WebGL exists (a query flag, for comparison).
+ */
+export function initViewer(options = {}) {
+  if (!initPromise) {
+    initPromise = (async () => {
+      const useCPU = Boolean(options.forceCPU) || !hasWebGL();
+      await csInit({ rendering: { useCPURendering: useCPU } });
+      if (useCPU) setUseCPURendering(true, false);
+      dicomLoaderInit({
+        maxWebWorkers: Math.max(1, Math.min(4, (navigator.hardwareConcurrency || 2) - 1)),
+        beforeSend: options.beforeSend,
+      });
+      toolsInit();
+      registerTools();
+      return { rendering: useCPU ? 'cpu' : 'webgl' };
+    })();
+  }
+  return initPromise;
+}
+
+function registerTools() {
+  for (const Tool of [WindowLevelTool, PanTool, ZoomTool, StackScrollTool, EllipticalROITool]) {
+    addTool(Tool);
+  }
+}
+
+/** One tool group per viewport role ("A", "B"), created on first use with the bindings table. */
+function toolGroupFor(role) {
+  const id = `${TOOL_GROUP_PREFIX}${role}`;
+  const existing = ToolGroupManager.getToolGroup(id);
+  if (existing) return existing;
+  const group = ToolGroupManager.createToolGroup(id);
+  for (const name of Object.values(TOOLS)) group.addTool(name);
+  applyBindings(group, 'windowLevel');
+  return group;
+}
+
+function applyBindings(group, leftButtonMode) {
+  const primaryTool = LEFT_BUTTON_MODES[leftButtonMode];
+  const byTool = new Map();
+  for (const b of BINDINGS) {
+    if (b.mouseButton === MouseBindings.Primary && !b.modifierKey && b.tool !== primaryTool) continue;
+    const list = byTool.get(b.tool) || [];
+    list.push(b.modifierKey ? { mouseButton: b.mouseButton, modifierKey: b.modifierKey } : { mouseButton: b.mouseButton });
+    byTool.set(b.tool, list);
+  }
+  if (!byTool.has(primaryTool)) byTool.set(primaryTool, [{ mouseButton: MouseBindings.Primary }]);
+  else if (!byTool.get(primaryTool).some((x) => x.mouseButton === MouseBindings.Primary && !x.modifierKey)) {
+    byTool.get(primaryTool).push({ mouseButton: MouseBindings.Primary });
+  }
+  for (const name of Object.values(TOOLS)) {
+    if (byTool.has(name)) group.setToolActive(name, { bindings: byTool.get(name) });
+    else group.setToolPassive(name);
+  }
+  // Drawn ellipses stay visible and editable whatever the left button does.
+  if (!byTool.has(TOOLS.ellipse)) group.setToolPassive(TOOLS.ellipse);
+}
+
+function renderingEngine() {
+  return getRenderingEngine(RENDERING_ENGINE_ID) || new RenderingEngine(RENDERING_ENGINE_ID);
+}
+
+/**
+ * Mount a stack viewport on `element` and show `imageIds`.
+ * options: role ("A"/"B": picks the tool group), initialIndex, onSliceChange(index, count),
+ *          onRendered(), background [r,g,b].
+ * Returns a small handle; the DOM around the element (slider, labels) belongs to the caller.
+ */
+export async function createStackViewer(element, imageIds, options = {}) {
+  await initViewer(options.init);
+  const role = options.role || 'A';
+  const group = toolGroupFor(role);
+  const engine = renderingEngine();
+  const viewportId = `viewport-${role}-${++viewportCounter}`;
+
+  element.addEventListener('contextmenu', preventDefault);
+  engine.enableElement({
+    viewportId,
+    element,
+    type: csEnums.ViewportType.STACK,
+    defaultOptions: { background: options.background || [0, 0, 0] },
+  });
+  group.addViewport(viewportId, RENDERING_ENGINE_ID);
+  const viewport = engine.getViewport(viewportId);
+
+  let currentIds = imageIds;
+  const onNewImage = (evt) => options.onSliceChange?.(evt.detail.imageIdIndex, currentIds.length);
+  const onRendered = () => options.onRendered?.();
+  element.addEventListener(csEnums.Events.STACK_NEW_IMAGE, onNewImage);
+  element.addEventListener(csEnums.Events.IMAGE_RENDERED, onRendered);
+
+  const resizeObserver = new ResizeObserver(() => engine.resize(true, true));
+  resizeObserver.observe(element);
+
+  const middle = (ids) => Math.floor((ids.length - 1) / 2);
+
+  async function setImageIds(ids, index = middle(ids)) {
+    currentIds = ids;
+    await viewport.setStack(ids, clampIndex(index, ids.length));
+    viewport.resetCamera();
+    viewport.render();
+    options.onSliceChange?.(viewport.getCurrentImageIdIndex(), ids.length);
+  }
+
+  function clampIndex(i, n) {
+    return Math.max(0, Math.min(n - 1, i));
+  }
+
+  async function setSlice(index) {
+    const target = clampIndex(index, currentIds.length);
+    if (target !== viewport.getCurrentImageIdIndex()) await viewport.setImageIdIndex(target);
+  }
+
+  const handle = {
+    viewportId,
+    role,
+    element,
+    get count() {
+      return currentIds.length;
+    },
+    get imageIds() {
+      return currentIds;
+    },
+    getSlice: () => viewport.getCurrentImageIdIndex(),
+    setSlice,
+    scrollBy: (delta) => setSlice(viewport.getCurrentImageIdIndex() + delta),
+    setImageIds,
+    /** Fit to window and restore the DICOM window, keeping the slice. */
+    reset() {
+      viewport.resetProperties();
+      viewport.resetCamera();
+      viewport.render();
+    },
+    fit() {
+      viewport.resetCamera({ resetPan: true, resetZoom: true });
+      viewport.render();
+    },
+    getVOI: () => ({ ...viewport.getProperties().voiRange }),
+    setLeftButtonMode: (mode) => applyBindings(group, mode),
+    getRois: () => readEllipticalRois(element, viewport),
+    destroy() {
+      resizeObserver.disconnect();
+      element.removeEventListener(csEnums.Events.STACK_NEW_IMAGE, onNewImage);
+      element.removeEventListener(csEnums.Events.IMAGE_RENDERED, onRendered);
+      element.removeEventListener('contextmenu', preventDefault);
+      group.removeViewports(RENDERING_ENGINE_ID, viewportId);
+      engine.disableElement(viewportId);
+    },
+  };
+  await setImageIds(imageIds, options.initialIndex ?? middle(imageIds));
+  return handle;
+}
+
+function preventDefault(evt) {
+  evt.preventDefault();
+}
+
+/**
+ * Elliptical ROIs drawn on this viewport, in world (patient, mm) and image (column,row)
+ * coordinates, with the slice they belong to. Handles are [top, bottom, left, right].
+ */
+export function readEllipticalRois(element, viewport) {
+  const ids = viewport.getImageIds();
+  const list = annotation.state.getAnnotations(TOOLS.ellipse, element) || [];
+  return list.map((a) => {
+    const imageId = a.metadata.referencedImageId;
+    const world = a.data.handles.points.map((p) => [p[0], p[1], p[2]]);
+    const image = world.map((p) => Array.from(csUtils.worldToImageCoords(imageId, p)));
+    return {
+      uid: a.annotationUID,
+      sliceIndex: ids.indexOf(imageId),
+      world,
+      image,
+      stats: a.data.cachedStats?.[`imageId:${imageId}`] ? { ...a.data.cachedStats[`imageId:${imageId}`] } : null,
+    };
+  });
+}
+
+/** Keep two (or more) viewers on the same slice index; the stacks have the same length. */
+export function linkSliceScrolling(viewers) {
+  let syncing = false;
+  const listeners = viewers.map((source) => {
+    const listener = async (evt) => {
+      if (syncing) return;
+      syncing = true;
+      try {
+        await Promise.all(
+          viewers.filter((v) => v !== source).map((v) => v.setSlice(evt.detail.imageIdIndex)),
+        );
+      } finally {
+        syncing = false;
+      }
+    };
+    source.element.addEventListener(csEnums.Events.STACK_NEW_IMAGE, listener);
+    return [source, listener];
+  });
+  return () => {
+    for (const [v, l] of listeners) v.element.removeEventListener(csEnums.Events.STACK_NEW_IMAGE, l);
+  };
+}
+
+/**
+ * Load images into Cornerstone's cache, a few at a time, without rendering them.
+ * Resolves when all are cached (failures are ignored: the viewer retries on display).
+ */
+export async function prefetchImages(imageIds, { concurrency = 4, signal } = {}) {
+  await initViewer();
+  let next = 0;
+  const worker = async () => {
+    while (next < imageIds.length && !signal?.aborted) {
+      const id = imageIds[next++];
+      if (cache.isLoaded?.(id) || cache.getImageLoadObject(id)) continue;
+      try {
+        await imageLoader.loadAndCacheImage(id, { priority: 5, requestType: 'prefetch' });
+      } catch {
+        /* shown (and retried) when the slice is displayed */
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+}
+
+export function wadouriImageIds(urls, origin = window.location.origin) {
+  return urls.map((u) => `wadouri:${new URL(u, origin).href}`);
+}

@@ -24,6 +24,7 @@ from scipy import ndimage
 
 from .context import CONTEXT_DIM, context_from_params
 from .degrade import degrade, random_mask
+from .inference import normalisation_scale
 from .model import ContextUNet
 from .phantom import (
     CONTRASTS,
@@ -135,11 +136,6 @@ def _texture(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     field = ndimage.gaussian_filter(rng.normal(size=shape), rng.uniform(0.7, 2.0))
     field /= field.std() + 1e-8
     return (1.0 + amplitude * field).astype(np.float32)
-
-
-def normalisation_scale(volume: np.ndarray) -> float:
-    """Robust intensity scale of a magnitude volume: its 99th percentile (never 0)."""
-    return float(max(np.percentile(volume, 99.0), 1e-6))
 
 
 def make_pair(stack: SliceStack, rng: np.random.Generator, patch: int) -> TrainingPair:

@@ -1,0 +1,354 @@
+"""De-identification of one DICOM dataset, after DICOM PS3.15 Annex E.
+
+Profile and options implemented (and declared in the header, DCM codes in brackets):
+
+- Basic Application Level Confidentiality Profile (113100). The per-attribute actions D / Z / X / U and the
+  combined ones come from the table that ships with ``dicom-anonymizer`` (``dicomfields_2026c``, generated
+  from the standard's Table E.1-1); this module only applies them. Combined actions resolve to the least
+  destructive one that keeps an MR image conformant: Z/D, X/Z, X/Z/D -> Z; X/D -> X; X/Z/U* -> keep the
+  sequence and remap the instance UIDs inside it. A sequence under D keeps its items, which are cleaned.
+- Clean Descriptors Option (113105): Series Description, Protocol Name, Study Description and Performed
+  Procedure Step Description survive only when every token looks like sequence jargon (``t2_tse_tra``,
+  ``3D BRAVO +C``); anything else (names, ids, dates, free text) blanks the whole value. Code Meaning is
+  cleaned the same way at any depth (Procedure Code Sequence and friends are kept by the table). The sequence
+  classifier therefore runs on the ORIGINAL header, before this module touches it.
+- Retain Longitudinal Temporal Information with Modified Dates Option (113107) when ``date_shift_days`` is
+  an int: every DA and DT, at any depth, moves by that many days (times of day are kept, whole-day shift);
+  Longitudinal Temporal Information Modified = MODIFIED. With ``date_shift_days=None`` dates and times
+  follow the basic profile, and any date or time the table does not list is emptied as well;
+  Longitudinal Temporal Information Modified = REMOVED. Patient's Birth Date and Time are always removed.
+- Not implemented, so their attributes follow the basic profile: Retain Safe Private (every private element
+  is removed), Retain Device Identity, Retain Institution Identity, Retain Patient Characteristics (age,
+  sex, size, weight are removed; the study takes them from the coordinator's clinical metadata), Retain UIDs
+  (instance UIDs are remapped with a keyed hash, so the same input UID gives the same output UID across
+  uploads and a study's references stay consistent), Clean Pixel Data, Clean Structured Content, Clean Graphics.
+  Images flagged Burned In Annotation = YES are reported so the caller can hold them for review.
+
+Patient's Name and Patient ID become the pseudonymous case code. The work is set arithmetic on the tags of
+each dataset level, so untouched elements stay raw and are written back without being decoded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import logging
+import re
+from functools import lru_cache
+from typing import NamedTuple
+
+from dicomanonymizer.dicomfields_selector import dicom_anonymization_database_selector
+from pydicom import __version__ as pydicom_version
+from pydicom.datadict import DicomDictionary
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from pydicom.sequence import Sequence
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
+
+logger = logging.getLogger(__name__)
+
+ANNEX_E_TABLE = "dicomfields_2026c"
+
+# Resolved actions.
+_DELETE, _EMPTY, _DUMMY, _REMAP, _KEEP = "X", "Z", "D", "U", "K"
+_RESOLVED = {
+    "D_TAGS": _DUMMY,
+    "Z_TAGS": _EMPTY,
+    "X_TAGS": _DELETE,
+    "U_TAGS": _REMAP,
+    "Z_D_TAGS": _EMPTY,
+    "X_Z_TAGS": _EMPTY,
+    "X_D_TAGS": _DELETE,
+    "X_Z_D_TAGS": _EMPTY,
+    "X_Z_U_STAR_TAGS": _KEEP,
+}
+
+
+def _load_table() -> tuple[dict[int, str], tuple[tuple[int, int, str], ...]]:
+    """Plain tags map to an action; masked repeater-group entries (curves, overlays) are kept apart."""
+    table = dicom_anonymization_database_selector(ANNEX_E_TABLE)
+    actions: dict[int, str] = {}
+    masked: list[tuple[int, int, str]] = []
+    for category, action in _RESOLVED.items():
+        for entry in table[category]:
+            if len(entry) == 2:
+                actions[(entry[0] << 16) | entry[1]] = action
+            else:
+                group, elem, group_mask, elem_mask = entry
+                masked.append(((group << 16) | elem, (group_mask << 16) | elem_mask, action))
+    return actions, tuple(masked)
+
+
+_ACTIONS, _MASKED = _load_table()
+_MASKED_GROUP_PREFIXES = frozenset(value >> 24 for value, _, _ in _MASKED)
+
+
+def _tags_with_vr(*vrs: str) -> frozenset[int]:
+    return frozenset(tag for tag, entry in DicomDictionary.items() if entry[0] in vrs)
+
+
+_SQ_TAGS = _tags_with_vr("SQ")
+_DATE_TAGS = _tags_with_vr("DA", "DT")
+_TIME_TAGS = _tags_with_vr("TM")
+
+PATIENT_NAME = 0x00100010
+PATIENT_ID = 0x00100020
+_ALWAYS_REMOVED = frozenset({0x00100030, 0x00100032})  # Patient's Birth Date, Patient's Birth Time
+_CASE_CODE_TAGS = frozenset({PATIENT_NAME, PATIENT_ID})
+CLEANED_DESCRIPTORS = frozenset(
+    {
+        0x0008103E,  # Series Description
+        0x00181030,  # Protocol Name
+        0x00081030,  # Study Description
+        0x00400254,  # Performed Procedure Step Description
+        0x00080104,  # Code Meaning, at any depth: sites put free text into code sequences the table keeps
+    }
+)
+_HANDLED_APART = _CASE_CODE_TAGS | CLEANED_DESCRIPTORS | _ALWAYS_REMOVED
+_ACTION_TAGS = frozenset(_ACTIONS) - _HANDLED_APART
+
+_FILE_META_REMOVED = (0x00020016, 0x00020017, 0x00020018, 0x00020100, 0x00020102)
+
+_DUMMY_VALUES = {
+    "PN": "ANONYMOUS",
+    "DA": "19000101",
+    "DT": "19000101000000",
+    "TM": "000000",
+    "AS": "000D",
+    "IS": "0",
+    "DS": "0",
+    "UR": "",
+}
+_BINARY_VRS = frozenset({"OB", "OW", "OD", "OF", "OL", "OV", "UN"})
+_NUMERIC_VRS = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "UV", "SV"})
+
+# Clean Descriptors: a descriptor survives only when every token is sequence jargon.
+_DESCRIPTOR_CHARSET = re.compile(r"^[A-Za-z0-9 _\-+/.,:()*#=&]*$")
+_TOKEN_SPLIT = re.compile(r"[ _\-+/.,:()*#=&]+")
+_SHORT_CODED_TOKEN = re.compile(r"^(?=(?:[a-z]*\d){1,2}[a-z]*$)[a-z0-9]{1,8}$")
+_VOCABULARY_TEXT = """
+    t1 t2 pd t1w t2w pdw flair tse fse frfse se ir tir tirm stir dark fluid darkfluid mprage mp rage spgr fspgr
+    bravo cube space vista tfe tfl ffe gre fl flash vibe lava epi dwi adc trace diff dti swi swan swip venobold
+    tof asl pcasl perfusion perf dsc dce mip mpr cine bold blade propeller haste ssfse fiesta ciss drive
+    ax axi axial tra trans transverse cor coronal sag sagittal obl oblique iso 2d 3d hr hires high res
+    post pre c gd km kontrast contrast ce enh w wo with without and fs fatsat fat sat spir spair water
+    sense asset grappa ipat arc cs compressed sensing mb sms
+    brain head neuro cranial mri mr routine standard protocol loc localizer localiser scout survey plane
+    tri pl 3pl ref calibration cal nd norm filt ms dynamic dyn
+    thin thick slice slices mm s p a b msec multi single shot
+    of for the exam examination imaging magnetic resonance iv gadolinium tumour tumor glioma follow up
+"""
+DESCRIPTOR_VOCABULARY = frozenset(_VOCABULARY_TEXT.split())
+
+_CODING_SCHEME = "DCM"
+_PROFILE_CODE = ("113100", "Basic Application Confidentiality Profile")
+_CLEAN_DESCRIPTORS_CODE = ("113105", "Clean Descriptors Option")
+_MODIFIED_DATES_CODE = ("113107", "Retain Longitudinal Temporal Information Modified Dates Option")
+
+
+class DeidResult(NamedTuple):
+    """What the caller needs after de-identification; every UID here is already remapped."""
+
+    burned_in: bool
+    study_uid: str
+    series_uid: str
+    sop_uid: str
+
+
+class _Context(NamedTuple):
+    case_code: str
+    date_shift_days: int | None
+    uid_secret: str
+
+
+@lru_cache(maxsize=65536)
+def remap_uid(uid: str, secret: str) -> str:
+    """Keyed, deterministic UID replacement: a UUID-derived ``2.25.<int>`` (at most 44 characters)."""
+    digest = hmac.new(secret.encode(), uid.strip("\x00 ").encode(), hashlib.sha256).digest()
+    value = int.from_bytes(digest[:16], "big")
+    # Mark it as an RFC 9562 version 8 (custom) UUID, so the integer is a valid UUID as X.667 asks.
+    value = (value & ~(0xF << 76)) | (0x8 << 76)
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)
+    return f"2.25.{value}"
+
+
+def patient_key(patient_id: str, site_code: str, secret: str) -> str:
+    """Keyed hash of the original Patient ID within a site, for de-duplication without storing the id."""
+    message = f"{site_code}\x00{patient_id.strip()}".encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def clean_descriptor(value: str) -> str:
+    """Keeps a descriptor only when all its tokens are sequence jargon; otherwise returns ''."""
+    value = value.strip()
+    if len(value) > 64 or not _DESCRIPTOR_CHARSET.match(value):
+        return ""
+    for token in _TOKEN_SPLIT.split(value.lower()):
+        if token and token not in DESCRIPTOR_VOCABULARY and not _SHORT_CODED_TOKEN.match(token):
+            return ""
+    return value
+
+
+def shift_date(value: str, days: int) -> str:
+    """Shifts a DA value by whole days; a partial or invalid date cannot be shifted and is blanked."""
+    value = value.strip()
+    if len(value) != 8 or not value.isdigit():
+        return ""
+    try:
+        shifted = dt.date(int(value[:4]), int(value[4:6]), int(value[6:])) + dt.timedelta(days=days)
+    except (ValueError, OverflowError):
+        return ""
+    return shifted.strftime("%Y%m%d")
+
+
+def shift_datetime(value: str, days: int) -> str:
+    """Shifts the date part of a DT value; time of day and UTC offset are kept."""
+    value = value.strip()
+    date = shift_date(value[:8], days)
+    return date + value[8:] if date else ""
+
+
+def deidentify_dataset(
+    ds: Dataset, *, case_code: str, date_shift_days: int | None, uid_secret: str
+) -> DeidResult:
+    """De-identifies ``ds`` in place (file meta included) and says whether pixels may carry burned-in text."""
+    burned_in = str(ds.get("BurnedInAnnotation", "") or "").strip().upper() == "YES"
+    ctx = _Context(case_code, date_shift_days, uid_secret)
+    _clean_level(ds, ctx)
+    _mark_deidentified(ds, date_shift_days)
+    sop_uid = str(ds.get("SOPInstanceUID", "") or "")
+    _clean_file_meta(ds, sop_uid)
+    result = DeidResult(
+        burned_in=burned_in,
+        study_uid=str(ds.get("StudyInstanceUID", "") or ""),
+        series_uid=str(ds.get("SeriesInstanceUID", "") or ""),
+        sop_uid=sop_uid,
+    )
+    logger.debug("De-identified instance %s (burned-in flag: %s)", sop_uid, burned_in)
+    return result
+
+
+def _clean_level(ds: Dataset, ctx: _Context) -> None:
+    elements = ds._dict
+    for tag in [tag for tag in elements if _structurally_removed(tag)]:
+        del ds[tag]
+    present = set(elements)
+
+    for tag in present & _ALWAYS_REMOVED:
+        _apply(ds, tag, _ACTIONS.get(tag, _EMPTY), ctx)
+    for tag in present & _CASE_CODE_TAGS:
+        _replace(ds, tag, ctx.case_code)
+    for tag in present & CLEANED_DESCRIPTORS:
+        value = ds[tag].value
+        _replace(ds, tag, clean_descriptor(value) if isinstance(value, str) else "")
+
+    temporal = present & (_DATE_TAGS | _TIME_TAGS) - _ALWAYS_REMOVED
+    if ctx.date_shift_days is None:
+        for tag in temporal:
+            _apply(ds, tag, _ACTIONS.get(tag, _EMPTY), ctx)
+    else:
+        for tag in temporal & _DATE_TAGS:
+            _shift(ds, tag, ctx.date_shift_days)
+
+    for tag in (present & _ACTION_TAGS) - temporal:
+        _apply(ds, tag, _ACTIONS[tag], ctx)
+
+    for tag in present & _SQ_TAGS:
+        element = elements.get(tag)
+        if element is not None:
+            for item in ds[tag].value or ():
+                _clean_level(item, ctx)
+
+
+def _structurally_removed(tag: int) -> bool:
+    """Private elements, retired group lengths and the table's masked repeater entries (curves, overlays)."""
+    if (tag >> 16) & 1 or not tag & 0xFFFF:
+        return True
+    if tag >> 24 in _MASKED_GROUP_PREFIXES:
+        return any(tag & mask == value and action == _DELETE for value, mask, action in _MASKED)
+    return False
+
+
+def _vr_of(ds: Dataset, tag: int) -> str:
+    """The VR without decoding the value when the file or the dictionary already tells it."""
+    vr = ds._dict[tag].VR
+    if vr is None:
+        entry = DicomDictionary.get(tag)
+        vr = entry[0] if entry else None
+    if not vr or vr == "UN" or " or " in vr:
+        vr = ds[tag].VR
+    return vr
+
+
+def _replace(ds: Dataset, tag: int, value: object) -> None:
+    ds._dict[tag] = DataElement(tag, _vr_of(ds, tag), value)
+
+
+def _apply(ds: Dataset, tag: int, action: str, ctx: _Context) -> None:
+    if action == _DELETE:
+        del ds[tag]
+        return
+    vr = _vr_of(ds, tag)
+    if action == _KEEP or (action == _DUMMY and vr == "SQ"):
+        return  # kept; its items are cleaned by the sequence pass
+    if action == _REMAP or (action == _DUMMY and vr == "UI"):
+        value = ds[tag].value
+        if isinstance(value, MultiValue | list):
+            ds[tag].value = [remap_uid(str(v), ctx.uid_secret) for v in value if v]
+        elif value:
+            ds[tag].value = remap_uid(str(value), ctx.uid_secret)
+        return
+    if action == _EMPTY:
+        ds._dict[tag] = DataElement(tag, vr, Sequence() if vr == "SQ" else None)
+        return
+    if vr in _BINARY_VRS:
+        dummy: object = b"\x00\x00"
+    elif vr in _NUMERIC_VRS:
+        dummy = 0
+    else:
+        dummy = _DUMMY_VALUES.get(vr, "ANONYMIZED")
+    ds._dict[tag] = DataElement(tag, vr, dummy)
+
+
+def _shift(ds: Dataset, tag: int, days: int) -> None:
+    element = ds[tag]
+    shift = shift_date if element.VR == "DA" else shift_datetime
+    value = element.value
+    if isinstance(value, MultiValue | list):
+        element.value = [shift(str(v), days) for v in value]
+    elif value:
+        element.value = shift(str(value), days)
+
+
+def _mark_deidentified(ds: Dataset, date_shift_days: int | None) -> None:
+    codes = [_PROFILE_CODE, _CLEAN_DESCRIPTORS_CODE]
+    if date_shift_days is not None:
+        codes.append(_MODIFIED_DATES_CODE)
+    ds.PatientIdentityRemoved = "YES"
+    ds.DeidentificationMethod = [meaning for _, meaning in codes]
+    items = []
+    for value, meaning in codes:
+        item = Dataset()
+        item.CodeValue = value
+        item.CodingSchemeDesignator = _CODING_SCHEME
+        item.CodeMeaning = meaning
+        items.append(item)
+    ds.DeidentificationMethodCodeSequence = items
+    ds.LongitudinalTemporalInformationModified = "REMOVED" if date_shift_days is None else "MODIFIED"
+
+
+def _clean_file_meta(ds: Dataset, sop_uid: str) -> None:
+    meta = getattr(ds, "file_meta", None)
+    if meta is None:
+        return
+    for tag in _FILE_META_REMOVED:
+        if tag in meta:
+            del meta[tag]
+    if sop_uid:
+        meta.MediaStorageSOPInstanceUID = sop_uid
+    elif "MediaStorageSOPInstanceUID" in meta:
+        del meta.MediaStorageSOPInstanceUID
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    meta.ImplementationVersionName = f"PYDICOM {pydicom_version}"

@@ -53,7 +53,8 @@ export function createAutosaveQueue({
   onSaved = () => {},
   delayMs = 400,
   backoffMs = [1000, 2000, 4000, 8000, 15000],
-  timers = { setTimeout, clearTimeout },
+  // Arrow wrappers: the browser's timer functions throw when called as methods of another object.
+  timers = { setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (id) => clearTimeout(id) },
 }) {
   const dirty = new Set();
   const inFlight = new Set();

@@ -53,7 +53,7 @@ export function initViewer(options = {}) {
       if (useCPU) setUseCPURendering(true, false);
       dicomLoaderInit({
         maxWebWorkers: Math.max(1, Math.min(4, (navigator.hardwareConcurrency || 2) - 1)),
-        beforeSend: options.beforeSend,
+        ...(options.beforeSend ? { beforeSend: options.beforeSend } : {}),
       });
       toolsInit();
       registerTools();

@@ -1,0 +1,146 @@
+import { describe, expect, it } from 'vitest';
+import { actionForKey } from './keyboard.js';
+import { LockedError, createAutosaveQueue, createScoreState, nextFocus } from './scoreState.js';
+
+const items = ['q', 'noise', 'gm'].map((key) => ({ key, label: key, anchors: ['a', 'b', 'c', 'd', 'e'] }));
+
+/** Manual timers: run() fires everything scheduled, in order. */
+function fakeTimers() {
+  let queue = [];
+  let id = 0;
+  return {
+    setTimeout: (fn, ms) => (queue.push({ id: ++id, fn, ms }), id),
+    clearTimeout: (x) => (queue = queue.filter((t) => t.id !== x)),
+    pending: () => queue.map((t) => t.ms),
+    run() {
+      const now = queue;
+      queue = [];
+      for (const t of now) t.fn();
+    },
+  };
+}
+const tick = () => new Promise((r) => setTimeout(r, 0));
+
+describe('keyboard map', () => {
+  it('maps digits, arrows, Enter and panel keys', () => {
+    expect(actionForKey({ key: '3' })).toEqual({ type: 'score', value: 3 });
+    expect(actionForKey({ key: '6' })).toBeNull();
+    expect(actionForKey({ key: 'ArrowDown' })).toEqual({ type: 'item', delta: 1 });
+    expect(actionForKey({ key: 'PageUp' })).toEqual({ type: 'slice', delta: -1 });
+    expect(actionForKey({ key: 'Enter' })).toEqual({ type: 'submit' });
+    expect(actionForKey({ key: 'b' })).toBeNull();
+    expect(actionForKey({ key: 'b' }, { paired: true })).toEqual({ type: 'panel', panel: 'B' });
+  });
+  it('leaves modified keys, text fields and links to the browser', () => {
+    expect(actionForKey({ key: '1', ctrlKey: true })).toBeNull();
+    expect(actionForKey({ key: '1', targetTag: 'input', targetType: 'text' })).toBeNull();
+    expect(actionForKey({ key: 'ArrowLeft', targetTag: 'INPUT', targetType: 'range' })).toEqual({ type: 'slice', delta: -1 });
+    expect(actionForKey({ key: 'Enter', targetTag: 'A' })).toBeNull();
+  });
+});
+
+describe('score state', () => {
+  it('keeps only known items with values 1..5 and reports what is missing', () => {
+    const s = createScoreState(items, ['A', 'B'], { A: { q: 3, noise: 9, other: 2 } });
+    expect(s.panelScores('A')).toEqual({ q: 3 });
+    expect(s.missing('A')).toEqual(['noise', 'gm']);
+    expect(s.isComplete()).toBe(false);
+    for (const p of ['A', 'B']) for (const k of s.keys) s.set(p, k, 4);
+    expect(s.isComplete()).toBe(true);
+  });
+  it('moves focus to the next item, then to the other panel', () => {
+    const s = createScoreState(items, ['A', 'B']);
+    expect(nextFocus(s, 'A', 0)).toEqual({ panel: 'A', index: 1 });
+    expect(nextFocus(s, 'A', 2)).toEqual({ panel: 'B', index: 0 });
+  });
+});
+
+describe('autosave queue', () => {
+  it('debounces, sends the latest scores and reports saved', async () => {
+    const timers = fakeTimers();
+    const sent = [];
+    const statuses = [];
+    let scores = { q: 1 };
+    const q = createAutosaveQueue({
+      send: async (panel, s) => sent.push([panel, s]),
+      getScores: () => ({ ...scores }),
+      onStatus: (s) => statuses.push(s),
+      timers,
+    });
+    q.mark('A');
+    scores = { q: 2 };
+    q.mark('A');
+    expect(sent).toEqual([]);
+    timers.run();
+    await tick();
+    expect(sent).toEqual([['A', { q: 2 }]]);
+    expect(statuses.at(-1)).toBe('saved');
+  });
+
+  it('retries failures with backoff and never drops a change', async () => {
+    const timers = fakeTimers();
+    let fail = 2;
+    const sent = [];
+    const q = createAutosaveQueue({
+      send: async (panel, s) => {
+        if (fail-- > 0) throw new Error('network');
+        sent.push(s);
+      },
+      getScores: () => ({ q: 5 }),
+      timers,
+      delayMs: 10,
+      backoffMs: [100, 200],
+    });
+    q.mark('A');
+    timers.run();
+    await tick();
+    expect(q.status()).toBe('retrying');
+    expect(timers.pending()).toEqual([100]);
+    timers.run();
+    await tick();
+    expect(timers.pending()).toEqual([200]);
+    timers.run();
+    await tick();
+    expect(sent).toEqual([{ q: 5 }]);
+    expect(q.status()).toBe('saved');
+    expect(q.hasUnsaved()).toBe(false);
+  });
+
+  it('re-sends a change made while a request was in flight', async () => {
+    const timers = fakeTimers();
+    const sent = [];
+    let release;
+    let value = 1;
+    const q = createAutosaveQueue({
+      send: (panel, s) => new Promise((resolve) => { sent.push(s); release = resolve; }),
+      getScores: () => ({ q: value }),
+      timers,
+    });
+    q.mark('A');
+    timers.run();
+    value = 2;
+    q.mark('A');
+    timers.run(); // in flight: nothing new is sent yet
+    expect(sent).toEqual([{ q: 1 }]);
+    release();
+    await tick();
+    timers.run();
+    await tick();
+    expect(sent).toEqual([{ q: 1 }, { q: 2 }]);
+  });
+
+  it('stops on a locked study', async () => {
+    const timers = fakeTimers();
+    const q = createAutosaveQueue({
+      send: async () => { throw new LockedError('locked'); },
+      getScores: () => ({}),
+      timers,
+    });
+    q.mark('A');
+    timers.run();
+    await tick();
+    expect(q.status()).toBe('locked');
+    q.mark('A');
+    expect(timers.pending()).toEqual([]);
+  });
+});

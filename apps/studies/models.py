@@ -1,0 +1,253 @@
+"""Reader studies: definition, stored assignment, reading tasks, scores and their audit trail.
+
+Models hold data and invariants only; generating, scoring and locking live in `apps.studies.services`.
+"""
+
+import secrets
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from apps.imaging.models import Sequence, Version
+
+LIKERT_MIN, LIKERT_MAX = 1, 5
+
+QUALITY_ANCHORS = ["unacceptable", "poor", "acceptable", "good", "excellent or ideal"]
+ARTIFACT_ANCHORS = [
+    "unreadable artifact, images of non-diagnostic quality",
+    "severe artifact, images degraded but interpretable",
+    "moderate artifact with some, but not severe, effect on diagnostic quality",
+    "minimal artifact, no effect on diagnostic quality",
+    "no artifact",
+]
+# The seven items of the paper's qualitative evaluation, with its anchor wording; higher is always better.
+DEFAULT_ITEMS = [
+    ("overall_quality", "Overall image quality", QUALITY_ANCHORS),
+    ("noise", "Noise", QUALITY_ANCHORS),
+    ("gm_wm_differentiation", "Gray–white matter differentiation", QUALITY_ANCHORS),
+    ("truncation_artifact", "Truncation artifact", ARTIFACT_ANCHORS),
+    ("motion_artifact", "Motion artifact", ARTIFACT_ANCHORS),
+    ("pulsation_artifact", "Pulsation artifact", ARTIFACT_ANCHORS),
+    ("lesion_conspicuity", "Main lesion conspicuity",
+     ["unable to see", "blurry but visualized", "acceptable", "good", "excellent"]),
+]
+
+
+def new_token() -> str:
+    """Opaque identifier for reader-facing URLs: 22 URL-safe characters, the same length for every object."""
+    return secrets.token_urlsafe(16)
+
+
+def new_seed() -> int:
+    return secrets.randbits(31)
+
+
+def default_sequences() -> list[str]:
+    return [Sequence.T2W, Sequence.FLAIR, Sequence.T1W_POST]
+
+
+class ReadingMode(models.TextChoices):
+    SINGLE = "single", "Single: each image on its own"
+    PAIRED = "paired", "Paired: both versions side by side"
+
+
+class StudyStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    READING = "reading", "Reading"
+    LOCKED = "locked", "Locked"
+
+
+class Panel(models.TextChoices):
+    A = "A", "A (left)"
+    B = "B", "B (right)"
+
+
+class ReaderStudy(models.Model):
+    title = models.CharField(max_length=200, help_text="Seen by admins only.")
+    reader_label = models.CharField(
+        max_length=80, default="Reading list", help_text="What readers see; must not reveal site or version."
+    )
+    token = models.CharField(max_length=32, unique=True, default=new_token, editable=False)
+    sequences = models.JSONField(default=default_sequences, help_text="Sequences read in this study.")
+    mode = models.CharField(max_length=8, choices=ReadingMode.choices, default=ReadingMode.SINGLE)
+    readers_per_case = models.PositiveSmallIntegerField(default=2, validators=[MinValueValidator(1)])
+    cross_site = models.BooleanField(default=True, help_text="Readers never read their own site's cases.")
+    min_distance = models.PositiveIntegerField(
+        default=5, validators=[MinValueValidator(1)],
+        help_text="Single mode: least number of positions between the two versions of one image.",
+    )
+    seed = models.BigIntegerField(default=new_seed, help_text="Randomisation seed of the assignment.")
+    cases = models.ManyToManyField("imaging.Case", blank=True, related_name="reader_studies")
+    calibration_cases = models.ManyToManyField(
+        "imaging.Case", blank=True, related_name="calibration_in",
+        help_text="Read first by every eligible reader; excluded from analysis.",
+    )
+    readers = models.ManyToManyField(settings.AUTH_USER_MODEL, through="StudyReader", related_name="reader_studies")
+    status = models.CharField(max_length=8, choices=StudyStatus.choices, default=StudyStatus.DRAFT)
+    assignment_inputs = models.JSONField(
+        default=list, blank=True, editable=False,
+        help_text="Inputs of each assignment batch (seed, cases, readers, rules), to re-derive it.",
+    )
+    assignment_generated_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "reader studies"
+
+    def __str__(self) -> str:
+        return self.title
+
+    def clean(self) -> None:
+        super().clean()
+        unknown = set(self.sequences or []) - set(Sequence.values)
+        if not self.sequences or unknown:
+            raise ValidationError({"sequences": f"Choose among {', '.join(Sequence.values)}."})
+
+    @property
+    def is_locked(self) -> bool:
+        return self.status == StudyStatus.LOCKED
+
+
+class StudyItem(models.Model):
+    """A Likert item: five anchors for the values 1..5, higher is better."""
+
+    study = models.ForeignKey(ReaderStudy, on_delete=models.CASCADE, related_name="items")
+    key = models.SlugField(max_length=48)
+    label = models.CharField(max_length=120)
+    anchors = models.JSONField()
+    order = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["study", "order", "pk"]
+        constraints = [models.UniqueConstraint(fields=["study", "key"], name="unique_item_key_per_study")]
+
+    def __str__(self) -> str:
+        return self.label
+
+    def clean(self) -> None:
+        super().clean()
+        anchors = self.anchors
+        if not (isinstance(anchors, list) and len(anchors) == LIKERT_MAX and all(
+            isinstance(a, str) and a.strip() for a in anchors
+        )):
+            raise ValidationError({"anchors": "Give five non-empty anchors, for the values 1 to 5."})
+
+
+class StudyReader(models.Model):
+    study = models.ForeignKey(ReaderStudy, on_delete=models.CASCADE, related_name="memberships")
+    reader = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="study_memberships")
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["study", "reader__pseudonym", "reader__username"]
+        constraints = [models.UniqueConstraint(fields=["study", "reader"], name="unique_reader_per_study")]
+
+    def __str__(self) -> str:
+        return f"{self.reader} in {self.study}"
+
+
+class TaskStatus(models.TextChoices):
+    PENDING = "pending", "Not opened"
+    OPENED = "opened", "Opened"
+    SUBMITTED = "submitted", "Submitted"
+
+
+class ReadingTask(models.Model):
+    """One position in one reader's order. Single mode: one version; paired mode: left and right versions."""
+
+    study = models.ForeignKey(ReaderStudy, on_delete=models.CASCADE, related_name="tasks")
+    reader = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reading_tasks")
+    position = models.PositiveIntegerField(help_text="1-based place in the reader's order.")
+    case = models.ForeignKey("imaging.Case", on_delete=models.PROTECT, related_name="reading_tasks")
+    sequence = models.CharField(max_length=16, choices=Sequence.choices)
+    version = models.CharField(max_length=16, choices=Version.choices, blank=True)
+    left_version = models.CharField(max_length=16, choices=Version.choices, blank=True)
+    right_version = models.CharField(max_length=16, choices=Version.choices, blank=True)
+    calibration = models.BooleanField(default=False)
+    token = models.CharField(max_length=32, unique=True, default=new_token, editable=False)
+    status = models.CharField(max_length=10, choices=TaskStatus.choices, default=TaskStatus.PENDING)
+    seconds_on_task = models.FloatField(default=0.0, help_text="Reported by the viewer at the first submit.")
+    revision_seconds = models.FloatField(default=0.0, help_text="Time spent on later revisions.")
+    started_at = models.DateTimeField(null=True, blank=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["study", "reader", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "reader", "position"], name="one_task_per_position"),
+            models.CheckConstraint(
+                condition=(
+                    models.Q(version__in=Version.values, left_version="", right_version="")
+                    | (
+                        models.Q(version="", left_version__in=Version.values, right_version__in=Version.values)
+                        & ~models.Q(left_version=models.F("right_version"))
+                    )
+                ),
+                name="task_single_or_paired",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.study_id}/{self.reader_id}#{self.position}"
+
+    @property
+    def is_submitted(self) -> bool:
+        return self.status == TaskStatus.SUBMITTED
+
+
+class TaskPanel(models.Model):
+    """What a task shows in one panel, behind an opaque token used in image URLs."""
+
+    task = models.ForeignKey(ReadingTask, on_delete=models.CASCADE, related_name="panels")
+    panel = models.CharField(max_length=1, choices=Panel.choices)
+    series = models.ForeignKey("imaging.Series", on_delete=models.PROTECT, related_name="+")
+    image_token = models.CharField(max_length=32, unique=True, default=new_token, editable=False)
+    window_center = models.FloatField(null=True, blank=True)
+    window_width = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["task", "panel"]
+        constraints = [models.UniqueConstraint(fields=["task", "panel"], name="one_series_per_panel")]
+
+    def __str__(self) -> str:
+        return f"{self.task} {self.panel}"
+
+
+class Score(models.Model):
+    task = models.ForeignKey(ReadingTask, on_delete=models.CASCADE, related_name="scores")
+    panel = models.CharField(max_length=1, choices=Panel.choices)
+    item = models.ForeignKey(StudyItem, on_delete=models.PROTECT, related_name="scores")
+    value = models.PositiveSmallIntegerField(validators=[MinValueValidator(LIKERT_MIN), MaxValueValidator(LIKERT_MAX)])
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["task", "panel", "item__order"]
+        constraints = [
+            models.UniqueConstraint(fields=["task", "panel", "item"], name="one_score_per_task_panel_item"),
+            models.CheckConstraint(
+                condition=models.Q(value__gte=LIKERT_MIN, value__lte=LIKERT_MAX), name="likert_range"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task} {self.panel} {self.item_id}={self.value}"
+
+
+class ScoreAudit(models.Model):
+    """Every change of a score: who, when, old value (null when first set) and new value."""
+
+    score = models.ForeignKey(Score, on_delete=models.PROTECT, related_name="audit")
+    changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    changed_at = models.DateTimeField(auto_now_add=True)
+    old_value = models.PositiveSmallIntegerField(null=True, blank=True)
+    new_value = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ["score", "changed_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.score_id}: {self.old_value} -> {self.new_value}"

@@ -1,0 +1,284 @@
+"""Defining a study, generating and storing its assignment, locking it, exporting the assignment."""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict
+
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from apps.accounts.access import is_reader
+from apps.accounts.models import User
+from apps.imaging.models import Case, Series, SeriesStatus, Version
+from apps.studies import assignment as planner
+from apps.studies.models import (
+    DEFAULT_ITEMS,
+    Panel,
+    ReaderStudy,
+    ReadingMode,
+    ReadingTask,
+    StudyItem,
+    StudyReader,
+    StudyStatus,
+    TaskPanel,
+    TaskStatus,
+)
+
+
+class StudyStateError(Exception):
+    """The study's status forbids the change (for example regenerating after reading started)."""
+
+
+def create_study(title: str, **fields: object) -> ReaderStudy:
+    """Creates a draft study with the paper's seven Likert items as its default items."""
+    study = ReaderStudy(title=title, **fields)
+    study.full_clean()
+    with transaction.atomic():
+        study.save()
+        add_default_items(study)
+    return study
+
+
+def add_default_items(study: ReaderStudy) -> list[StudyItem]:
+    """The seven Likert items of the paper, with its anchor wording."""
+    return set_items(study, [{"key": k, "label": label, "anchors": list(a)} for k, label, a in DEFAULT_ITEMS])
+
+
+def _require_draft(study: ReaderStudy, what: str) -> None:
+    if study.status != StudyStatus.DRAFT:
+        raise StudyStateError(f"{what} is only possible while the study is a draft.")
+
+
+@transaction.atomic
+def set_items(study: ReaderStudy, items: Sequence[dict]) -> list[StudyItem]:
+    """Replaces the study's items (key, label, five anchors) in the given order; only before reading starts."""
+    _require_draft(study, "Changing the items")
+    if len({item["key"] for item in items}) != len(items) or not items:
+        raise ValueError("Give at least one item, each with its own key.")
+    study.items.all().delete()
+    created = []
+    for order, data in enumerate(items):
+        item = StudyItem(study=study, key=data["key"], label=data["label"], anchors=list(data["anchors"]),
+                         order=order)
+        item.full_clean()
+        item.save()
+        created.append(item)
+    return created
+
+
+@transaction.atomic
+def set_readers(study: ReaderStudy, readers: Iterable[User]) -> None:
+    """Sets the study's readers; only users with the reader role and a site qualify."""
+    _require_draft(study, "Changing the readers")
+    readers = list(readers)
+    wrong = [u.username for u in readers if not is_reader(u)]
+    if wrong:
+        raise ValueError(f"Not readers with a site: {', '.join(wrong)}.")
+    study.memberships.exclude(reader__in=readers).delete()
+    for reader in readers:
+        StudyReader.objects.get_or_create(study=study, reader=reader)
+
+
+@transaction.atomic
+def set_cases(study: ReaderStudy, cases: Iterable[Case], calibration: Iterable[Case] = ()) -> None:
+    """Sets the cases (and which of them are calibration cases) before the assignment is generated."""
+    _require_draft(study, "Changing the cases")
+    cases, calibration = list(cases), list(calibration)
+    study.cases.set(set(cases) | set(calibration))
+    study.calibration_cases.set(calibration)
+
+
+def image_pairs(study: ReaderStudy, cases: Iterable[Case]) -> dict[tuple[int, str], dict[str, Series]]:
+    """For each (case id, sequence) of the study: the ready conventional series and its ready DL counterpart."""
+    pairs: dict[tuple[int, str], dict[str, Series]] = {}
+    conventional = (
+        Series.objects.filter(
+            case__in=list(cases), sequence__in=study.sequences, version=Version.CONVENTIONAL,
+            status=SeriesStatus.READY, counterpart__isnull=False, counterpart__status=SeriesStatus.READY,
+            counterpart__version=Version.DL,
+        )
+        .select_related("counterpart")
+        .order_by("pk")
+    )
+    for series in conventional:
+        pairs.setdefault(
+            (series.case_id, series.sequence),
+            {Version.CONVENTIONAL: series, Version.DL: series.counterpart},
+        )
+    return pairs
+
+
+def planner_rules(study: ReaderStudy) -> planner.Rules:
+    return planner.Rules(
+        mode=study.mode,
+        readers_per_case=study.readers_per_case,
+        cross_site=study.cross_site,
+        min_distance=study.min_distance,
+        calibration_cases=tuple(sorted(study.calibration_cases.values_list("code", flat=True))),
+    )
+
+
+def _planner_inputs(study: ReaderStudy, cases: Sequence[Case], pairs) -> tuple[list, list]:
+    case_inputs = [
+        planner.CaseInput(case.code, str(case.institution_id),
+                          tuple(sorted(seq for (cid, seq) in pairs if cid == case.pk)))
+        for case in cases
+    ]
+    reader_inputs = [
+        planner.ReaderInput(str(m.reader_id), str(m.reader.institution_id))
+        for m in study.memberships.select_related("reader")
+    ]
+    return case_inputs, reader_inputs
+
+
+def _existing_plan(study: ReaderStudy) -> dict[str, list[planner.PlannedTask]]:
+    plan: dict[str, list[planner.PlannedTask]] = {}
+    for task in study.tasks.select_related("case").order_by("reader_id", "position"):
+        plan.setdefault(str(task.reader_id), []).append(planned_task(task))
+    return plan
+
+
+def planned_task(task: ReadingTask) -> planner.PlannedTask:
+    """The stored task as the planner's value, to compare with a re-derived assignment."""
+    return planner.PlannedTask(
+        task.case.code, task.sequence, task.calibration,
+        version=task.version or None, left=task.left_version or None, right=task.right_version or None,
+    )
+
+
+def reading_started(study: ReaderStudy) -> bool:
+    return study.status != StudyStatus.DRAFT or study.tasks.exclude(status=TaskStatus.PENDING).exists()
+
+
+@transaction.atomic
+def generate(study: ReaderStudy) -> int:
+    """(Re)generates the whole assignment of a draft study from its seed and stores it; returns the task count.
+
+    Raises StudyStateError once reading has started and ValueError when the rules cannot be satisfied.
+    """
+    locked = ReaderStudy.objects.select_for_update().get(pk=study.pk)
+    if reading_started(locked):
+        raise StudyStateError("The assignment cannot be regenerated once reading has started.")
+    locked.tasks.all().delete()
+    locked.assignment_inputs = []
+    count = _plan_and_store(locked, list(locked.cases.select_related("institution")))
+    study.refresh_from_db()
+    return count
+
+
+@transaction.atomic
+def append_cases(study: ReaderStudy, cases: Iterable[Case]) -> int:
+    """Adds cases to a study; once an assignment exists they are appended to it by the same rules."""
+    locked = ReaderStudy.objects.select_for_update().get(pk=study.pk)
+    if locked.is_locked:
+        raise StudyStateError("The study is locked.")
+    locked.cases.add(*cases)
+    count = 0
+    if locked.assignment_generated_at:
+        count = _plan_and_store(locked, list(locked.cases.select_related("institution")))
+    study.refresh_from_db()
+    return count
+
+
+def _plan_and_store(study: ReaderStudy, cases: list[Case]) -> int:
+    pairs = image_pairs(study, cases)
+    case_inputs, reader_inputs = _planner_inputs(study, cases, pairs)
+    rules = planner_rules(study)
+    existing = _existing_plan(study)
+    plan = planner.generate_assignment(study.seed, case_inputs, reader_inputs, rules, existing=existing)
+    cases_by_code = {case.code: case for case in cases}
+    last = dict(
+        study.tasks.values("reader_id").annotate(last=Max("position")).values_list("reader_id", "last")
+    )
+    count = 0
+    for reader_key, planned in plan.items():
+        reader_id = int(reader_key)
+        for offset, item in enumerate(planned, start=1):
+            case = cases_by_code[item.case]
+            _store_task(study, reader_id, last.get(reader_id, 0) + offset, case, item, pairs[(case.pk, item.sequence)])
+            count += 1
+    study.assignment_inputs = [*study.assignment_inputs, {
+        "seed": study.seed,
+        "rules": {**asdict(rules), "calibration_cases": list(rules.calibration_cases)},
+        "cases": [[c.key, c.site, list(c.sequences)] for c in case_inputs],
+        "readers": [[r.key, r.site] for r in reader_inputs],
+    }]
+    study.assignment_generated_at = timezone.now()
+    study.save(update_fields=["assignment_inputs", "assignment_generated_at"])
+    return count
+
+
+def _store_task(study, reader_id: int, position: int, case: Case, item: planner.PlannedTask, pair) -> None:
+    task = ReadingTask.objects.create(
+        study=study, reader_id=reader_id, position=position, case=case, sequence=item.sequence,
+        version=item.version or "", left_version=item.left or "", right_version=item.right or "",
+        calibration=item.calibration,
+    )
+    shown = [item.version] if study.mode == ReadingMode.SINGLE else [item.left, item.right]
+    for panel, version in zip(Panel.values, shown, strict=False):
+        TaskPanel.objects.create(task=task, panel=panel, series=pair[version])
+
+
+def rederive(study: ReaderStudy) -> dict[str, list[planner.PlannedTask]]:
+    """Replays the stored assignment inputs through the pure planner: equals the stored tasks (invariant 5)."""
+    plan: dict[str, list[planner.PlannedTask]] = {}
+    for batch in study.assignment_inputs:
+        rules = planner.Rules(**{**batch["rules"], "calibration_cases": tuple(batch["rules"]["calibration_cases"])})
+        new = planner.generate_assignment(
+            batch["seed"],
+            [planner.CaseInput(k, s, tuple(q)) for k, s, q in batch["cases"]],
+            [planner.ReaderInput(k, s) for k, s in batch["readers"]],
+            rules,
+            existing=plan,
+        )
+        for reader, tasks in new.items():
+            plan[reader] = plan.get(reader, []) + tasks
+    return plan
+
+
+def open_for_reading(study: ReaderStudy) -> None:
+    """Publishes the generated assignment to the readers; from now on it is fixed."""
+    if study.status != StudyStatus.DRAFT:
+        raise StudyStateError("Only a draft study can be opened for reading.")
+    if not study.tasks.exists():
+        raise StudyStateError("Generate the assignment first.")
+    study.status = StudyStatus.READING
+    study.save(update_fields=["status"])
+
+
+def lock(study: ReaderStudy) -> None:
+    """Ends reading: scores can no longer be changed."""
+    if study.status != StudyStatus.READING:
+        raise StudyStateError("Only a study that is being read can be locked.")
+    study.status = StudyStatus.LOCKED
+    study.save(update_fields=["status"])
+
+
+ASSIGNMENT_COLUMNS = [
+    "study", "reader", "reader_site", "position", "case", "case_site", "sequence", "version",
+    "left_version", "right_version", "calibration", "conventional_series_uid", "dl_series_uid",
+]
+
+
+def assignment_rows(study: ReaderStudy) -> list[dict[str, object]]:
+    """The stored assignment, unblinded, one row per task (for admins' CSV/JSON exports)."""
+    rows = []
+    tasks = study.tasks.select_related("reader__institution", "case__institution").prefetch_related("panels__series")
+    for task in tasks.order_by("reader__username", "position"):
+        series = {p.series.version: p.series.series_uid for p in task.panels.all()}
+        rows.append({
+            "study": study.pk,
+            "reader": task.reader.pseudonym or task.reader.username,
+            "reader_site": task.reader.institution.pseudonym,
+            "position": task.position,
+            "case": task.case.code,
+            "case_site": task.case.institution.pseudonym,
+            "sequence": task.sequence,
+            "version": task.version,
+            "left_version": task.left_version,
+            "right_version": task.right_version,
+            "calibration": task.calibration,
+            "conventional_series_uid": series.get(Version.CONVENTIONAL, ""),
+            "dl_series_uid": series.get(Version.DL, ""),
+        })
+    return rows

@@ -1,0 +1,318 @@
+"""What a reader does: worklist, open a task, autosave scores, submit, resume, compare calibration scores.
+
+Every lookup starts from the reader, so a token that is not the caller's is simply not found (404 upstream).
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from statistics import median
+
+from django.db import transaction
+from django.db.models import Count, Q, QuerySet
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.accounts.access import is_reader
+from apps.accounts.models import User
+from apps.imaging.models import Instance, Sequence
+from apps.studies.models import (
+    LIKERT_MAX,
+    LIKERT_MIN,
+    ReaderStudy,
+    ReadingTask,
+    Score,
+    ScoreAudit,
+    StudyItem,
+    StudyStatus,
+    TaskPanel,
+    TaskStatus,
+)
+
+VISIBLE_STATUSES = (StudyStatus.READING, StudyStatus.LOCKED)
+
+
+class NotFound(Exception):
+    """Not the caller's (or does not exist): answered as 404 so nothing is learned from the difference."""
+
+
+class Locked(Exception):
+    """The study is locked: scores can no longer change."""
+
+
+class InvalidScores(ValueError):
+    def __init__(self, message: str, missing: list[str] | None = None):
+        super().__init__(message)
+        self.missing = missing or []
+
+
+def reader_tasks(reader: User) -> QuerySet[ReadingTask]:
+    """The only way to reach tasks for reading: the reader's own, in studies open to readers."""
+    if not is_reader(reader):
+        return ReadingTask.objects.none()
+    return ReadingTask.objects.filter(reader=reader, study__status__in=VISIBLE_STATUSES)
+
+
+def get_task(reader: User, token: str) -> ReadingTask:
+    try:
+        return reader_tasks(reader).select_related("study").get(token=token)
+    except ReadingTask.DoesNotExist as exc:
+        raise NotFound from exc
+
+
+def get_panel(reader: User, image_token: str) -> TaskPanel:
+    try:
+        return TaskPanel.objects.select_related("series").get(
+            image_token=image_token, task__in=reader_tasks(reader)
+        )
+    except TaskPanel.DoesNotExist as exc:
+        raise NotFound from exc
+
+
+def stack(series_id: int) -> QuerySet[Instance]:
+    """A series' instances in stack order; slice indexes in image URLs count in this order from 0."""
+    return Instance.objects.filter(series_id=series_id).order_by("slice_location", "instance_number", "pk")
+
+
+@dataclass
+class StudyProgress:
+    study: ReaderStudy
+    done: int = 0
+    total: int = 0
+    per_sequence: list[tuple[str, int, int]] = field(default_factory=list)
+
+    @property
+    def resume_url(self) -> str:
+        return reverse("reading:resume", args=[self.study.token])
+
+
+def worklist(reader: User) -> list[StudyProgress]:
+    """The reader's studies with done/total overall and per sequence."""
+    rows = (
+        reader_tasks(reader)
+        .values("study_id", "sequence")
+        .annotate(total=Count("pk"), done=Count("pk", filter=Q(status=TaskStatus.SUBMITTED)))
+    )
+    studies = {s.pk: StudyProgress(s) for s in ReaderStudy.objects.filter(pk__in={r["study_id"] for r in rows})}
+    labels = dict(Sequence.choices)
+    for row in sorted(rows, key=lambda r: list(labels).index(r["sequence"])):
+        progress = studies[row["study_id"]]
+        progress.done += row["done"]
+        progress.total += row["total"]
+        progress.per_sequence.append((labels[row["sequence"]], row["done"], row["total"]))
+    return sorted(studies.values(), key=lambda p: p.study.pk)
+
+
+def resume_task(reader: User, study_token: str) -> ReadingTask:
+    """Where the reader left off: the first task not yet submitted, else the last one."""
+    tasks = reader_tasks(reader).filter(study__token=study_token).order_by("position")
+    task = tasks.exclude(status=TaskStatus.SUBMITTED).first() or tasks.last()
+    if task is None:
+        raise NotFound
+    return task
+
+
+def task_url(task: ReadingTask | None) -> str | None:
+    return reverse("reading:task", args=[task.token]) if task else None
+
+
+def task_api_url(task: ReadingTask | None) -> str | None:
+    return reverse("reading-api:task", args=[task.token]) if task else None
+
+
+def mark_opened(task: ReadingTask) -> None:
+    """Records when a reader first opened the task (time on task is reported by the viewer at submit)."""
+    if task.status == TaskStatus.PENDING:
+        ReadingTask.objects.filter(pk=task.pk, status=TaskStatus.PENDING).update(
+            status=TaskStatus.OPENED, started_at=timezone.now()
+        )
+        task.status = TaskStatus.OPENED
+
+
+def saved_scores(task: ReadingTask) -> dict[str, dict[str, int]]:
+    scores: dict[str, dict[str, int]] = {panel: {} for panel in panels_of(task)}
+    for panel, key, value in task.scores.values_list("panel", "item__key", "value").order_by("panel", "item__order"):
+        scores.setdefault(panel, {})[key] = value
+    return scores
+
+
+def panels_of(task: ReadingTask) -> list[str]:
+    return list(task.panels.order_by("panel").values_list("panel", flat=True))
+
+
+def _siblings(task: ReadingTask) -> QuerySet[ReadingTask]:
+    return reader_tasks(task.reader).filter(study_id=task.study_id)
+
+
+def next_task(task: ReadingTask) -> ReadingTask | None:
+    return _siblings(task).filter(position__gt=task.position).order_by("position").first()
+
+
+def task_payload(task: ReadingTask) -> dict:
+    """The reading API's view of a task: nothing about site, case or version, only opaque URLs."""
+    siblings = _siblings(task)
+    following = next_task(task)
+    prev_task = siblings.filter(position__lt=task.position).order_by("-position").first()
+    panels = []
+    for panel in task.panels.order_by("panel"):
+        count = stack(panel.series_id).count()
+        panels.append({
+            "panel": panel.panel,
+            "image_urls": [reverse("reading:image", args=[panel.image_token, i]) for i in range(count)],
+        })
+    submitted = task.status == TaskStatus.SUBMITTED
+    return {
+        "token": task.token,
+        "position": task.position,
+        "total": siblings.count(),
+        "mode": task.study.mode,
+        "calibration": task.calibration,
+        "locked": task.study.is_locked,
+        "submitted": submitted,
+        "items": [
+            {"key": item.key, "label": item.label, "anchors": list(item.anchors)}
+            for item in task.study.items.order_by("order", "pk")
+        ],
+        "panels": panels,
+        "scores": saved_scores(task),
+        "next_url": task_url(following),
+        "next_task_api": task_api_url(following),
+        "prev_url": task_url(prev_task),
+        "worklist_url": reverse("reading:worklist"),
+        "calibration_scores_url": (
+            reverse("reading-api:calibration-scores", args=[task.token]) if task.calibration and submitted else None
+        ),
+    }
+
+
+def _validated(task: ReadingTask, panel: str, scores: object) -> dict[StudyItem, int]:
+    if panel not in panels_of(task):
+        raise InvalidScores(f"Unknown panel {panel!r}; this task has {', '.join(panels_of(task))}.")
+    if not isinstance(scores, dict):
+        raise InvalidScores("Scores must be an object of item key to value.")
+    items = {item.key: item for item in task.study.items.all()}
+    checked = {}
+    for key, value in scores.items():
+        if key not in items:
+            raise InvalidScores(f"Unknown item {key!r}.")
+        if isinstance(value, bool) or not isinstance(value, int) or not LIKERT_MIN <= value <= LIKERT_MAX:
+            raise InvalidScores(f"{key}: a score is a whole number from {LIKERT_MIN} to {LIKERT_MAX}.")
+        checked[items[key]] = value
+    return checked
+
+
+def _write(task: ReadingTask, panel: str, values: dict[StudyItem, int], user: User) -> bool:
+    """Stores the values, auditing each change; an unchanged value writes nothing. Returns whether any changed."""
+    existing = {s.item_id: s for s in task.scores.filter(panel=panel)}
+    changed = False
+    for item, value in values.items():
+        score = existing.get(item.pk)
+        if score is None:
+            score = Score.objects.create(task=task, panel=panel, item=item, value=value)
+            ScoreAudit.objects.create(score=score, changed_by=user, old_value=None, new_value=value)
+        elif score.value != value:
+            ScoreAudit.objects.create(score=score, changed_by=user, old_value=score.value, new_value=value)
+            score.value = value
+            score.save(update_fields=["value", "updated_at"])
+        else:
+            continue
+        changed = True
+    return changed
+
+
+def _lock_task(reader: User, task: ReadingTask) -> ReadingTask:
+    task = reader_tasks(reader).select_for_update().select_related("study").get(pk=task.pk)
+    if task.study.is_locked:
+        raise Locked("The study is locked; scores can no longer be changed.")
+    return task
+
+
+@transaction.atomic
+def autosave(reader: User, task: ReadingTask, panel: str, scores: object) -> dict[str, dict[str, int]]:
+    """Saves a partial set of scores for one panel; returns everything saved for the task."""
+    task = _lock_task(reader, task)
+    _write(task, panel, _validated(task, panel, scores), reader)
+    mark_opened(task)
+    return saved_scores(task)
+
+
+@transaction.atomic
+def submit(reader: User, task: ReadingTask, scores: object, seconds_on_task: object) -> ReadingTask:
+    """Saves the scores of every panel and marks the task submitted once all items are scored.
+
+    Idempotent: re-sending the same scores changes nothing. A later submit with other scores is a revision:
+    audited, and its time is added to `revision_seconds`.
+    """
+    task = _lock_task(reader, task)
+    if not isinstance(scores, dict):
+        raise InvalidScores("Scores must be an object of panel to scores.")
+    seconds = _seconds(seconds_on_task)
+    validated = {panel: _validated(task, panel, values) for panel, values in scores.items()}
+    changed = any([_write(task, panel, values, reader) for panel, values in validated.items()])
+    missing = missing_scores(task)
+    if missing:
+        raise InvalidScores("Score every item before submitting.", missing)
+    now = timezone.now()
+    if task.status != TaskStatus.SUBMITTED:
+        task.status = TaskStatus.SUBMITTED
+        task.started_at = task.started_at or now
+        task.submitted_at = now
+        task.seconds_on_task = seconds
+    elif changed:
+        task.revision_seconds += seconds
+    else:
+        return task
+    task.save(update_fields=["status", "started_at", "submitted_at", "seconds_on_task", "revision_seconds",
+                             "updated_at"])
+    return task
+
+
+def _seconds(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 24 * 3600:
+        raise InvalidScores("seconds_on_task must be a number of seconds.")
+    return float(value)
+
+
+def missing_scores(task: ReadingTask) -> list[str]:
+    """Items not yet scored, as "panel.item" strings."""
+    have = set(task.scores.values_list("panel", "item__key"))
+    keys = list(task.study.items.order_by("order", "pk").values_list("key", flat=True))
+    return [f"{panel}.{key}" for panel in panels_of(task) for key in keys if (panel, key) not in have]
+
+
+def calibration_scores(reader: User, task: ReadingTask) -> dict:
+    """Other readers' submitted scores of the same calibration image, mapped onto this reader's panels.
+
+    Only after the reader submitted their own; readers are shown as neutral numbers, never by name or site.
+    """
+    if not (task.calibration and task.status == TaskStatus.SUBMITTED):
+        raise NotFound
+    mine = {p.series_id: p.panel for p in task.panels.all()}
+    others = (
+        TaskPanel.objects.filter(
+            task__study_id=task.study_id, task__calibration=True, task__status=TaskStatus.SUBMITTED,
+            series_id__in=mine,
+        )
+        .exclude(task__reader=reader)
+        .order_by("task__reader_id", "panel")
+    )
+    by_reader: dict[int, dict[str, dict[str, int]]] = defaultdict(lambda: {p: {} for p in sorted(mine.values())})
+    for panel in others.select_related("task"):
+        for key, value in panel.task.scores.filter(panel=panel.panel).values_list("item__key", "value"):
+            by_reader[panel.task.reader_id][mine[panel.series_id]][key] = value
+    return {
+        "scores": saved_scores(task),
+        "others": [
+            {"reader": f"Reader {n}", "scores": scores}
+            for n, (_, scores) in enumerate(sorted(by_reader.items()), start=1)
+        ],
+        "median": _medians(list(by_reader.values())),
+    }
+
+
+def _medians(all_scores: list[dict[str, dict[str, int]]]) -> dict[str, dict[str, float]]:
+    values: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for scores in all_scores:
+        for panel, items in scores.items():
+            for key, value in items.items():
+                values[panel][key].append(value)
+    return {panel: {key: median(v) for key, v in items.items()} for panel, items in values.items()}

@@ -1,3 +1,7 @@
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -63,3 +67,11 @@ def test_strength_zero_is_identity_and_context_modulates():
 def test_even_slices_rejected():
     with pytest.raises(ValueError):
         ContextUNet(in_chans=2, chans=4)
+
+
+def test_engine_imports_no_django():
+    code = (
+        "import sys, worker.enhance.inference, worker.enhance.dicom_io, worker.enhance.qa, worker.enhance.train, "
+        "worker.enhance.__main__; assert not any(m == 'django' or m.startswith(('django.', 'apps')) for m in sys.modules)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=str(Path(__file__).parents[2]))

@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> None:
         "seconds": round(result.seconds),
         "initial": result.initial,
         "final": result.final,
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
     }
     digest = save_weights(result.model, args.out, version, metadata)
     logger.info("wrote %s sha256 %s", args.out, digest)

@@ -1,0 +1,225 @@
+"""A reader in headless Chromium: log in, worklist, read with the Cornerstone3D viewer, score by keyboard,
+submit, get the prefetched next image, reload and resume."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from apps.studies.models import ReadingTask, Score, TaskStatus
+from tests.e2e.world import build_reading_world
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+SCORE_KEYS = "4343452"  # one digit per item, in item order
+
+# Grey-level statistics of a viewport canvas (the 2D canvas Cornerstone draws on, WebGL or CPU).
+CANVAS_STATS = """(selector) => {
+  const canvas = document.querySelector(selector);
+  const ctx = canvas.getContext('2d', { willReadFrequently: true });
+  const { data } = ctx.getImageData(0, 0, canvas.width, canvas.height);
+  let min = 255, max = 0, sum = 0, sumSq = 0, hash = 0;
+  const n = data.length / 4;
+  for (let i = 0; i < data.length; i += 4) {
+    const v = data[i];
+    min = Math.min(min, v); max = Math.max(max, v); sum += v; sumSq += v * v;
+    if ((i / 4) % 97 === 0) hash = (hash * 31 + v) >>> 0;
+  }
+  const mean = sum / n;
+  return { width: canvas.width, height: canvas.height, min, max, mean, std: Math.sqrt(sumSq / n - mean * mean), hash };
+}"""
+
+
+def canvas(panel: str = "A") -> str:
+    return f'.rs-pane[data-panel="{panel}"] canvas'
+
+
+def pane(panel: str = "A") -> str:
+    return f'.rs-pane[data-panel="{panel}"]'
+
+
+def login(page, username: str, password: str) -> None:
+    page.goto("/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("#login-submit")
+    page.wait_for_load_state("domcontentloaded")
+
+
+def wait_rendered(page, panels=("A",), timeout: float = 30_000) -> None:
+    page.wait_for_selector('#reading-app[data-state="ready"]', timeout=timeout)
+    for p in panels:
+        page.wait_for_selector(f"{pane(p)}[data-render-count]", timeout=timeout)
+
+
+def stats(page, panel: str = "A") -> dict:
+    return page.evaluate(CANVAS_STATS, canvas(panel))
+
+
+def assert_not_blank(page, panel: str = "A") -> dict:
+    s = stats(page, panel)
+    assert s["width"] > 100 and s["height"] > 100, s
+    assert s["max"] - s["min"] > 40 and s["std"] > 5, f"canvas looks blank: {s}"
+    return s
+
+
+def wait_slice_change(page, panel: str, before: str) -> str:
+    page.wait_for_function(
+        "([sel, before]) => document.querySelector(sel).dataset.slice !== before", arg=[pane(panel), before],
+        timeout=5_000,
+    )
+    return page.get_attribute(pane(panel), "data-slice")
+
+
+def wait_canvas_change(page, panel: str, before: dict) -> dict:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        after = stats(page, panel)
+        if after["hash"] != before["hash"] or abs(after["mean"] - before["mean"]) > 0.5:
+            return after
+        page.wait_for_timeout(100)
+    raise AssertionError(f"the image did not change: {before}")
+
+
+def viewport_centre(page, panel: str = "A") -> tuple[float, float]:
+    box = page.locator(f"{pane(panel)} .rs-viewport").bounding_box()
+    return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+
+def screenshot(page, artifacts, name: str):
+    path = artifacts / name
+    page.screenshot(path=str(path))
+    return path
+
+
+def checked_values(page) -> list[str]:
+    return page.eval_on_selector_all(".rs-item", "rows => rows.map(r => r.dataset.value)")
+
+
+def test_reader_reads_scores_by_keyboard_submits_and_resumes(page, live_server, artifacts):
+    world = build_reading_world(mode="single", cases=2, slices=12, size=128)
+    tasks = list(ReadingTask.objects.filter(reader=world.reader).order_by("position"))
+    assert len(tasks) == 4
+
+    login(page, world.username, world.password)
+    page.goto("/reading/")
+    page.get_by_role("link", name=re.compile("Start|Resume")).click()
+    page.wait_for_url(re.compile(rf"/reading/task/{tasks[0].token}/$"))
+    wait_rendered(page)
+    first = assert_not_blank(page)
+    assert page.text_content(".rs-position") == f"Image 1 of {len(tasks)}"
+    rendering = page.get_attribute("#reading-app", "data-rendering")
+    print(f"\nviewer rendering: {rendering}; first image {page.get_attribute('#reading-app', 'data-first-image-ms')} ms "
+          "after navigation start")
+
+    # Scroll: the mouse wheel, then the keyboard.
+    x, y = viewport_centre(page)
+    page.mouse.move(x, y)
+    slice_before = page.get_attribute(pane(), "data-slice")
+    page.mouse.wheel(0, 240)
+    slice_after = wait_slice_change(page, "A", slice_before)
+    page.keyboard.press("ArrowRight")
+    slice_key = wait_slice_change(page, "A", slice_after)
+    assert int(slice_key) == int(slice_after) + 1
+    assert page.text_content(f"{pane()} .rs-slice-label") == f"Slice {slice_key} / 12"
+    scrolled = wait_canvas_change(page, "A", first)
+
+    # Window/level: a left drag changes the grey levels.
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 90, y + 60, steps=6)
+    page.mouse.up()
+    wait_canvas_change(page, "A", scrolled)
+
+    # Score every item by keyboard; autosave acknowledges.
+    for key in SCORE_KEYS:
+        page.keyboard.press(key)
+    page.wait_for_selector('.rs-save[data-status="saved"]')
+    assert checked_values(page) == list(SCORE_KEYS)
+    screenshot(page, artifacts, "reading-page-scored.png")
+    saved = dict(Score.objects.filter(task=tasks[0]).values_list("item__key", "value"))
+    assert sorted(saved.values()) == sorted(int(k) for k in SCORE_KEYS)
+
+    # Submit with Enter; the next task's JSON and images were prefetched while scoring.
+    page.wait_for_selector(f'#reading-app[data-prefetched="{tasks[1].token}"]', timeout=15_000)
+    started = time.perf_counter()
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => window.__readerMetrics.transitions.length === 1", timeout=15_000)
+    wall_ms = (time.perf_counter() - started) * 1000
+    transition = page.evaluate("() => window.__readerMetrics.transitions[0]")
+    print(f"submit -> next image rendered: {transition['ms']:.0f} ms in the page ({wall_ms:.0f} ms wall), "
+          f"prefetched={transition['prefetched']}")
+    assert transition["prefetched"] is True
+    assert page.url.endswith(f"/reading/task/{tasks[1].token}/")
+    assert page.text_content(".rs-position") == f"Image 2 of {len(tasks)}"
+    assert_not_blank(page)
+    tasks[0].refresh_from_db()
+    assert tasks[0].status == TaskStatus.SUBMITTED
+    assert tasks[0].seconds_on_task > 0
+
+    # Partly score the second task, reload: same task, same scores.
+    for key in "254":
+        page.keyboard.press(key)
+    page.wait_for_selector('.rs-save[data-status="saved"]')
+    page.reload()
+    wait_rendered(page)
+    assert page.url.endswith(f"/reading/task/{tasks[1].token}/")
+    assert page.text_content(".rs-position") == f"Image 2 of {len(tasks)}"
+    assert checked_values(page)[:4] == ["2", "5", "4", ""]
+    focused = page.eval_on_selector_all(".rs-item", "rows => rows.findIndex(r => r.classList.contains('is-focused'))")
+    assert focused == 3  # the first item without a score
+    assert_not_blank(page)
+
+    # The worklist's Resume also lands on the open task.
+    page.goto("/reading/")
+    page.get_by_role("link", name=re.compile("Resume")).click()
+    page.wait_for_url(re.compile(rf"/reading/task/{tasks[1].token}/$"))
+    wait_rendered(page)
+    screenshot(page, artifacts, "reading-page.png")
+    assert page.errors == []
+
+
+def test_paired_reading_syncs_scrolling_scores_both_panels_and_finishes(page, live_server, artifacts):
+    world = build_reading_world(mode="paired", cases=1, slices=10, size=96, username="e2e-paired")
+    (task,) = ReadingTask.objects.filter(reader=world.reader)
+
+    login(page, world.username, world.password)
+    page.goto(f"/reading/task/{task.token}/")
+    wait_rendered(page, panels=("A", "B"))
+    assert_not_blank(page, "A")
+    assert_not_blank(page, "B")
+
+    # Scrolling one side scrolls the other.
+    x, y = viewport_centre(page, "B")
+    page.mouse.move(x, y)
+    before = page.get_attribute(pane("A"), "data-slice")
+    page.mouse.wheel(0, 240)
+    after = wait_slice_change(page, "A", before)
+    assert page.get_attribute(pane("B"), "data-slice") == after
+
+    # 1-5 scores panel A item by item and then moves on to panel B.
+    for key in SCORE_KEYS:
+        page.keyboard.press(key)
+    assert page.get_attribute('.rs-tab[aria-selected="true"]', "data-panel") == "B"
+    page.keyboard.press("Enter")  # incomplete: nothing is submitted
+    assert "missing" in page.text_content(".rs-message")
+    for key in "1234512":
+        page.keyboard.press(key)
+    page.keyboard.press("a")
+    assert checked_values(page) == list(SCORE_KEYS)
+    screenshot(page, artifacts, "reading-page-paired.png")
+
+    page.keyboard.press("Enter")
+    page.wait_for_selector('#reading-app[data-state="done"]')
+    assert "All images scored" in page.text_content("#reading-app")
+    assert page.get_by_role("link", name="Back to the worklist").get_attribute("href") == "/reading/"
+    task.refresh_from_db()
+    assert task.status == TaskStatus.SUBMITTED
+    scores = {(s.panel, s.item.key): s.value for s in Score.objects.filter(task=task).select_related("item")}
+    assert len(scores) == 14
+    assert [scores[("B", k)] for k in [i.key for i in world.study.items.order_by("order", "pk")]] == \
+        [1, 2, 3, 4, 5, 1, 2]
+    assert page.errors == []
+

@@ -9,5 +9,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/imaging/", include("apps.imaging.api_urls")),
+    path("reading/", include("apps.studies.urls")),
+    path("api/reading/", include("apps.studies.api_urls")),
     path("", include("apps.accounts.home_urls")),
 ]

@@ -1,0 +1,29 @@
+"""Shapes of the admin study API; validation of content lives in the models and services."""
+
+from rest_framework import serializers
+
+from apps.studies.models import ReaderStudy, StudyItem
+
+
+class ItemSerializer(serializers.ModelSerializer):
+    anchors = serializers.ListField(child=serializers.CharField(), min_length=5, max_length=5)
+
+    class Meta:
+        model = StudyItem
+        fields = ["key", "label", "anchors"]
+
+
+class ReaderStudySerializer(serializers.ModelSerializer):
+    items = ItemSerializer(many=True, read_only=True)
+    readers = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+    cases = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+    calibration_cases = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+
+    class Meta:
+        model = ReaderStudy
+        fields = [
+            "id", "title", "reader_label", "sequences", "mode", "readers_per_case", "cross_site", "min_distance",
+            "seed", "status", "items", "readers", "cases", "calibration_cases", "assignment_generated_at",
+            "created_at",
+        ]
+        read_only_fields = ["status", "assignment_generated_at", "created_at"]

@@ -1,0 +1,77 @@
+"""Reader pages and the blinded image endpoint: thin doors onto `services.reading` and `services.images`.
+
+Anything that is not the caller's answers 404, whatever the reason, so a token reveals nothing.
+"""
+
+from functools import wraps
+
+from django.contrib.auth.decorators import login_required
+from django.contrib.staticfiles import finders
+from django.contrib.staticfiles.storage import staticfiles_storage
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.middleware.csrf import get_token
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET
+
+from apps.accounts.access import is_reader
+from apps.studies.services import images, reading
+
+BUNDLE = "reader/reading.js"
+BUNDLE_CSS = "reader/reading.css"
+NO_STORE = "private, no-store"
+
+
+def reader_only(view):
+    """Logged-in readers only; everything reader-facing is private and never cached."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if not is_reader(request.user):
+            raise PermissionDenied
+        try:
+            response = view(request, *args, **kwargs)
+        except reading.NotFound as exc:
+            raise Http404 from exc
+        response["Cache-Control"] = NO_STORE
+        return response
+
+    return login_required(wrapped)
+
+
+def _static_exists(path: str) -> bool:
+    return bool(finders.find(path)) or staticfiles_storage.exists(path)
+
+
+@require_GET
+@reader_only
+def worklist(request: HttpRequest) -> HttpResponse:
+    return render(request, "studies/worklist.html", {"studies": reading.worklist(request.user)})
+
+
+@require_GET
+@reader_only
+def resume(request: HttpRequest, study_token: str) -> HttpResponse:
+    return redirect(reading.task_url(reading.resume_task(request.user, study_token)))
+
+
+@require_GET
+@reader_only
+def task_page(request: HttpRequest, task_token: str) -> HttpResponse:
+    task = reading.get_task(request.user, task_token)
+    return render(request, "studies/reading.html", {
+        "task_api_url": reading.task_api_url(task),
+        "csrf_token_value": get_token(request),
+        "bundle_available": _static_exists(BUNDLE),
+        "bundle_css_available": _static_exists(BUNDLE_CSS),
+    })
+
+
+@require_GET
+@reader_only
+def image(request: HttpRequest, image_token: str, slice_index: int) -> HttpResponse:
+    """One blinded slice. Headers are the same for every image of the same size: no file name, ETag or dates."""
+    data = images.blinded_slice(request.user, image_token, slice_index)
+    response = HttpResponse(data, content_type="application/dicom")
+    response["Content-Length"] = str(len(data))
+    return response

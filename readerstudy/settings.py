@@ -100,10 +100,7 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # WAL and a busy timeout let the web process and the worker process share the file; the test database is a
-    # file too, so a test can start a real worker process against it.
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-readerstudy.sqlite3")}
+    # WAL and a busy timeout let the web process and the worker process share the file.
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 30,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
@@ -228,3 +225,6 @@ LOGGING = {
 }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Enhancement: "" picks CUDA when available, else CPU; "cpu" or "cuda" forces one.
+ENHANCE_DEVICE = os.environ.get("READERSTUDY_ENHANCE_DEVICE", "")

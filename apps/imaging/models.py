@@ -199,7 +199,7 @@ class EnhancementJob(models.Model):
     )
     status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
     model_version = models.CharField(max_length=64, blank=True)
-    noise_reduction_factor = models.FloatField(default=1.0)
+    noise_reduction_factor = models.FloatField(default=16.0)
     device = models.CharField(max_length=32, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     timings = models.JSONField(default=dict, blank=True)

@@ -84,7 +84,7 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('done', 'Done'), ('failed', 'Failed')], default='queued', max_length=16)),
                 ('model_version', models.CharField(blank=True, max_length=64)),
-                ('noise_reduction_factor', models.FloatField(default=1.0)),
+                ('noise_reduction_factor', models.FloatField(default=16.0)),
                 ('device', models.CharField(blank=True, max_length=32)),
                 ('attempts', models.PositiveIntegerField(default=0)),
                 ('timings', models.JSONField(blank=True, default=dict)),

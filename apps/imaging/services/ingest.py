@@ -7,17 +7,13 @@ that already has an outcome in this batch is skipped, so running a batch again a
 
 import hashlib
 import hmac
-import io
 import logging
 import secrets
 import shutil
 from collections import defaultdict
 from dataclasses import dataclass
-from pathlib import Path
 
 from django.conf import settings
-from django.core.files.base import ContentFile
-from django.core.files.storage import storages
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -35,7 +31,7 @@ from apps.imaging.models import (
     UploadFileResult,
     Version,
 )
-from apps.imaging.services import enhancement
+from apps.imaging.services import enhancement, storage
 from apps.imaging.services.uploads import staged_files, staged_name, staging_dir
 
 logger = logging.getLogger(__name__)
@@ -45,10 +41,6 @@ logger = logging.getLogger(__name__)
 class ReadFile:
     name: str
     dataset: Dataset
-
-
-def image_storage():
-    return storages["default"]
 
 
 def case_date_shift(patient_key: str) -> int:
@@ -86,20 +78,6 @@ def get_or_create_case(batch: UploadBatch, patient_id: str) -> Case:
     raise RuntimeError("Could not allocate a unique case code.")
 
 
-def slice_location(ds: Dataset) -> float:
-    """Position along the slice normal, so a stack sorts correctly whatever the instance numbers say."""
-    try:
-        row, col = ds.ImageOrientationPatient[:3], ds.ImageOrientationPatient[3:6]
-        normal = (
-            row[1] * col[2] - row[2] * col[1],
-            row[2] * col[0] - row[0] * col[2],
-            row[0] * col[1] - row[1] * col[0],
-        )
-        return float(sum(float(p) * n for p, n in zip(ds.ImagePositionPatient, normal, strict=True)))
-    except (AttributeError, TypeError, ValueError, IndexError):
-        return float(getattr(ds, "SliceLocation", None) or getattr(ds, "InstanceNumber", None) or 0)
-
-
 def acquisition_parameters(ds: Dataset) -> dict:
     """The acquisition parameters the enhancement model takes as context (none of them identifying)."""
     keywords = {
@@ -119,12 +97,6 @@ def acquisition_parameters(ds: Dataset) -> dict:
     return values
 
 
-def encode_dataset(ds: Dataset) -> bytes:
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    return buffer.getvalue()
-
-
 def _record(batch: UploadBatch, name: str, outcome: str, reason: str = "", message: str = "", instance=None):
     return UploadFileResult(
         batch=batch, name=name, outcome=outcome, reason=reason, message=message[:500], instance=instance
@@ -133,7 +105,6 @@ def _record(batch: UploadBatch, name: str, outcome: str, reason: str = "", messa
 
 def store_series(batch: UploadBatch, files: list[ReadFile]) -> list[UploadFileResult]:
     """De-identifies and stores one series atomically; returns the per-file results it committed."""
-    storage = image_storage()
     written: list[str] = []
     first = files[0].dataset
     sequence = classification.classify_sequence(first)
@@ -178,26 +149,14 @@ def store_series(batch: UploadBatch, files: list[ReadFile]) -> list[UploadFileRe
                                 "This image is already stored; the copy was ignored.")
                     )
                     continue
-                payload = encode_dataset(ds)
-                path = storage.save(f"images/{case.code}/{series.series_uid}/{sop_uid}.dcm", ContentFile(payload))
-                written.append(path)
-                instance = Instance.objects.create(
-                    series=series,
-                    sop_uid=sop_uid,
-                    instance_number=int(ds.InstanceNumber) if ds.get("InstanceNumber") is not None else None,
-                    slice_location=slice_location(ds),
-                    file=path,
-                    size=len(payload),
-                    sha256=hashlib.sha256(payload).hexdigest(),
-                )
+                instance = storage.store_instance(series, ds, written)
                 results.append(_record(batch, item.name, FileOutcome.ACCEPTED, instance=instance))
             UploadFileResult.objects.bulk_create(results)
             if created:
                 enhancement.request_enhancement(series)
             return results
     except BaseException:
-        for path in written:
-            storage.delete(path)
+        storage.discard_files(written)
         raise
 
 
@@ -256,7 +215,10 @@ def finish_batch(batch: UploadBatch) -> UploadBatch:
     batch.rejected_count = counts[FileOutcome.REJECTED]
     batch.status = BatchStatus.DONE_WITH_REJECTIONS if batch.rejected_count else BatchStatus.DONE
     batch.finished_at = timezone.now()
-    batch.save()
+    batch.save(update_fields=[
+        "processed_count", "accepted_count", "duplicate_count", "rejected_count", "status", "finished_at",
+    ])
+    batch.refresh_from_db()
     shutil.rmtree(staging_dir(batch), ignore_errors=True)
     logger.info(
         "Upload %s: %s accepted, %s duplicate, %s rejected",

@@ -12,9 +12,9 @@ from typing import BinaryIO
 from django.conf import settings
 from django.db import transaction
 
-from apps.institutions.models import Institution
 from apps.imaging import deidentify
 from apps.imaging.models import Case, Sex
+from apps.institutions.models import Institution
 
 MAX_CSV_BYTES = 5 * 1024 * 1024
 MAX_ROWS = 20000

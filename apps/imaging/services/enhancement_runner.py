@@ -1,0 +1,109 @@
+"""Running an enhancement job on the worker: the only imaging service that loads the torch engine.
+
+Kept apart from `enhancement` so web processes never import torch.
+"""
+
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from apps.imaging import deidentify
+from apps.imaging.models import EnhancementJob, JobStatus, Series, SeriesSource, SeriesStatus, Version
+from apps.imaging.services import storage
+from apps.imaging.services.enhancement import link_pair
+from worker.enhance import dicom_io, inference, qa
+
+logger = logging.getLogger(__name__)
+
+
+def _source_series(series: Series, folder: Path) -> dicom_io.DicomSeries:
+    for index, instance in enumerate(series.instances.all()):
+        with storage.image_storage().open(instance.file.name, "rb") as source:
+            (folder / f"{index:05d}.dcm").write_bytes(source.read())
+    return dicom_io.read_series(folder)
+
+
+def enhanced_uid_factory(series: Series):
+    """UIDs of the DL series follow from the conventional one and the deployment key: a re-run gives the same."""
+    secret = settings.DEID_SECRET
+
+    def factory(key: str) -> str:
+        return deidentify.remap_uid(f"enhanced:{series.series_uid}:{key}", secret)
+
+    return factory
+
+
+def _dl_series(series: Series, series_uid: str, source: str) -> Series:
+    return Series.objects.create(
+        case=series.case, series_uid=series_uid, study_uid=series.study_uid, sequence=series.sequence,
+        sequence_overridden=series.sequence_overridden, version=Version.DL, source=source,
+        status=SeriesStatus.READY, description=series.description, rows=series.rows, columns=series.columns,
+        pixel_spacing=series.pixel_spacing, slice_thickness=series.slice_thickness,
+        orientation=series.orientation, acquisition=series.acquisition,
+    )
+
+
+def run_job(job_id: int, device: str | None = None) -> EnhancementJob:
+    """Enhances the job's series and stores the DL series, linked to its conventional counterpart.
+
+    Idempotent: a job that already produced its series returns at once; a crash before the commit leaves no
+    rows and no files, so the job can simply run again.
+    """
+    job = EnhancementJob.objects.select_related("series__case").get(pk=job_id)
+    if job.status == JobStatus.DONE and job.output_series_id:
+        return job
+    series = job.series
+    if series.counterpart_id is not None:
+        job.status, job.output_series_id, job.finished_at = JobStatus.DONE, series.counterpart_id, timezone.now()
+        job.save(update_fields=["status", "output_series", "finished_at"])
+        return job
+    chosen = inference.select_device(device or settings.ENHANCE_DEVICE or None)
+    EnhancementJob.objects.filter(pk=job.pk).update(
+        status=JobStatus.RUNNING, attempts=F("attempts") + 1, started_at=timezone.now(), device=str(chosen), error=""
+    )
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="readerstudy-enhance-") as tmp:
+        source = _source_series(series, Path(tmp))
+    timings["read_s"] = time.perf_counter() - start
+    mark = time.perf_counter()
+    volume = inference.enhance_volume(
+        source.volume, source.datasets[0], job.noise_reduction_factor, device=str(chosen)
+    )
+    timings["inference_s"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    uids = dicom_io.enhanced_uids(source, enhanced_uid_factory(series))
+    datasets = dicom_io.enhanced_datasets(source, volume, uids)
+    residual = qa.residual_stats(source.volume, volume)
+    difference = qa.difference_png(source.volume, volume)
+    written: list[str] = []
+    try:
+        with transaction.atomic():
+            dl = _dl_series(series, uids.series_instance_uid, SeriesSource.ENHANCED)
+            for ds in datasets:
+                storage.store_instance(dl, ds, written)
+            link_pair(series, dl)
+            job.difference_image.save(f"qa/difference-{job.pk}.png", ContentFile(difference), save=False)
+            written.append(job.difference_image.name)
+            timings["write_s"] = time.perf_counter() - mark
+            timings["total_s"] = time.perf_counter() - start
+            job.refresh_from_db(fields=["attempts", "started_at", "device"])
+            job.status = JobStatus.DONE
+            job.output_series = dl
+            job.model_version = inference.MODEL_VERSION
+            job.timings = {k: round(v, 3) for k, v in timings.items()}
+            job.qa = residual.as_dict()
+            job.finished_at = timezone.now()
+            job.save()
+    except BaseException:
+        storage.discard_files(written)
+        raise
+    logger.info("Enhancement job %s done on %s in %.1f s", job.pk, chosen, timings["total_s"])
+    return job

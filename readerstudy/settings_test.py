@@ -1,0 +1,17 @@
+"""Settings for the test suite: the production settings with a development key and plain-HTTP cookies."""
+
+import os
+import tempfile
+
+os.environ.setdefault("READERSTUDY_ALLOW_INSECURE_KEY", "1")
+os.environ.setdefault("READERSTUDY_SECURE_COOKIES", "0")
+
+from readerstudy.settings import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    # A file rather than memory, so a test can start a real worker process against it; one per test run.
+    DATABASES["default"]["TEST"] = {  # noqa: F405
+        "NAME": os.path.join(tempfile.gettempdir(), f"readerstudy-test-{os.getpid()}.sqlite3")
+    }

@@ -179,7 +179,7 @@ def test_descriptors_cleaned_in_the_header(synthetic_studies):
 def test_implicit_vr_files_are_handled(tmp_path):
     patient = synthetic.make_patient(1, 3, seed=5)
     files = synthetic.write_study(
-        tmp_path, patient, shape_2d=(2, 16, 16), seed=5, sequences=("T2W",), transfer_syntax=ImplicitVRLittleEndian
+        tmp_path, patient, seed=5, sequences=("T2W",), transfer_syntax=ImplicitVRLittleEndian
     )
     data, ds = _deidentify_bytes(files[0])
     assert ds.file_meta.TransferSyntaxUID == ImplicitVRLittleEndian

@@ -17,7 +17,7 @@ def test_patients_are_deterministic_and_distinct():
 @pytest.mark.parametrize("site_index", [0, 1, 2])
 def test_study_layout_and_neutral_file_names(synthetic_studies, site_index):
     patient, files = synthetic_studies[site_index]
-    assert len(files) == 12
+    assert len(files) == 12 + 12 + 16
     assert [f"{p.parent.name}/{p.name}" for p in files[:2]] == ["01/IM0001.dcm", "01/IM0002.dcm"]
     names = " ".join(str(p.relative_to(p.parents[2])) for p in files).lower()
     assert not [v for v in synthetic.planted_phi_values(patient) if v.lower() in names]
@@ -64,7 +64,7 @@ def test_geometry_and_series_structure(synthetic_studies):
 
 def test_images_have_a_brain_a_lesion_and_rician_noise(tmp_path):
     patient = synthetic.make_patient(0, 1, seed=21)
-    files = synthetic.write_study(tmp_path, patient, shape_3d=(24, 64, 64), seed=21, sequences=("T1W_POST",))
+    files = synthetic.write_study(tmp_path, patient, seed=21, sequences=("T1W_POST",))
     volume = np.stack([pydicom.dcmread(path).pixel_array for path in files]).astype(float)
     assert volume.max() < 4096 and volume.max() > 500
     corner = volume[:, :4, :4]
@@ -74,11 +74,11 @@ def test_images_have_a_brain_a_lesion_and_rician_noise(tmp_path):
 
 def test_compressed_output(tmp_path):
     patient = synthetic.make_patient(2, 1, seed=4)
-    files = synthetic.write_study(tmp_path, patient, shape_2d=(2, 32, 32), seed=4, sequences=("T2W",),
+    files = synthetic.write_study(tmp_path, patient, seed=4, sequences=("T2W",),
                                   transfer_syntax=RLELossless)
     ds = pydicom.dcmread(files[0])
     assert ds.file_meta.TransferSyntaxUID == RLELossless
-    assert ds.pixel_array.shape == (32, 32)
+    assert ds.pixel_array.shape == (64, 64)
 
 
 def test_unsupported_transfer_syntax_is_refused(tmp_path):

@@ -26,7 +26,7 @@ from .jpeg_encoding import to_jpeg_baseline, to_jpeg_lossless
 def good_file(tmp_path_factory) -> Path:
     patient = synthetic.make_patient(0, 2, seed=3)
     files = synthetic.write_study(
-        tmp_path_factory.mktemp("good"), patient, shape_2d=(1, 32, 32), seed=3, sequences=("T2W",)
+        tmp_path_factory.mktemp("good"), patient, seed=3, sequences=("T2W",)
     )
     return files[0]
 
@@ -49,7 +49,7 @@ def test_a_good_file_is_accepted_with_its_summary(good_file):
     outcome = validation.read_instance(good_file)
     assert outcome.ok
     summary = outcome.summary
-    assert (summary.rows, summary.columns, summary.frames, summary.modality) == (32, 32, 1, "MR")
+    assert (summary.rows, summary.columns, summary.frames, summary.modality) == (64, 64, 1, "MR")
     assert summary.sop_uid == outcome.dataset.SOPInstanceUID
     assert summary.patient_id.startswith("PID")
 
@@ -161,7 +161,7 @@ def test_file_without_preamble_is_accepted(good_file, tmp_path):
 def test_compressed_transfer_syntaxes_decode(tmp_path, syntax):
     patient = synthetic.make_patient(1, 4, seed=9)
     files = synthetic.write_study(
-        tmp_path, patient, shape_2d=(1, 32, 32), seed=9, sequences=("FLAIR",), transfer_syntax=syntax
+        tmp_path, patient, seed=9, sequences=("FLAIR",), transfer_syntax=syntax
     )
     outcome = validation.read_instance(files[0])
     assert outcome.ok, outcome.rejection

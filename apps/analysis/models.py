@@ -1,0 +1,89 @@
+"""Export jobs and ROI measurements. Models hold data; exports.py and rois.py do the work."""
+
+from django.conf import settings
+from django.core.validators import MinValueValidator
+from django.db import models
+
+from apps.imaging.models import JobStatus, Sequence
+
+
+class ExportKind(models.TextChoices):
+    LONG = "long", "Scores, one row per score"
+    WIDE = "wide", "Scores, one row per reading task"
+    ASSIGNMENT = "assignment", "Assignment and randomisation"
+    PATIENTS = "patients", "Patient characteristics"
+    ROIS = "rois", "ROI measurements"
+    REPORT = "report", "Analysis report (PDF)"
+
+
+class ExportJob(models.Model):
+    """One export built by the worker into the default storage, downloaded by admins only."""
+
+    study = models.ForeignKey("studies.ReaderStudy", on_delete=models.CASCADE, related_name="export_jobs")
+    kind = models.CharField(max_length=16, choices=ExportKind.choices)
+    status = models.CharField(max_length=8, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    progress = models.FloatField(default=0.0, help_text="0 to 1.")
+    rows = models.PositiveIntegerField(default=0)
+    file = models.FileField(max_length=255, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Export {self.pk} {self.kind} of study {self.study_id} ({self.status})"
+
+
+class RoiLabel(models.TextChoices):
+    S1 = "S1", "S1 (tissue 1)"
+    S2 = "S2", "S2 (tissue 2)"
+    BACKGROUND = "background", "Background"
+
+
+class RoiMeasurement(models.Model):
+    """An elliptical ROI drawn once and measured on both versions of one image at identical pixel coordinates.
+
+    Geometry is in image pixel indices of the series' stack (slice 0 first, in the order the viewer shows;
+    the centre of pixel (row r, column c) is at (r, c)). The statistics are of the stored pixel values after
+    RescaleSlope/Intercept, never of screen pixels.
+    """
+
+    study = models.ForeignKey("studies.ReaderStudy", on_delete=models.CASCADE, related_name="roi_measurements")
+    case = models.ForeignKey("imaging.Case", on_delete=models.PROTECT, related_name="roi_measurements")
+    sequence = models.CharField(max_length=16, choices=Sequence.choices)
+    label = models.CharField(max_length=16, choices=RoiLabel.choices)
+    drawn_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    task = models.ForeignKey(
+        "studies.ReadingTask", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The task it was drawn in.",
+    )
+    slice_index = models.PositiveIntegerField()
+    center_row = models.FloatField()
+    center_col = models.FloatField()
+    radius_rows = models.FloatField(validators=[MinValueValidator(0.5)])
+    radius_cols = models.FloatField(validators=[MinValueValidator(0.5)])
+    conventional_series = models.ForeignKey("imaging.Series", on_delete=models.PROTECT, related_name="+")
+    dl_series = models.ForeignKey("imaging.Series", on_delete=models.PROTECT, related_name="+")
+    conventional_mean = models.FloatField()
+    conventional_sd = models.FloatField()
+    conventional_pixels = models.PositiveIntegerField()
+    dl_mean = models.FloatField()
+    dl_sd = models.FloatField()
+    dl_pixels = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["study", "case__code", "sequence", "label", "drawn_by"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["study", "case", "sequence", "label", "drawn_by"], name="one_roi_per_label_and_reader"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.case_id} {self.sequence} {self.label}"

@@ -1,0 +1,533 @@
+"""The analysis report: Tables 1-3, the CLMM and agreement tables and Fig. 1, as HTML and as PDF.
+
+Both formats are built from one list of `ReportTable`s and the same matplotlib figures, so what a reader of the
+PDF sees is what the HTML page shows. Figures use matplotlib's object API (no pyplot state), Agg rendering.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+import platform
+import textwrap
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from typing import NamedTuple
+
+import pandas as pd
+from django.template.loader import render_to_string
+from matplotlib.backends.backend_pdf import PdfPages
+from matplotlib.figure import Figure
+
+from apps.analysis.stats import AnalysisResult
+from apps.studies.models import DEFAULT_ITEMS
+
+VERSION_LABELS = {"conventional": "Conventional", "dl": "DL-enhanced"}
+VERSION_COLOURS = {"conventional": "#9aa5b1", "dl": "#2f6fde"}
+# The paper's short sequence names, which fit under a bar.
+SEQUENCE_LABELS = {"T2W": "T2W", "FLAIR": "T2 FLAIR", "T1W_POST": "Postcontrast T1W"}
+MEASURE_LABELS = {"snr1": "SNR₁", "snr2": "SNR₂", "cnr": "CNR"}
+SOFTWARE = ("numpy", "scipy", "pandas", "matplotlib", "django", "torch", "pydicom")
+# Rows of the agreement table per PDF page, so that a page stays legible.
+PDF_ROWS_PER_PAGE = 28
+
+
+def software_versions() -> dict[str, str]:
+    """Installed versions, read from package metadata so that nothing heavy (torch) gets imported."""
+    versions = {"python": platform.python_version()}
+    for name in SOFTWARE:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+@dataclass
+class ReportMeta:
+    """What the statistics do not know: the study, its seed, labels and the software that produced it."""
+
+    title: str
+    seed: int | None = None
+    date: datetime = field(default_factory=lambda: datetime.now(UTC))
+    software: dict[str, str] = field(default_factory=software_versions)
+    item_labels: dict[str, str] = field(default_factory=lambda: {key: label for key, label, _ in DEFAULT_ITEMS})
+    sequence_labels: dict[str, str] = field(default_factory=lambda: dict(SEQUENCE_LABELS))
+    notes: list[str] = field(default_factory=list)
+
+    def item(self, key: str) -> str:
+        return self.item_labels.get(key, key.replace("_", " ").capitalize())
+
+    def sequence(self, key: str) -> str:
+        return self.sequence_labels.get(key, key)
+
+
+class Row(NamedTuple):
+    cells: list[str]
+    section: bool = False
+
+
+@dataclass
+class ReportTable:
+    """A table as shown: a caption, optional spanning headers over the columns, rows of text, a footnote."""
+
+    key: str
+    caption: str
+    columns: list[str]
+    rows: list[Row]
+    spans: list[tuple[str, int]] = field(default_factory=list)
+    footnote: str = ""
+
+
+def fmt_p(p: float) -> str:
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return "NA"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def fmt_num(value: float, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "NA"
+    return f"{value:.{digits}f}"
+
+
+def fmt_ci(mean: float, low: float, high: float, digits: int = 2) -> str:
+    return f"{fmt_num(mean, digits)} ({fmt_num(low, digits)}, {fmt_num(high, digits)})"
+
+
+def ordered_unique(values: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+def table1(result: AnalysisResult) -> ReportTable | None:
+    """Patient characteristics by site (mean ± SD, n (%)) with the paper's tests, shaped like its Table 1."""
+    summary, tests = result.table1_summary, result.table1_tests
+    if summary is None or tests is None:
+        return None
+    sites = [s for s in ordered_unique(summary["site"]) if s != "all"]
+    columns_order = ["all", *sites]
+
+    def value(site: str, variable: str, level: str) -> pd.Series | None:
+        hit = summary[(summary["site"] == site) & (summary["variable"] == variable) & (summary["level"] == level)]
+        return None if hit.empty else hit.iloc[0]
+
+    def test(variable: str, name: str) -> pd.Series | None:
+        hit = tests[(tests["variable"] == variable) & (tests["test"] == name)]
+        return None if hit.empty else hit.iloc[0]
+
+    header = []
+    for site in columns_order:
+        n = value(site, "n", "")
+        label = "Total" if site == "all" else str(site)
+        header.append(f"{label} (n = {int(n['value']) if n is not None else 0})")
+    kruskal = test("age", "kruskal_wallis")
+    age_cells = []
+    for site in columns_order:
+        mean, sd = value(site, "age", "mean"), value(site, "age", "sd")
+        age_cells.append(f"{fmt_num(mean['value'], 1)} ± {fmt_num(sd['value'], 1)}" if mean is not None else "NA")
+    rows = [Row(["Age (years)", *age_cells, fmt_p(kruskal["p"]) if kruskal is not None else "NA"])]
+    labels = {"sex": "Sex", "tumor_type": "Tumour type", "who_grade": "WHO grade"}
+    for variable, label in labels.items():
+        chi = test(variable, "chi_square")
+        rows.append(Row([label, *[""] * len(columns_order), fmt_p(chi["p"]) if chi is not None else "NA"], True))
+        levels = ordered_unique(summary.loc[summary["variable"] == variable, "level"])
+        for level in sorted(levels):
+            cells = []
+            for site in columns_order:
+                hit = value(site, variable, level)
+                cells.append("0 (0)" if hit is None else f"{int(hit['value'])} ({hit['percent']:.1f})")
+            rows.append(Row([level_label(variable, level), *cells, ""]))
+    shapiro = test("age", "shapiro_wilk")
+    footnote = (
+        "Data are mean ± standard deviation or numbers with percentages in parentheses. P values: "
+        "Kruskal–Wallis test for age, Pearson chi-square test (no continuity correction) for categorical "
+        "variables, among sites."
+    )
+    if shapiro is not None:
+        footnote += f" Shapiro–Wilk test of age: W = {shapiro['statistic']:.3f}, P = {fmt_p(shapiro['p'])}."
+    return ReportTable(
+        "table1",
+        "Table 1. Patient characteristics by site.",
+        ["Characteristic", *header, "P value"],
+        rows,
+        footnote=footnote,
+    )
+
+
+def level_label(variable: str, level: str) -> str:
+    if variable == "sex":
+        return {"M": "Male", "F": "Female", "O": "Other"}.get(level, level)
+    if variable == "who_grade":
+        return "NA" if level in {"", "nan", "NA", "None"} else f"Grade {level}"
+    return level.replace("_", " ")
+
+
+def by_sequence_table(
+    key: str,
+    caption: str,
+    first_column: str,
+    row_keys: list[str],
+    row_label,
+    sequences: list[str],
+    cell,
+    meta: ReportMeta,
+    footnote: str,
+) -> ReportTable:
+    """The paper's layout for Tables 2 and 3: one row per measure, Conventional | DL | P under each sequence."""
+    columns = [first_column]
+    spans = [("", 1)]
+    for sequence in sequences:
+        columns += ["Conventional", "DL-enhanced", "P value"]
+        spans.append((meta.sequence(sequence), 3))
+    rows = [Row([row_label(row), *[c for seq in sequences for c in cell(seq, row)]]) for row in row_keys]
+    return ReportTable(key, caption, columns, rows, spans=spans, footnote=footnote)
+
+
+def table2(result: AnalysisResult, meta: ReportMeta) -> ReportTable | None:
+    """SNR₁, SNR₂ and CNR per sequence and version with 95 % CI and the paired t-test, like Table 2."""
+    snr = result.snr
+    if snr is None or snr.empty:
+        return None
+    indexed = snr.set_index(["sequence", "measure"])
+
+    def cell(sequence: str, measure: str) -> list[str]:
+        if (sequence, measure) not in indexed.index:
+            return ["NA", "NA", "NA"]
+        r = indexed.loc[(sequence, measure)]
+        return [
+            fmt_ci(r["mean_conventional"], r["ci_low_conventional"], r["ci_high_conventional"], 1),
+            fmt_ci(r["mean_dl"], r["ci_low_dl"], r["ci_high_dl"], 1),
+            fmt_p(r["p_paired_t"]),
+        ]
+
+    wilcoxon = "; ".join(
+        f"{meta.sequence(r.sequence)} {MEASURE_LABELS.get(r.measure, r.measure)} {fmt_p(r.p_wilcoxon)}"
+        for r in snr.itertuples()
+    )
+    return by_sequence_table(
+        "table2",
+        "Table 2. SNR and CNR of conventional and DL-enhanced images.",
+        "Measure",
+        ordered_unique(snr["measure"]),
+        lambda m: MEASURE_LABELS.get(m, m),
+        ordered_unique(snr["sequence"]),
+        cell,
+        meta,
+        "Mean with 95 % confidence interval. SNR₁ or SNR₂ = mean signal in S₁ or S₂ / SD of the background; "
+        "CNR = |S₁ − S₂| / SD of the background; ROI statistics from stored pixel values in the original "
+        "intensity scale. P: paired t-test over images measured in both versions. Wilcoxon signed-rank P: "
+        f"{wilcoxon}.",
+    )
+
+
+def table3(result: AnalysisResult, meta: ReportMeta) -> ReportTable:
+    """Mean Likert score with 95 % CI per item, sequence and version; P from the CLMM version term."""
+    means = result.means.set_index(["sequence", "item", "version"])
+    clmm = result.clmm.set_index(["sequence", "item"])
+
+    def cell(sequence: str, item: str) -> list[str]:
+        cells = []
+        for version in ("conventional", "dl"):
+            key = (sequence, item, version)
+            cells.append(
+                fmt_ci(means.loc[key, "mean"], means.loc[key, "ci_low"], means.loc[key, "ci_high"])
+                if key in means.index
+                else "NA"
+            )
+        cells.append(fmt_p(clmm.loc[(sequence, item), "p"]) if (sequence, item) in clmm.index else "NA")
+        return cells
+
+    return by_sequence_table(
+        "table3",
+        "Table 3. Qualitative scores of conventional and DL-enhanced images.",
+        "Item",
+        ordered_unique(result.means["item"]),
+        meta.item,
+        ordered_unique(result.means["sequence"]),
+        cell,
+        meta,
+        "Mean score (1–5, higher is better) with 95 % t-interval. P: version term of a cumulative link mixed "
+        "model (logit link) with version and reader as fixed effects and random intercepts for patient and site.",
+    )
+
+
+def clmm_table(result: AnalysisResult, meta: ReportMeta) -> ReportTable:
+    """Every CLMM fit in full: coefficient, SE, z, P, odds ratio, variance components, convergence."""
+    rows = []
+    for r in result.clmm.itertuples():
+        rows.append(
+            Row(
+                [
+                    meta.sequence(r.sequence),
+                    meta.item(r.item),
+                    str(int(r.n)) if hasattr(r, "n") else "",
+                    fmt_num(r.coef_version_dl, 3),
+                    fmt_num(r.se, 3),
+                    fmt_num(r.z, 2),
+                    fmt_p(r.p),
+                    fmt_num(math.exp(r.coef_version_dl), 2) if not math.isnan(r.coef_version_dl) else "NA",
+                    fmt_num(r.var_patient, 3),
+                    fmt_num(r.var_site, 3),
+                    "yes" if getattr(r, "converged", True) else "NO",
+                ]
+            )
+        )
+    return ReportTable(
+        "clmm",
+        "Table 4. Cumulative link mixed models, DL-enhanced versus conventional.",
+        ["Sequence", "Item", "n", "β (DL)", "SE", "z", "P", "OR", "Var patient", "Var site", "Converged"],
+        rows,
+        footnote="ordered(score) ~ version + reader + (1 | site) + (1 | patient), logit link, Laplace "
+        "approximation; conventional and the first reader are the reference levels. β > 0: DL scored higher.",
+    )
+
+
+def agreement_table(result: AnalysisResult, meta: ReportMeta) -> ReportTable:
+    """Weighted Cohen's kappa (linear, quadratic) with 95 % CI and percent agreement per reader pair."""
+    kappa = result.kappa
+
+    def with_ci(r: pd.Series, name: str) -> str:
+        low, high = r.get(f"{name}_ci_low"), r.get(f"{name}_ci_high")
+        if low is None or high is None:
+            return fmt_num(r[name])
+        return fmt_ci(r[name], low, high)
+
+    rows = [
+        Row(
+            [
+                meta.sequence(r["sequence"]),
+                meta.item(r["item"]),
+                VERSION_LABELS.get(r["version"], r["version"]),
+                f"{r['reader_1']}–{r['reader_2']}",
+                str(int(r["n"])),
+                with_ci(r, "kappa_linear"),
+                with_ci(r, "kappa_quadratic"),
+                fmt_num(r["percent_agreement"], 1),
+            ]
+        )
+        for _, r in kappa.iterrows()
+    ]
+    return ReportTable(
+        "agreement",
+        "Table 5. Inter-reader agreement.",
+        ["Sequence", "Item", "Version", "Readers", "n", "κ linear (95 % CI)", "κ quadratic (95 % CI)", "% agreement"],
+        rows,
+        footnote="Weighted Cohen's κ over the categories 1–5 on the cases both readers scored, with asymptotic "
+        "95 % confidence intervals; exact agreement in %. κ ≤ 0.20 slight, 0.21–0.40 fair, 0.41–0.60 moderate, "
+        "0.61–0.80 substantial, 0.81–1.00 almost perfect.",
+    )
+
+
+def build_tables(result: AnalysisResult, meta: ReportMeta) -> list[ReportTable]:
+    tables = [table1(result), table2(result, meta), table3(result, meta), clmm_table(result, meta)]
+    tables.append(agreement_table(result, meta))
+    return [t for t in tables if t is not None]
+
+
+def _bar_panel(ax, sequences: list[str], values: dict, meta: ReportMeta, title: str, ylabel: str) -> None:
+    """Grouped bars per sequence (conventional, DL) with 95 % CI error bars; values[(seq, version)] = (m, lo, hi)."""
+    width = 0.38
+    for offset, version in ((-width / 2, "conventional"), (width / 2, "dl")):
+        xs, heights, errs = [], [], [[], []]
+        for i, sequence in enumerate(sequences):
+            mean, low, high = values.get((sequence, version), (math.nan, math.nan, math.nan))
+            xs.append(i + offset)
+            heights.append(mean)
+            errs[0].append(0 if math.isnan(low) else mean - low)
+            errs[1].append(0 if math.isnan(high) else high - mean)
+        ax.bar(xs, heights, width, yerr=errs, capsize=3, color=VERSION_COLOURS[version], label=VERSION_LABELS[version])
+    ax.set_xticks(range(len(sequences)), [meta.sequence(s) for s in sequences], fontsize=8)
+    ax.set_title(title, fontsize=10, loc="left")
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.tick_params(axis="y", labelsize=8)
+
+
+def figure1(result: AnalysisResult, meta: ReportMeta) -> Figure:
+    """Fig. 1: SNR₁, SNR₂, CNR (when ROIs were measured) and overall image quality, mean with 95 % CI."""
+    means = result.means
+    item = "overall_quality" if "overall_quality" in set(means["item"]) else ordered_unique(means["item"])[0]
+    panels = []
+    if result.snr is not None and not result.snr.empty:
+        snr = result.snr
+        for measure in ordered_unique(snr["measure"]):
+            block = snr[snr["measure"] == measure]
+            values = {}
+            for r in block.itertuples():
+                values[(r.sequence, "conventional")] = (r.mean_conventional, r.ci_low_conventional, r.ci_high_conventional)
+                values[(r.sequence, "dl")] = (r.mean_dl, r.ci_low_dl, r.ci_high_dl)
+            panels.append((ordered_unique(block["sequence"]), values, MEASURE_LABELS.get(measure, measure), "ratio"))
+    block = means[means["item"] == item]
+    values = {(r.sequence, r.version): (r.mean, r.ci_low, r.ci_high) for r in block.itertuples()}
+    panels.append((ordered_unique(block["sequence"]), values, meta.item(item), "mean score (1–5)"))
+    fig = Figure(figsize=(max(3.4 * len(panels), 5.0), 3.4), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for letter, ax, (sequences, vals, title, ylabel) in zip("ABCD", axes, panels, strict=False):
+        _bar_panel(ax, sequences, vals, meta, f"{letter}  {title}", ylabel)
+    axes[-1].set_ylim(1, 5.3)
+    axes[0].legend(fontsize=7, loc="upper left")
+    return fig
+
+
+def figure2(result: AnalysisResult, meta: ReportMeta) -> Figure:
+    """Fig. 2: every item's mean with 95 % CI, one panel per sequence, conventional against DL."""
+    means = result.means
+    sequences = ordered_unique(means["sequence"])
+    items = ordered_unique(means["item"])
+    fig = Figure(figsize=(3.4 * len(sequences), 0.35 * len(items) + 1.6), layout="constrained")
+    axes = fig.subplots(1, len(sequences), sharey=True, squeeze=False)[0]
+    for ax, sequence in zip(axes, sequences, strict=True):
+        for shift, version in ((-0.15, "conventional"), (0.15, "dl")):
+            block = means[(means["sequence"] == sequence) & (means["version"] == version)].set_index("item")
+            block = block.reindex(items)
+            ys = [i + shift for i in range(len(items))]
+            ax.errorbar(
+                block["mean"],
+                ys,
+                xerr=[block["mean"] - block["ci_low"], block["ci_high"] - block["mean"]],
+                fmt="o",
+                ms=4,
+                capsize=2,
+                color=VERSION_COLOURS[version],
+                label=VERSION_LABELS[version],
+            )
+        ax.set_title(meta.sequence(sequence), fontsize=10)
+        ax.set_xlim(1, 5)
+        ax.tick_params(labelsize=8)
+    axes[0].set_yticks(range(len(items)), [meta.item(i) for i in items])
+    axes[0].invert_yaxis()
+    axes[0].legend(fontsize=7, loc="lower left")
+    return fig
+
+
+def png_data_uri(fig: Figure) -> str:
+    """A PNG data URI: nothing from the data ends up as markup in the page."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=150)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def methods_text(result: AnalysisResult, meta: ReportMeta) -> list[str]:
+    """Paragraphs for a methods section, filled in with this analysis' design and software."""
+    means = result.means
+    sequences = ", ".join(meta.sequence(s) for s in ordered_unique(means["sequence"]))
+    readers = sorted(set(result.kappa["reader_1"]) | set(result.kappa["reader_2"]))
+    software = ", ".join(f"{name} {version}" for name, version in meta.software.items())
+    text = [
+        f"Images of {sequences} were scored in conventional and DL-enhanced versions on "
+        f"{means['item'].nunique()} five-point Likert items (higher is better) by {len(readers)} readers. "
+        "Scores are summarised as means with 95 % t-intervals. For each sequence and item, a cumulative link "
+        "mixed model with a logit link was fitted with version and reader as fixed effects and random "
+        "intercepts for patient and site (Laplace approximation; validated against R ordinal::clmm); the "
+        "P value of the version term is reported. Inter-reader agreement was assessed with linearly and "
+        "quadratically weighted Cohen's κ and percent agreement for each reader pair.",
+    ]
+    if result.table1_tests is not None:
+        text.append(
+            "Patient characteristics were compared among sites with the Kruskal–Wallis test (continuous) and the "
+            "Pearson chi-square test (categorical); normality was assessed with the Shapiro–Wilk test."
+        )
+    if result.snr is not None:
+        text.append(
+            "SNR and CNR were computed from elliptical ROIs (S₁, S₂ and background) drawn once and applied at "
+            "identical pixel coordinates to both versions; ROI statistics come from the stored pixel values in "
+            "the original intensity scale. Versions were compared with the paired t-test and the Wilcoxon "
+            "signed-rank test."
+        )
+    text.append("No adjustment for multiple testing was made. " f"Software: {software}.")
+    return text
+
+
+def report_context(result: AnalysisResult, meta: ReportMeta) -> dict:
+    """Everything the template and the PDF show."""
+    readers = sorted(set(result.kappa["reader_1"]) | set(result.kappa["reader_2"]))
+    return {
+        "meta": meta,
+        "tables": build_tables(result, meta),
+        "methods": methods_text(result, meta),
+        "figures": [
+            ("Fig. 1. Conventional and DL-enhanced images: mean with 95 % confidence interval.", figure1(result, meta)),
+            ("Fig. 2. Mean score with 95 % confidence interval of every item.", figure2(result, meta)),
+        ],
+        "counts": {
+            "scores": int(result.means["n"].sum()),
+            "readers": len(readers),
+            "patients": None if result.table1_summary is None else _patient_count(result.table1_summary),
+            "images with ROIs": None if result.snr is None else int(result.snr["n_paired"].max() or 0),
+        },
+        "timings": result.timings,
+    }
+
+
+def _patient_count(summary: pd.DataFrame) -> int:
+    total = summary[(summary["site"] == "all") & (summary["variable"] == "n")]
+    return int(total["value"].iloc[0]) if not total.empty else 0
+
+
+def render_html(result: AnalysisResult, meta: ReportMeta, **extra) -> str:
+    """The report page as one self-contained HTML document (figures inline), escaped by Django's templates."""
+    context = report_context(result, meta)
+    context["figures"] = [(caption, png_data_uri(fig)) for caption, fig in context["figures"]]
+    return render_to_string("analysis/report.html", {**context, **extra})
+
+
+def _text_page(pdf: PdfPages, title: str, paragraphs: list[str]) -> None:
+    fig = Figure(figsize=(11.69, 8.27))
+    fig.text(0.06, 0.93, title, fontsize=16, weight="bold", va="top")
+    body = "\n\n".join(textwrap.fill(p, 130) for p in paragraphs)
+    fig.text(0.06, 0.86, body, fontsize=9, va="top", family="DejaVu Sans")
+    pdf.savefig(fig)
+
+
+def _table_pages(pdf: PdfPages, table: ReportTable) -> None:
+    """A table drawn with matplotlib, split over pages of `PDF_ROWS_PER_PAGE` rows."""
+    chunks = [table.rows[i : i + PDF_ROWS_PER_PAGE] for i in range(0, max(len(table.rows), 1), PDF_ROWS_PER_PAGE)]
+    for page, rows in enumerate(chunks, start=1):
+        fig = Figure(figsize=(11.69, 8.27))
+        caption = table.caption if len(chunks) == 1 else f"{table.caption} (page {page} of {len(chunks)})"
+        fig.text(0.04, 0.95, caption, fontsize=12, weight="bold", va="top")
+        ax = fig.add_axes((0.04, 0.12, 0.92, 0.78))
+        ax.axis("off")
+        header = list(table.columns)
+        if table.spans and any(label for label, _ in table.spans):
+            labels = [label for label, width in table.spans for label in [label] + [""] * (width - 1)]
+            header = [f"{s}\n{c}" if s else c for s, c in zip(labels, header, strict=True)]
+        cell_text = [r.cells for r in rows] or [["(no rows)"] + [""] * (len(header) - 1)]
+        drawn = ax.table(cellText=cell_text, colLabels=header, loc="upper center", cellLoc="left")
+        drawn.auto_set_font_size(False)
+        drawn.set_fontsize(7)
+        drawn.auto_set_column_width(list(range(len(header))))
+        for (row, _col), cell in drawn.get_celld().items():
+            if row == 0:
+                cell.set_height(cell.get_height() * 2)
+                cell.set_text_props(weight="bold")
+            elif rows and rows[row - 1].section:
+                cell.set_text_props(weight="bold")
+        if table.footnote:
+            fig.text(0.04, 0.08, textwrap.fill(table.footnote, 170), fontsize=7, va="top")
+        pdf.savefig(fig)
+
+
+def render_pdf(result: AnalysisResult, meta: ReportMeta) -> bytes:
+    """The same report as a PDF: a methods page, one or more pages per table, then the figures."""
+    context = report_context(result, meta)
+    buffer = io.BytesIO()
+    with PdfPages(buffer) as pdf:
+        header = [
+            f"Generated {meta.date:%Y-%m-%d %H:%M} UTC."
+            + (f" Randomisation seed: {meta.seed}." if meta.seed is not None else ""),
+            "Counts: " + ", ".join(f"{k} {v}" for k, v in context["counts"].items() if v is not None) + ".",
+            *meta.notes,
+        ]
+        _text_page(pdf, meta.title, header + context["methods"])
+        for table in context["tables"]:
+            _table_pages(pdf, table)
+        for caption, fig in context["figures"]:
+            fig.suptitle(caption, fontsize=10, x=0.01, ha="left")
+            pdf.savefig(fig)
+        info = pdf.infodict()
+        info["Title"] = meta.title
+        info["Creator"] = "readerstudy"
+    return buffer.getvalue()

@@ -1,8 +1,10 @@
 from django.contrib import admin, messages
+from django.urls import reverse
+from django.utils.html import format_html
 
 from apps.accounts.admin_access import SiteScoped
-from apps.imaging.services import enhancement, uploads
 from apps.imaging.models import Case, EnhancementJob, Series, UploadBatch, UploadFileResult
+from apps.imaging.services import enhancement, uploads
 
 
 class SeriesInline(admin.TabularInline):
@@ -65,9 +67,20 @@ class UploadBatchAdmin(SiteScoped):
 @admin.register(EnhancementJob)
 class EnhancementJobAdmin(SiteScoped):
     site_field = "series__case__institution"
-    list_display = ("id", "series", "status", "model_version", "device", "attempts", "created_at", "finished_at")
+    list_display = ("id", "series", "status", "model_version", "device", "attempts", "flagged", "finished_at")
     list_filter = ("status", "device")
-    readonly_fields = [f.name for f in EnhancementJob._meta.fields]
+    readonly_fields = [*(f.name for f in EnhancementJob._meta.fields), "difference"]
+
+    @admin.display(boolean=True, description="Structured residual")
+    def flagged(self, job: EnhancementJob) -> bool | None:
+        return job.qa.get("flagged") if job.qa else None
+
+    @admin.display(description="Difference image (conventional minus DL)")
+    def difference(self, job: EnhancementJob) -> str:
+        if not job.difference_image:
+            return "—"
+        url = reverse("enhancement-job-difference-image", args=[job.pk])
+        return format_html('<img src="{}" alt="difference image" style="max-width: 384px">', url)
     actions = ["retry"]
 
     @admin.action(description="Run enhancement again")

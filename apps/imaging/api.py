@@ -1,10 +1,11 @@
 """REST API for coordinators and admins. Every queryset goes through `restrict_to_site`."""
 
 from django.db import transaction
+from django.http import FileResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
@@ -16,6 +17,7 @@ from apps.imaging.serializers import (
     SeriesSerializer,
     UploadBatchSerializer,
     UploadCreateSerializer,
+    VendorAttachSerializer,
 )
 from apps.imaging.services import enhancement, uploads
 
@@ -79,10 +81,36 @@ class SeriesViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Upd
         enhancement.request_enhancement(series)
 
 
+    @extend_schema(request=VendorAttachSerializer, responses={200: SeriesSerializer})
+    @action(detail=True, methods=["post"], url_path="attach-vendor")
+    def attach_vendor(self, request, pk=None):
+        """Declares another series of the same study to be this series' vendor-enhanced version."""
+        conventional = self.get_object()
+        form = VendorAttachSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        vendor = self.get_queryset().filter(pk=form.validated_data["vendor_series"]).first()
+        if vendor is None:
+            raise ValidationError({"vendor_series": "No such series of your site."})
+        try:
+            enhancement.attach_vendor_series(conventional, vendor)
+        except ValueError as exc:
+            raise ValidationError({"vendor_series": str(exc)}) from exc
+        conventional.refresh_from_db()
+        return Response(SeriesSerializer(conventional).data)
+
+
 class EnhancementJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, SiteScopedViewSet):
     queryset = EnhancementJob.objects.select_related("series")
     serializer_class = EnhancementJobSerializer
     site_field = "series__case__institution"
+
+    @action(detail=True, methods=["get"], url_path="difference-image")
+    def difference_image(self, request, pk=None):
+        """The residual (conventional minus DL) of the slice with most residual energy, for the safety check."""
+        job = self.get_object()
+        if not job.difference_image:
+            raise NotFound("This job has no difference image yet.")
+        return FileResponse(job.difference_image.open("rb"), content_type="image/png")
 
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):

@@ -123,6 +123,9 @@ class Instance(models.Model):
     class Meta:
         ordering = ["series", "slice_location", "instance_number"]
 
+    def __str__(self) -> str:
+        return self.sop_uid
+
 
 class BatchStatus(models.TextChoices):
     PENDING = "pending", "Waiting for the worker"
@@ -182,6 +185,9 @@ class UploadFileResult(models.Model):
         ordering = ["batch", "name"]
         constraints = [models.UniqueConstraint(fields=["batch", "name"], name="one_result_per_file")]
 
+    def __str__(self) -> str:
+        return f"{self.name}: {self.outcome}"
+
 
 class JobStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
@@ -212,3 +218,6 @@ class EnhancementJob(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Enhancement {self.pk} ({self.get_status_display()})"

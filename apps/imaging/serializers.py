@@ -31,6 +31,10 @@ class UploadCreateSerializer(serializers.Serializer):
                                                queryset=Institution.objects.all())
 
 
+class VendorAttachSerializer(serializers.Serializer):
+    vendor_series = serializers.IntegerField(help_text="Id of the uploaded vendor-enhanced series.")
+
+
 class SeriesSerializer(serializers.ModelSerializer):
     case = serializers.SlugRelatedField(slug_field="code", read_only=True)
 

@@ -88,7 +88,8 @@ def test_real_worker_ingests_an_upload(tmp_path, eager_tasks, broker):
         else:
             queue = var_dir / "celery-broker" / "queue"
             queue.mkdir(parents=True, exist_ok=True)
-            options = {"data_folder_in": str(queue), "data_folder_out": str(queue), "store_processed": False}
+            options = {"data_folder_in": str(queue), "data_folder_out": str(queue), "store_processed": False,
+                       "control_folder": str(var_dir / "celery-broker" / "control")}
             with Connection(url, transport_options=options) as conn:
                 process_upload_batch.apply_async(kwargs={"batch_id": batch.pk}, connection=conn, queue="default")
         batch = wait_until_finished(batch, worker)

@@ -1,0 +1,116 @@
+"""Enhancement jobs on the worker side: DL series written and linked, idempotent, retryable, vendor pairs."""
+
+import numpy as np
+import pydicom
+import pytest
+
+from apps.imaging.models import EnhancementJob, JobStatus, Sequence, Series, SeriesSource, Version
+from apps.imaging.services import enhancement, enhancement_runner, ingest, storage, uploads
+from apps.institutions.services import add_site
+from tests.imaging.dicom_samples import write_patient_study
+from worker.enhancement import enhance_series
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def imported(tmp_path):
+    site = add_site("west", "West Clinic")
+    folder, _ = write_patient_study(tmp_path / "incoming", seed=21)
+    ingest.process_batch(uploads.stage_path(site, None, folder).pk)
+    return site
+
+
+def t2w_job() -> EnhancementJob:
+    return EnhancementJob.objects.get(series__sequence=Sequence.T2W)
+
+
+def test_each_study_series_gets_one_queued_job(imported):
+    jobs = EnhancementJob.objects.all()
+    assert sorted(jobs.values_list("series__sequence", flat=True)) == ["FLAIR", "T1W_POST", "T2W"]
+    assert set(jobs.values_list("status", flat=True)) == {JobStatus.QUEUED}
+
+
+def test_job_writes_a_linked_dl_series_with_same_geometry_and_new_uids(imported):
+    job = enhancement_runner.run_job(t2w_job().pk, device="cpu")
+    conventional = job.series
+    conventional.refresh_from_db()
+    dl = job.output_series
+    assert job.status == JobStatus.DONE and job.model_version and job.device == "cpu"
+    assert dl.version == Version.DL and dl.source == SeriesSource.ENHANCED
+    assert conventional.counterpart_id == dl.pk and dl.counterpart_id == conventional.pk
+    assert dl.instances.count() == conventional.instances.count()
+    assert {"read_s", "inference_s", "write_s", "total_s"} <= set(job.timings)
+    assert "structure_score" in job.qa and job.difference_image.name.endswith(".png")
+    for ours, theirs in zip(conventional.instances.all(), dl.instances.all(), strict=True):
+        a, b = storage.read_dataset(ours), storage.read_dataset(theirs)
+        assert a.ImagePositionPatient == b.ImagePositionPatient
+        assert (a.Rows, a.Columns, a.PixelSpacing) == (b.Rows, b.Columns, b.PixelSpacing)
+        assert a.SOPInstanceUID != b.SOPInstanceUID and a.SeriesInstanceUID != b.SeriesInstanceUID
+        assert a.StudyInstanceUID == b.StudyInstanceUID
+        header_text = str(b).lower()
+        assert "ceunet" not in header_text and "enhanc" not in header_text
+    tissue_a = np.mean([storage.read_dataset(i).pixel_array.mean() for i in conventional.instances.all()])
+    tissue_b = np.mean([storage.read_dataset(i).pixel_array.mean() for i in dl.instances.all()])
+    assert abs(tissue_b - tissue_a) / tissue_a < 0.05, "no global intensity drift"
+
+
+def test_running_a_job_twice_stores_nothing_twice(imported):
+    job = enhancement_runner.run_job(t2w_job().pk, device="cpu")
+    series_count, files = Series.objects.count(), job.output_series.instances.count()
+    again = enhancement_runner.run_job(job.pk, device="cpu")
+    assert again.output_series_id == job.output_series_id
+    assert Series.objects.count() == series_count
+    assert again.output_series.instances.count() == files
+
+
+def test_failed_job_is_visible_and_retryable(imported, monkeypatch):
+    job = t2w_job()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory")
+
+    monkeypatch.setattr(enhancement_runner.inference, "enhance_volume", broken)
+    with pytest.raises(RuntimeError):
+        enhance_series.delay(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED and "out of memory" in job.error
+    assert not Series.objects.filter(version=Version.DL).exists(), "a failed job leaves no half series"
+
+    monkeypatch.undo()
+    enhancement.retry_enhancement(job)
+    enhancement_runner.run_job(job.pk, device="cpu")
+    job.refresh_from_db()
+    assert job.status == JobStatus.DONE and job.attempts == 2 and job.error == ""
+
+
+def test_vendor_series_is_attached_when_geometry_matches(imported, tmp_path):
+    conventional = Series.objects.get(sequence=Sequence.T2W)
+    job = enhancement_runner.run_job(t2w_job().pk, device="cpu")
+    produced = job.output_series
+    produced.counterpart = None
+    produced.version = Version.CONVENTIONAL
+    produced.save()
+    conventional.counterpart = None
+    conventional.save()
+    vendor = enhancement.attach_vendor_series(conventional, produced)
+    assert vendor.source == SeriesSource.VENDOR and vendor.version == Version.DL
+    conventional.refresh_from_db()
+    assert conventional.counterpart_id == vendor.pk
+
+
+def test_vendor_series_with_other_geometry_is_refused(imported):
+    t2w = Series.objects.get(sequence=Sequence.T2W)
+    t1 = Series.objects.get(sequence=Sequence.T1W_POST)
+    with pytest.raises(ValueError, match="geometry"):
+        enhancement.attach_vendor_series(t2w, t1)
+    t2w.refresh_from_db()
+    assert t2w.counterpart_id is None
+
+
+def test_dicom_written_for_dl_is_valid_dicom(imported):
+    job = enhancement_runner.run_job(t2w_job().pk, device="cpu")
+    instance = job.output_series.instances.first()
+    with storage.image_storage().open(instance.file.name, "rb") as stream:
+        ds = pydicom.dcmread(stream)
+    assert ds.pixel_array.shape == (ds.Rows, ds.Columns)

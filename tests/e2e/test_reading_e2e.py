@@ -223,3 +223,27 @@ def test_paired_reading_syncs_scrolling_scores_both_panels_and_finishes(page, li
         [1, 2, 3, 4, 5, 1, 2]
     assert page.errors == []
 
+
+
+@pytest.mark.parametrize("rendering", ["webgl", "cpu"])
+def test_both_rendering_paths_draw_and_window(page, live_server, rendering):
+    """Auto-detection picks CPU rendering on software-only WebGL (as here) and WebGL on a GPU; both must work."""
+    world = build_reading_world(mode="single", cases=1, slices=6, size=96, username=f"e2e-{rendering}")
+    task = ReadingTask.objects.filter(reader=world.reader).order_by("position").first()
+    login(page, world.username, world.password)
+    page.goto(f"/reading/task/{task.token}/?render={rendering}")
+    wait_rendered(page)
+    assert page.get_attribute("#reading-app", "data-rendering") == rendering
+    before = assert_not_blank(page)
+    x, y = viewport_centre(page)
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x - 80, y + 50, steps=5)
+    page.mouse.up()
+    windowed = wait_canvas_change(page, "A", before)
+    page.wait_for_timeout(300)  # let the last drag frame land
+    windowed = stats(page)
+    page.keyboard.press("r")  # reset restores the stored window
+    reset = wait_canvas_change(page, "A", windowed)
+    assert abs(reset["mean"] - before["mean"]) < abs(windowed["mean"] - before["mean"])
+    assert page.errors == []

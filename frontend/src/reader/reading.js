@@ -48,7 +48,7 @@ export function mountReadingApp(root) {
   const params = new URLSearchParams(window.location.search);
   const options = {
     prefetch: params.get('prefetch') !== '0',
-    forceCPU: params.get('render') === 'cpu',
+    rendering: ['cpu', 'webgl'].includes(params.get('render')) ? params.get('render') : 'auto',
   };
   const api = createApi(root.dataset.csrfToken || '');
   const metrics = { rendering: null, firstImageMs: null, transitions: [], lastTransitionMs: null };
@@ -73,7 +73,7 @@ export function mountReadingApp(root) {
   root.dataset.state = 'loading';
   const els = buildShell(root);
 
-  const viewerReady = initViewer({ forceCPU: options.forceCPU }).then((info) => {
+  const viewerReady = initViewer({ rendering: options.rendering }).then((info) => {
     metrics.rendering = info.rendering;
     root.dataset.rendering = info.rendering;
   });
@@ -146,7 +146,7 @@ export function mountReadingApp(root) {
             label: stacks.length > 1 ? s.role : null,
             onRendered,
             onActivate: (role) => setActivePanel(role),
-            init: { forceCPU: options.forceCPU },
+            init: { rendering: options.rendering },
           }),
         );
       }
@@ -166,7 +166,12 @@ export function mountReadingApp(root) {
     if (pendingTransition.waiting.size === 0) {
       const ms = performance.now() - pendingTransition.t0;
       metrics.lastTransitionMs = ms;
-      metrics.transitions.push({ token: tokenOf(task), ms, prefetched: pendingTransition.prefetched ?? false });
+      metrics.transitions.push({
+        token: tokenOf(task),
+        ms,
+        submitMs: metrics.lastSubmitMs ?? null,
+        prefetched: pendingTransition.prefetched,
+      });
       root.dataset.lastTransitionMs = ms.toFixed(1);
       pendingTransition = null;
     }
@@ -234,6 +239,7 @@ export function mountReadingApp(root) {
     const t0 = performance.now();
     try {
       const res = await api.submit(taskUrl, state.all(), Math.round(clock.seconds() * 10) / 10);
+      metrics.lastSubmitMs = performance.now() - t0;
       clock.stop();
       autosave.stop();
       backup.clear();
@@ -350,8 +356,9 @@ export function mountReadingApp(root) {
       h('div', { class: 'rs-toolbar' }, resetButton, ellipseButton),
       message, submitButton, help);
     container.replaceChildren(
-      h('header', { class: 'rs-header' }, h('div', { class: 'rs-header-left' }, position, badge), save, nav),
-      h('main', { class: 'rs-main' }, viewers, aside),
+      // Divs, not header/main: the page template already has its own.
+      h('div', { class: 'rs-header' }, h('div', { class: 'rs-header-left' }, position, badge), save, nav),
+      h('div', { class: 'rs-main' }, viewers, aside),
     );
     return { position, badge, save, nav, viewers, items, message, help, ellipseButton, submitButton, main: container.querySelector('.rs-main') };
   }

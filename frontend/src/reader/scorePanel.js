@@ -25,17 +25,21 @@ export function createScorePanel(container, { items, panels, state, onScore, onF
       onclick: () => onScore(activePanel, item.key, i + 1, index),
       onfocus: () => onFocusItem(index),
     }, h('span', { class: 'rs-anchor-num' }, String(i + 1)), h('span', { class: 'rs-anchor-text' }, anchor)));
+    const choice = h('div', { class: 'rs-item-choice' });
     const row = h('li', { class: 'rs-item', dataset: { key: item.key } },
-      h('div', { class: 'rs-item-label', id: null }, item.label),
-      h('div', { class: 'rs-anchors', role: 'radiogroup', 'aria-label': item.label }, buttons));
-    return { row, buttons, item };
+      h('div', { class: 'rs-item-head' },
+        h('div', { class: 'rs-item-label' }, item.label),
+        h('div', { class: 'rs-anchors', role: 'radiogroup', 'aria-label': item.label }, buttons)),
+      choice);
+    return { row, buttons, item, choice };
   });
   const list = h('ol', { class: 'rs-items' }, rows.map((r) => r.row));
   container.append(...[tabs, list].filter(Boolean));
 
   function render() {
-    rows.forEach(({ row, buttons, item }, index) => {
+    rows.forEach(({ row, buttons, item, choice }, index) => {
       const value = state.get(activePanel, item.key);
+      choice.textContent = value === null ? '' : item.anchors[value - 1];
       row.classList.toggle('is-focused', index === focusIndex);
       row.classList.toggle('is-scored', value !== null);
       row.dataset.value = value === null ? '' : String(value);

@@ -31,33 +31,49 @@ const TOOL_GROUP_PREFIX = 'readerstudy-';
 let initPromise = null;
 let viewportCounter = 0;
 
-/** WebGL available? Headless browsers without a GPU (and old desktops) get CPU rendering. */
-export function hasWebGL() {
+const SOFTWARE_GL = /swiftshader|llvmpipe|softpipe|software|basic render/i;
+
+/**
+ * How to render: 'webgl' with a hardware GPU; 'cpu' without WebGL or when WebGL is emulated in software
+ * (headless Chromium's SwiftShader, llvmpipe), where Cornerstone's CPU path draws a stack image several
+ * times faster. `preference` ('auto' | 'webgl' | 'cpu') overrides the detection.
+ */
+export function chooseRendering(preference = 'auto') {
+  if (preference === 'cpu') return { mode: 'cpu', renderer: null };
+  let gl = null;
   try {
     const canvas = document.createElement('canvas');
-    return Boolean(canvas.getContext('webgl2') || canvas.getContext('webgl'));
+    gl = canvas.getContext('webgl2') || canvas.getContext('webgl');
   } catch {
-    return false;
+    gl = null;
   }
+  if (!gl) return { mode: 'cpu', renderer: null };
+  const info = gl.getExtension('WEBGL_debug_renderer_info');
+  const renderer = String(gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER) || '');
+  gl.getExtension('WEBGL_lose_context')?.loseContext();
+  if (preference === 'webgl') return { mode: 'webgl', renderer };
+  return { mode: SOFTWARE_GL.test(renderer) ? 'cpu' : 'webgl', renderer };
 }
 
 /**
  * Initialise Cornerstone3D core, the DICOM loader and the tools, once per page.
- * options.forceCPU: render on the CPU even when WebGL exists (a query flag, for comparison).
+ * options.rendering: 'auto' (default) | 'webgl' | 'cpu'.
  */
 export function initViewer(options = {}) {
   if (!initPromise) {
     initPromise = (async () => {
-      const useCPU = Boolean(options.forceCPU) || !hasWebGL();
+      const choice = chooseRendering(options.rendering);
+      const useCPU = choice.mode === 'cpu';
       await csInit({ rendering: { useCPURendering: useCPU } });
-      if (useCPU) setUseCPURendering(true, false);
+      // init() only checks that WebGL exists; make a software-GL decision stick.
+      setUseCPURendering(useCPU, false);
       dicomLoaderInit({
         maxWebWorkers: Math.max(1, Math.min(4, (navigator.hardwareConcurrency || 2) - 1)),
         ...(options.beforeSend ? { beforeSend: options.beforeSend } : {}),
       });
       toolsInit();
       registerTools();
-      return { rendering: useCPU ? 'cpu' : 'webgl' };
+      return { rendering: choice.mode, renderer: choice.renderer };
     })();
   }
   return initPromise;

@@ -41,10 +41,12 @@ from typing import NamedTuple
 from dicomanonymizer.dicomfields_selector import dicom_anonymization_database_selector
 from pydicom import __version__ as pydicom_version
 from pydicom.datadict import DicomDictionary
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_sequence
 from pydicom.sequence import Sequence
+from pydicom.tag import BaseTag
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
 
 logger = logging.getLogger(__name__)
@@ -214,20 +216,33 @@ def deidentify_dataset(
     ds: Dataset, *, case_code: str, date_shift_days: int | None, uid_secret: str
 ) -> DeidResult:
     """De-identifies ``ds`` in place (file meta included) and says whether pixels may carry burned-in text."""
-    burned_in = str(ds.get("BurnedInAnnotation", "") or "").strip().upper() == "YES"
+    burned_in = _first_value(ds, _BURNED_IN_ANNOTATION).upper() == "YES"
     ctx = _Context(case_code, date_shift_days, uid_secret)
     _clean_level(ds, ctx)
     _mark_deidentified(ds, date_shift_days)
-    sop_uid = str(ds.get("SOPInstanceUID", "") or "")
+    sop_uid = _first_value(ds, _SOP_INSTANCE_UID)
     _clean_file_meta(ds, sop_uid)
     result = DeidResult(
         burned_in=burned_in,
-        study_uid=str(ds.get("StudyInstanceUID", "") or ""),
-        series_uid=str(ds.get("SeriesInstanceUID", "") or ""),
+        study_uid=_first_value(ds, _STUDY_INSTANCE_UID),
+        series_uid=_first_value(ds, _SERIES_INSTANCE_UID),
         sop_uid=sop_uid,
     )
     logger.debug("De-identified instance %s (burned-in flag: %s)", sop_uid, burned_in)
     return result
+
+
+_BURNED_IN_ANNOTATION = 0x00280301
+_SOP_INSTANCE_UID = 0x00080018
+_STUDY_INSTANCE_UID = 0x0020000D
+_SERIES_INSTANCE_UID = 0x0020000E
+
+
+def _first_value(ds: Dataset, tag: int) -> str:
+    if tag not in ds._dict:
+        return ""
+    values = _text_values(ds, tag)
+    return values[0].strip() if values else ""
 
 
 def _clean_level(ds: Dataset, ctx: _Context) -> None:
@@ -239,10 +254,12 @@ def _clean_level(ds: Dataset, ctx: _Context) -> None:
     for tag in present & _ALWAYS_REMOVED:
         _apply(ds, tag, _ACTIONS.get(tag, _EMPTY), ctx)
     for tag in present & _CASE_CODE_TAGS:
-        _replace(ds, tag, ctx.case_code)
+        _store_text(ds, tag, _vr_of(ds, tag), [ctx.case_code])
     for tag in present & CLEANED_DESCRIPTORS:
-        value = ds[tag].value
-        _replace(ds, tag, clean_descriptor(value) if isinstance(value, str) else "")
+        values = _text_values(ds, tag)
+        original = "\\".join(values)
+        if not values or clean_descriptor(original) != original.strip():
+            _store_text(ds, tag, _vr_of(ds, tag), [])
 
     temporal = present & (_DATE_TAGS | _TIME_TAGS) - _ALWAYS_REMOVED
     if ctx.date_shift_days is None:
@@ -256,8 +273,7 @@ def _clean_level(ds: Dataset, ctx: _Context) -> None:
         _apply(ds, tag, _ACTIONS[tag], ctx)
 
     for tag in present & _SQ_TAGS:
-        element = elements.get(tag)
-        if element is not None:
+        if tag in elements:
             for item in ds[tag].value or ():
                 _clean_level(item, ctx)
 
@@ -282,8 +298,32 @@ def _vr_of(ds: Dataset, tag: int) -> str:
     return vr
 
 
-def _replace(ds: Dataset, tag: int, value: object) -> None:
-    ds._dict[tag] = DataElement(tag, _vr_of(ds, tag), value)
+def _text_values(ds: Dataset, tag: int) -> list[str]:
+    """The values of a text element, read from the raw bytes when the element was not decoded yet."""
+    element = ds._dict[tag]
+    if getattr(element, "is_raw", False) and element.value is not None:
+        data = element.value
+        return [v.strip(" \x00") for v in data.decode("latin-1").split("\\")] if data else []
+    value = ds[tag].value
+    if value is None or value == "":
+        return []
+    if isinstance(value, str | bytes):
+        return [value.decode("latin-1") if isinstance(value, bytes) else value]
+    return [str(v) for v in value]
+
+
+def _store_text(ds: Dataset, tag: int, vr: str, values: list[str]) -> None:
+    """Stores ASCII values as an encoded raw element, so writing it costs no per-element validation."""
+    text = "\\".join(values)
+    implicit_vr, little_endian = ds.original_encoding
+    if implicit_vr is None or not little_endian or not text.isascii():
+        value: object = values if len(values) > 1 else (values[0] if values else None)
+        ds._dict[BaseTag(tag)] = DataElement(tag, vr, value)
+        return
+    data = text.encode("ascii")
+    if len(data) % 2:
+        data += b"\x00" if vr == "UI" else b" "
+    ds._dict[BaseTag(tag)] = RawDataElement(BaseTag(tag), vr, len(data), data, 0, implicit_vr, little_endian)
 
 
 def _apply(ds: Dataset, tag: int, action: str, ctx: _Context) -> None:
@@ -294,49 +334,69 @@ def _apply(ds: Dataset, tag: int, action: str, ctx: _Context) -> None:
     if action == _KEEP or (action == _DUMMY and vr == "SQ"):
         return  # kept; its items are cleaned by the sequence pass
     if action == _REMAP or (action == _DUMMY and vr == "UI"):
-        value = ds[tag].value
-        if isinstance(value, MultiValue | list):
-            ds[tag].value = [remap_uid(str(v), ctx.uid_secret) for v in value if v]
-        elif value:
-            ds[tag].value = remap_uid(str(value), ctx.uid_secret)
-        return
-    if action == _EMPTY:
-        ds._dict[tag] = DataElement(tag, vr, Sequence() if vr == "SQ" else None)
-        return
-    if vr in _BINARY_VRS:
-        dummy: object = b"\x00\x00"
+        _store_text(ds, tag, vr, [remap_uid(v, ctx.uid_secret) for v in _text_values(ds, tag) if v])
+    elif action == _EMPTY and vr == "SQ":
+        ds._dict[BaseTag(tag)] = DataElement(tag, vr, Sequence())
+    elif action == _EMPTY:
+        _store_text(ds, tag, vr, [])
+    elif vr in _BINARY_VRS:
+        ds._dict[BaseTag(tag)] = DataElement(tag, vr, b"\x00\x00")
     elif vr in _NUMERIC_VRS:
-        dummy = 0
+        ds._dict[BaseTag(tag)] = DataElement(tag, vr, 0)
     else:
-        dummy = _DUMMY_VALUES.get(vr, "ANONYMIZED")
-    ds._dict[tag] = DataElement(tag, vr, dummy)
+        _store_text(ds, tag, vr, [_DUMMY_VALUES.get(vr, "ANONYMIZED")])
 
 
 def _shift(ds: Dataset, tag: int, days: int) -> None:
-    element = ds[tag]
-    shift = shift_date if element.VR == "DA" else shift_datetime
-    value = element.value
-    if isinstance(value, MultiValue | list):
-        element.value = [shift(str(v), days) for v in value]
-    elif value:
-        element.value = shift(str(value), days)
+    vr = _vr_of(ds, tag)
+    shift = shift_date if vr == "DA" else shift_datetime
+    _store_text(ds, tag, vr, [shift(value, days) for value in _text_values(ds, tag)])
 
 
 def _mark_deidentified(ds: Dataset, date_shift_days: int | None) -> None:
+    modified_dates = date_shift_days is not None
+    implicit_vr, little_endian = ds.original_encoding
+    _store_text(ds, 0x00120062, "CS", ["YES"])  # Patient Identity Removed
+    _store_text(ds, 0x00120063, "LO", [meaning for _, meaning in _method_codes(modified_dates)])
+    _store_text(ds, 0x00280303, "CS", ["MODIFIED" if modified_dates else "REMOVED"])
+    if implicit_vr is None or not little_endian:
+        ds._dict[BaseTag(_METHOD_CODE_SEQUENCE)] = DataElement(_METHOD_CODE_SEQUENCE, "SQ", _code_items(modified_dates))
+        return
+    data = _encoded_code_sequence(modified_dates, implicit_vr)
+    ds._dict[BaseTag(_METHOD_CODE_SEQUENCE)] = RawDataElement(
+        BaseTag(_METHOD_CODE_SEQUENCE), "SQ", len(data), data, 0, implicit_vr, little_endian
+    )
+
+
+_METHOD_CODE_SEQUENCE = 0x00120064
+
+
+def _method_codes(modified_dates: bool) -> list[tuple[str, str]]:
     codes = [_PROFILE_CODE, _CLEAN_DESCRIPTORS_CODE]
-    if date_shift_days is not None:
+    if modified_dates:
         codes.append(_MODIFIED_DATES_CODE)
-    ds.PatientIdentityRemoved = "YES"
-    ds.DeidentificationMethod = [meaning for _, meaning in codes]
+    return codes
+
+
+def _code_items(modified_dates: bool) -> Sequence:
     items = []
-    for value, meaning in codes:
+    for value, meaning in _method_codes(modified_dates):
         item = Dataset()
         item.CodeValue = value
         item.CodingSchemeDesignator = _CODING_SCHEME
         item.CodeMeaning = meaning
         items.append(item)
-    ds.DeidentificationMethodCodeSequence = items
-    ds.LongitudinalTemporalInformationModified = "REMOVED" if date_shift_days is None else "MODIFIED"
+    return Sequence(items)
+
+
+@lru_cache(maxsize=4)
+def _encoded_code_sequence(modified_dates: bool, implicit_vr: bool) -> bytes:
+    """The code sequence's value encoded once per option set and VR encoding, then reused as raw bytes."""
+    buffer = DicomBytesIO()
+    buffer.is_little_endian = True
+    buffer.is_implicit_VR = implicit_vr
+    write_sequence(buffer, DataElement(_METHOD_CODE_SEQUENCE, "SQ", _code_items(modified_dates)), ["iso8859"])
+    return buffer.getvalue()
 
 
 def _clean_file_meta(ds: Dataset, sop_uid: str) -> None:
@@ -344,11 +404,16 @@ def _clean_file_meta(ds: Dataset, sop_uid: str) -> None:
     if meta is None:
         return
     for tag in _FILE_META_REMOVED:
-        if tag in meta:
-            del meta[tag]
+        meta._dict.pop(tag, None)
     if sop_uid:
-        meta.MediaStorageSOPInstanceUID = sop_uid
-    elif "MediaStorageSOPInstanceUID" in meta:
-        del meta.MediaStorageSOPInstanceUID
-    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    meta.ImplementationVersionName = f"PYDICOM {pydicom_version}"
+        meta[_MEDIA_STORAGE_SOP_INSTANCE_UID] = DataElement(_MEDIA_STORAGE_SOP_INSTANCE_UID, "UI", sop_uid)
+    else:
+        meta._dict.pop(_MEDIA_STORAGE_SOP_INSTANCE_UID, None)
+    meta[_IMPLEMENTATION_CLASS_UID] = DataElement(_IMPLEMENTATION_CLASS_UID, "UI", PYDICOM_IMPLEMENTATION_UID)
+    meta[_IMPLEMENTATION_VERSION_NAME] = DataElement(_IMPLEMENTATION_VERSION_NAME, "SH", _VERSION_NAME)
+
+
+_MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003
+_IMPLEMENTATION_CLASS_UID = 0x00020012
+_IMPLEMENTATION_VERSION_NAME = 0x00020013
+_VERSION_NAME = f"PYDICOM {pydicom_version}"

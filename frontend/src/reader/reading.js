@@ -51,7 +51,7 @@ export function mountReadingApp(root) {
     rendering: ['cpu', 'webgl'].includes(params.get('render')) ? params.get('render') : 'auto',
   };
   const api = createApi(root.dataset.csrfToken || '');
-  const metrics = { rendering: null, firstImageMs: null, transitions: [], lastTransitionMs: null };
+  const metrics = { rendering: null, firstImageMs: null, stackLoadedMs: null, transitions: [], lastTransitionMs: null };
   window.__readerMetrics = metrics;
 
   let taskUrl = root.dataset.taskUrl;
@@ -183,6 +183,7 @@ export function mountReadingApp(root) {
     const current = task;
     // The current stack first (smooth scrolling), then the next task's JSON and images.
     await prefetchImages(panes.flatMap((p) => p.viewer.imageIds), { signal: controller.signal });
+    if (metrics.stackLoadedMs === null && !controller.signal.aborted) metrics.stackLoadedMs = performance.now();
     if (controller.signal.aborted || !current.next_task_api) return;
     try {
       const nextTask = prefetched?.apiUrl === current.next_task_api

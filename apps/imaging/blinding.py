@@ -29,9 +29,17 @@ def token_uid(token: str, role: str) -> UID:
 
 def modality_pixels(source: Dataset) -> np.ndarray:
     """Pixel values in modality units, rounded and clipped to signed 16 bits, MONOCHROME2."""
-    values = source.pixel_array.astype(np.float64)
-    values = values * float(getattr(source, "RescaleSlope", 1) or 1) + float(getattr(source, "RescaleIntercept", 0))
-    if getattr(source, "PhotometricInterpretation", "MONOCHROME2") == "MONOCHROME1":
+    stored = source.pixel_array
+    slope = float(getattr(source, "RescaleSlope", 1) or 1)
+    intercept = float(getattr(source, "RescaleIntercept", 0) or 0)
+    monochrome1 = getattr(source, "PhotometricInterpretation", "MONOCHROME2") == "MONOCHROME1"
+    if slope == 1 and intercept == 0 and not monochrome1 and stored.dtype.kind in "iu" and stored.itemsize <= 2:
+        # The common case, without a float round trip: only values beyond int16 need clipping.
+        if stored.dtype == np.uint16 and stored.size and stored.max() > INT16.max:
+            stored = np.minimum(stored, INT16.max)
+        return stored.astype("<i2")
+    values = stored.astype(np.float64) * slope + intercept
+    if monochrome1:
         values = values.max() - values
     return np.clip(np.rint(values), INT16.min, INT16.max).astype("<i2")
 

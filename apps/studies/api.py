@@ -22,7 +22,7 @@ from apps.accounts.models import User
 from apps.imaging.models import Case
 from apps.studies.models import ReaderStudy, StudyStatus
 from apps.studies.serializers import ItemSerializer, ReaderStudySerializer
-from apps.studies.services import definition, progress, reading
+from apps.studies.services import definition, images, progress, reading
 
 NO_STORE = "private, no-store"
 
@@ -66,6 +66,7 @@ class TaskDetail(ReaderTaskView):
     def get(self, request, task_token: str) -> Response:
         task = self.task(request, task_token)
         reading.mark_opened(task)
+        images.prepare_windows(task)
         return Response(reading.task_payload(task))
 
 

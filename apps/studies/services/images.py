@@ -6,7 +6,7 @@ from django.core.files.storage import default_storage
 from apps.accounts.models import User
 from apps.imaging import blinding
 from apps.imaging.models import Instance
-from apps.studies.models import TaskPanel
+from apps.studies.models import ReadingTask, TaskPanel
 from apps.studies.services.reading import NotFound, get_panel, stack
 
 
@@ -26,6 +26,13 @@ def series_window(panel: TaskPanel) -> tuple[float, float]:
     TaskPanel.objects.filter(series_id=panel.series_id).update(window_center=center, window_width=width)
     panel.window_center, panel.window_width = center, width
     return center, width
+
+
+def prepare_windows(task: ReadingTask) -> None:
+    """Computes the panels' display windows when the task is opened, before the viewer asks for slices, so
+    that its parallel slice requests do not each compute it."""
+    for panel in task.panels.filter(window_center__isnull=True):
+        series_window(panel)
 
 
 def blinded_slice(reader: User, image_token: str, slice_index: int) -> bytes:

@@ -203,20 +203,20 @@ def _validated(task: ReadingTask, panel: str, scores: object) -> dict[StudyItem,
 def _write(task: ReadingTask, panel: str, values: dict[StudyItem, int], user: User) -> bool:
     """Stores the values, auditing each change; an unchanged value writes nothing. Returns whether any changed."""
     existing = {s.item_id: s for s in task.scores.filter(panel=panel)}
-    changed = False
-    for item, value in values.items():
-        score = existing.get(item.pk)
-        if score is None:
-            score = Score.objects.create(task=task, panel=panel, item=item, value=value)
-            ScoreAudit.objects.create(score=score, changed_by=user, old_value=None, new_value=value)
-        elif score.value != value:
-            ScoreAudit.objects.create(score=score, changed_by=user, old_value=score.value, new_value=value)
-            score.value = value
-            score.save(update_fields=["value", "updated_at"])
-        else:
-            continue
-        changed = True
-    return changed
+    created = [Score(task=task, panel=panel, item=item, value=value)
+               for item, value in values.items() if item.pk not in existing]
+    changed = [(existing[item.pk], value) for item, value in values.items()
+               if item.pk in existing and existing[item.pk].value != value]
+    audits = [ScoreAudit(score=score, changed_by=user, old_value=score.value, new_value=value)
+              for score, value in changed]
+    now = timezone.now()
+    for score, value in changed:
+        score.value, score.updated_at = value, now
+    Score.objects.bulk_update([score for score, _ in changed], ["value", "updated_at"])
+    created = Score.objects.bulk_create(created)
+    audits += [ScoreAudit(score=score, changed_by=user, old_value=None, new_value=score.value) for score in created]
+    ScoreAudit.objects.bulk_create(audits)
+    return bool(audits)
 
 
 def _lock_task(reader: User, task: ReadingTask) -> ReadingTask:

@@ -1,0 +1,341 @@
+"""Benchmark of the reading backend against a live gunicorn on loopback.
+
+Builds a demo database and image store in a temporary folder, starts gunicorn on 127.0.0.1 with it, and
+measures, through HTTP with session cookies as the viewer does:
+
+1. score-submission latency (POST .../submit/) p50/p99 with N concurrent simulated readers, each submitting
+   its tasks one after the other (bounded: readers x tasks-per-reader requests), plus the autosave PUT; half the tasks paced
+   (think time), half saturating;
+2. time to first image of a 30-slice 512 x 512 series: the task JSON, then all 30 blinded slices fetched
+   over 6 connections (a browser's per-host limit), cold (display window not yet computed) and warm;
+3. a baseline in the same run: the same 30 files' bytes served as static files by the same server.
+
+    .venv/bin/python benchmarks/reading.py [--readers 50] [--tasks-per-reader 10] [--workers 2 --threads 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from io import BytesIO
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def configure(tmp: Path) -> dict[str, str]:
+    """Environment shared by this process (to build the data) and the server."""
+    env = {
+        "READERSTUDY_VAR_DIR": str(tmp / "var"),
+        "READERSTUDY_MEDIA_ROOT": str(tmp / "media"),
+        "READERSTUDY_STATIC_ROOT": str(tmp / "static"),
+        "READERSTUDY_SECRET_KEY": "benchmark-only-secret-key",
+        "READERSTUDY_SECURE_COOKIES": "0",
+        "READERSTUDY_LOG_LEVEL": "WARNING",
+        "DJANGO_SETTINGS_MODULE": "readerstudy.settings",
+    }
+    os.environ.update(env)
+    (tmp / "var").mkdir()
+    return env
+
+
+def mr_slice(pixels: np.ndarray, index: int, uid: str, description: str) -> bytes:
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.filewriter import dcmwrite
+    from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage
+
+    ds = Dataset()
+    ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = MRImageStorage, uid, "MR"
+    ds.SeriesDescription = description
+    ds.ImagePositionPatient = [-120.0, -120.0, 4.0 * index]
+    ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    ds.PixelSpacing, ds.SliceThickness = [0.46875, 0.46875], 4.0
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.Rows, ds.Columns = pixels.shape
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.PixelData = pixels.astype("<u2").tobytes()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPClassUID, uid
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    buffer = BytesIO()
+    dcmwrite(buffer, ds, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def add_pair(case, sequence: str, slices: int, size: int, rng: np.random.Generator) -> None:
+    """A conventional series and its DL counterpart with `slices` real DICOM files each."""
+    import hashlib
+
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+    from pydicom.uid import generate_uid
+
+    from apps.imaging.models import Instance, Series, SeriesSource, Version
+
+    made = []
+    for version in (Version.CONVENTIONAL, Version.DL):
+        made.append(Series.objects.create(
+            case=case, series_uid=generate_uid(), study_uid=generate_uid(), sequence=sequence, version=version,
+            source=SeriesSource.ENHANCED if version == Version.DL else SeriesSource.UPLOADED,
+            rows=size, columns=size, pixel_spacing=[0.46875, 0.46875], slice_thickness=4.0,
+            orientation=[1, 0, 0, 0, 1, 0],
+        ))
+    made[0].counterpart, made[1].counterpart = made[1], made[0]
+    for series in made:
+        series.save(update_fields=["counterpart"])
+    for index in range(slices):
+        clean = rng.integers(100, 3000, (size, size))
+        for series, pixels in ((made[0], clean + rng.integers(0, 300, (size, size))), (made[1], clean)):
+            uid = generate_uid()
+            data = mr_slice(pixels, index, uid, series.version)
+            name = default_storage.save(f"series/{series.series_uid}/{index:04d}.dcm", ContentFile(data))
+            Instance.objects.create(series=series, sop_uid=uid, instance_number=index + 1,
+                                    slice_location=4.0 * index, file=name, size=len(data),
+                                    sha256=hashlib.sha256(data).hexdigest())
+
+
+def build_demo(readers: int, tasks_per_reader: int) -> dict:
+    """Three sites, `readers` readers, enough one-slice cases for the submissions; one 30 x 512^2 pair."""
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    from django.conf import settings
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from apps.accounts.services import create_member
+    from apps.imaging.models import Case
+    from apps.institutions.models import Institution
+    from apps.studies.models import TaskPanel
+    from apps.studies.services import definition, images
+
+    rng = np.random.default_rng(0)
+    sites = [Institution.objects.create(name=f"Site {c}", code=f"s{c.lower()}", pseudonym=f"P{c}") for c in "ABC"]
+    users = [create_member(f"bench{i}", "x-unused-password-1", "reader", sites[i % 3], pseudonym=f"B{i}")
+             for i in range(readers)]
+    # 2 readers per case, 2 tasks per case and reader (single mode): cases = readers x tasks / 4, plus margin.
+    n_cases = max(6, (readers * tasks_per_reader + 3) // 4 + 3)
+    cases = [Case.objects.create(code=f"BENCH{i:04d}", institution=sites[i % 3], patient_key=f"k{i}")
+             for i in range(n_cases)]
+    for case in cases:
+        add_pair(case, "T2W", slices=1, size=16, rng=rng)
+    study = definition.create_study("bench submissions", sequences=["T2W"], readers_per_case=2, min_distance=2)
+    definition.set_readers(study, users)
+    definition.set_cases(study, cases)
+    definition.generate(study)
+    definition.open_for_reading(study)
+
+    big_case = Case.objects.create(code="BIG0001", institution=sites[1], patient_key="big")
+    add_pair(big_case, "FLAIR", slices=30, size=512, rng=rng)
+    viewer_user = create_member("viewer", "x-unused-password-1", "reader", sites[0], pseudonym="V")
+    big = definition.create_study("bench image", sequences=["FLAIR"], readers_per_case=1, min_distance=1)
+    definition.set_readers(big, [viewer_user])
+    definition.set_cases(big, [big_case])
+    definition.generate(big)
+    definition.open_for_reading(big)
+
+    # The baseline serves the very bytes of the blinded slices as static files; computing them here also
+    # computes the display window, which is then forgotten so that the server's first fetch is cold.
+    first = big.tasks.get(reader=viewer_user, position=1)
+    panel = TaskPanel.objects.get(task=first)
+    baseline = [images.blinded_slice(viewer_user, panel.image_token, i) for i in range(30)]
+    TaskPanel.objects.filter(pk=panel.pk).update(window_center=None, window_width=None)
+    static_dir = Path(settings.STATIC_ROOT) / "bench"
+    static_dir.mkdir(parents=True)
+    for index, body in enumerate(baseline):
+        (static_dir / f"{index}.dcm").write_bytes(body)
+
+    def session_for(user) -> str:
+        store = SessionStore()
+        store[SESSION_KEY] = str(user.pk)
+        store[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
+        store[HASH_SESSION_KEY] = user.get_session_auth_hash()
+        store.create()
+        return store.session_key
+
+    tasks = {u.pk: list(study.tasks.filter(reader=u).order_by("position").values_list("token", flat=True))
+             for u in users}
+    return {
+        "readers": [(session_for(u), tasks[u.pk][:tasks_per_reader]) for u in users],
+        "viewer": (session_for(viewer_user), first.token),
+        "session_cookie": settings.SESSION_COOKIE_NAME,
+        "slice_sizes": [len(body) for body in baseline],
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(env: dict[str, str], port: int, workers: int, threads: int) -> subprocess.Popen:
+    command = [str(ROOT / ".venv" / "bin" / "gunicorn"), "readerstudy.wsgi", "-b", f"127.0.0.1:{port}",
+               "-w", str(workers), "-k", "gthread", "--threads", str(threads), "--keep-alive", "75",
+               "--log-level", "warning"]
+    server = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env})
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return server
+        except OSError:
+            time.sleep(0.1)
+    server.kill()
+    raise RuntimeError("gunicorn did not start")
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def reader_session(base: str, cookie_name: str, session_key: str, first_task: str):
+    import requests
+
+    session = requests.Session()
+    session.cookies.set(cookie_name, session_key, domain="127.0.0.1")
+    session.get(f"{base}/reading/task/{first_task}/").raise_for_status()  # sets the CSRF cookie
+    session.headers.update({"X-CSRFToken": session.cookies["csrftoken"], "Referer": base + "/"})
+    return session
+
+
+def run_submissions(base: str, demo: dict, think: float, phase: slice) -> dict[str, list[float]]:
+    """Every reader autosaves one item then submits all items, task after task, all readers at once.
+
+    `think` is the mean pause (uniform 0..2x) before each task: 0 saturates the server (closed loop, where
+    latency is mostly queueing: concurrency / throughput); a pause gives a paced load, still far faster than
+    real readers (the paper's took tens of seconds per image).
+    """
+    import random
+
+    from apps.studies.models import DEFAULT_ITEMS
+
+    scores = {key: 4 for key, _, _ in DEFAULT_ITEMS}
+    sessions = [(reader_session(base, demo["session_cookie"], key, tokens[0]), tokens[phase], random.Random(i))
+                for i, (key, tokens) in enumerate(demo["readers"])]
+
+    def one_reader(args) -> tuple[list[float], list[float]]:
+        session, tokens, rng = args
+        submits, autosaves = [], []
+        for token in tokens:
+            time.sleep(rng.uniform(0, 2 * think))
+            api = f"{base}/api/reading/tasks/{token}/"
+            start = time.perf_counter()
+            session.put(api + "scores/", json={"panel": "A", "scores": {"noise": 3}}).raise_for_status()
+            autosaves.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            response = session.post(api + "submit/", json={"scores": {"A": scores}, "seconds_on_task": 30.0})
+            submits.append(time.perf_counter() - start)
+            response.raise_for_status()
+        return submits, autosaves
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(len(sessions)) as pool:
+        results = list(pool.map(one_reader, sessions))
+    elapsed = time.perf_counter() - started
+    return {"submit": [s for r in results for s in r[0]], "autosave": [a for r in results for a in r[1]],
+            "elapsed": [elapsed], "think": [think]}
+
+
+def fetch_all(session, urls: list[str], connections: int = 6) -> tuple[float, list[bytes]]:
+    start = time.perf_counter()
+    with ThreadPoolExecutor(connections) as pool:
+        bodies = list(pool.map(lambda url: session.get(url).content, urls))
+    return time.perf_counter() - start, bodies
+
+
+def run_first_image(base: str, demo: dict) -> dict[str, float]:
+    """Task JSON then all 30 slices: cold (window computed by the server), then warm; and the static baseline."""
+    import requests
+
+    key, token = demo["viewer"]
+    session = reader_session(base, demo["session_cookie"], key, token)
+    results = {}
+    for label in ("cold", "warm"):
+        start = time.perf_counter()
+        task = session.get(f"{base}/api/reading/tasks/{token}/").json()
+        urls = [base + url for url in task["panels"][0]["image_urls"]]
+        _, bodies = fetch_all(session, urls)
+        results[f"time to first image, {label}: task JSON + all 30 blinded slices"] = time.perf_counter() - start
+    if [len(b) for b in bodies] != demo["slice_sizes"]:
+        raise RuntimeError("The server's slices differ from the blinded bytes computed in-process.")
+    start = time.perf_counter()
+    session.get(urls[0]).raise_for_status()
+    results["one blinded slice, warm"] = time.perf_counter() - start
+    static = requests.Session()
+    static_urls = [f"{base}/static/bench/{i}.dcm" for i in range(30)]
+    fetch_all(static, static_urls)
+    elapsed, static_bodies = fetch_all(static, static_urls)
+    assert static_bodies == bodies
+    results["baseline: the same 30 files' bytes as static files (WhiteNoise, same server)"] = elapsed
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--readers", type=int, default=50)
+    parser.add_argument("--tasks-per-reader", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--think", type=float, default=1.0, help="mean pause before each task, paced phase")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="readerstudy-bench-") as folder:
+        env = configure(Path(folder))
+        t0 = time.perf_counter()
+        demo = build_demo(args.readers, args.tasks_per_reader)
+        build_seconds = time.perf_counter() - t0
+        port = free_port()
+        server = start_server(env, port, args.workers, args.threads)
+        try:
+            image = run_first_image(f"http://127.0.0.1:{port}", demo)
+            half = args.tasks_per_reader // 2
+            submissions = [
+                run_submissions(f"http://127.0.0.1:{port}", demo, args.think, slice(0, half)),
+                run_submissions(f"http://127.0.0.1:{port}", demo, 0.0, slice(half, None)),
+            ]
+        finally:
+            server.terminate()
+            server.wait(10)
+    report(args, build_seconds, demo["slice_sizes"][0], image, submissions)
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def report(args, build_seconds: float, slice_bytes: int, image: dict, submissions: dict) -> None:
+    ms = 1000.0
+    print(f"machine: nproc={os.cpu_count()} cpu={cpu_model()!r} python={platform.python_version()}")
+    print(f"server: gunicorn gthread, {args.workers} workers x {args.threads} threads, SQLite (WAL), loopback")
+    print(f"demo build (migrate + data + assignment): {build_seconds:.1f} s; blinded slice: {slice_bytes} bytes")
+    for label, seconds in image.items():
+        print(f"{label}: {seconds * ms:.0f} ms")
+    for phase in submissions:
+        n = len(phase["submit"])
+        print(f"submissions, think time {phase['think'][0]:.1f} s: {args.readers} concurrent readers, {n} submits "
+              f"+ {n} autosaves in {phase['elapsed'][0]:.1f} s ({2 * n / phase['elapsed'][0]:.0f} requests/s)")
+        for name in ("submit", "autosave"):
+            values = phase[name]
+            print(f"  {name}: p50 {percentile(values, 50) * ms:.0f} ms, p99 {percentile(values, 99) * ms:.0f} ms, "
+                  f"max {max(values) * ms:.0f} ms, mean {statistics.fmean(values) * ms:.0f} ms")
+
+if __name__ == "__main__":
+    main()

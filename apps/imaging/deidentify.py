@@ -16,7 +16,8 @@ Profile and options implemented (and declared in the header, DCM codes in bracke
   an int: every DA and DT, at any depth, moves by that many days (times of day are kept, whole-day shift);
   Longitudinal Temporal Information Modified = MODIFIED. With ``date_shift_days=None`` dates and times
   follow the basic profile, and any date or time the table does not list is emptied as well;
-  Longitudinal Temporal Information Modified = REMOVED. Patient's Birth Date and Time are always removed.
+  Longitudinal Temporal Information Modified = REMOVED (a date the table marks D gets the dummy 19000101).
+  Patient's Birth Date and Time are always removed.
 - Not implemented, so their attributes follow the basic profile: Retain Safe Private (every private element
   is removed), Retain Device Identity, Retain Institution Identity, Retain Patient Characteristics (age,
   sex, size, weight are removed; the study takes them from the coordinator's clinical metadata), Retain UIDs
@@ -24,8 +25,13 @@ Profile and options implemented (and declared in the header, DCM codes in bracke
   uploads and a study's references stay consistent), Clean Pixel Data, Clean Structured Content, Clean Graphics.
   Images flagged Burned In Annotation = YES are reported so the caller can hold them for review.
 
-Patient's Name and Patient ID become the pseudonymous case code. The work is set arithmetic on the tags of
-each dataset level, so untouched elements stay raw and are written back without being decoded.
+Patient's Name and Patient ID become the pseudonymous case code. The table's masked entries (curve data
+50xx, overlay data and comments 60xx) and retired group lengths are deleted. In the file meta the AE titles
+and private information go, Media Storage SOP Instance UID follows the remapped SOP Instance UID and the
+implementation UID becomes pydicom's.
+
+Speed: the work is set arithmetic on the tags of each dataset level; untouched elements stay raw and are
+written back without being decoded, and replaced values are stored as already-encoded raw elements.
 """
 
 from __future__ import annotations

@@ -158,10 +158,12 @@ def table1(result: AnalysisResult) -> ReportTable | None:
 
 
 def level_label(variable: str, level: str) -> str:
+    if level in {"", "nan", "NA", "None"}:
+        return "NA"
     if variable == "sex":
         return {"M": "Male", "F": "Female", "O": "Other"}.get(level, level)
     if variable == "who_grade":
-        return "NA" if level in {"", "nan", "NA", "None"} else f"Grade {level}"
+        return f"Grade {level}"
     return level.replace("_", " ")
 
 

@@ -1,0 +1,94 @@
+"""Analysis API: exports and export jobs (admins), and ROIs of a reading task (the reader, by task token)."""
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.accounts.access import IsAdmin
+from apps.analysis import rois, services, views
+from apps.analysis.models import ExportJob
+from apps.analysis.serializers import ExportJobCreateSerializer, RoiSerializer
+from apps.studies.api import ReaderTaskView
+from apps.studies.models import ReaderStudy
+
+
+class CsvRenderer(BaseRenderer):
+    """Lets a client ask for text/csv; the CSV itself is a streamed response, not rendered data."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return data
+
+
+class AdminView(APIView):
+    permission_classes = [IsAdmin]
+
+
+class ExportCsv(AdminView):
+    """The export streamed as CSV (`kind`: long, wide, assignment, patients, rois)."""
+
+    renderer_classes = [CsvRenderer, JSONRenderer]
+
+    def get(self, request, pk: int, kind: str):
+        return views.csv_response(get_object_or_404(ReaderStudy, pk=pk), kind)
+
+
+class ExportJobs(AdminView):
+    @extend_schema(request=ExportJobCreateSerializer)
+    def post(self, request, pk: int) -> Response:
+        """Queue an export (or the PDF report) for the worker; poll the job for progress and the download link."""
+        study = get_object_or_404(ReaderStudy, pk=pk)
+        form = ExportJobCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        job = services.start_export(study, form.validated_data["kind"], request.user)
+        return Response(views.job_payload(job), status=status.HTTP_202_ACCEPTED)
+
+
+class ExportJobDetail(AdminView):
+    def get(self, request, job_id: int) -> Response:
+        return Response(views.job_payload(get_object_or_404(ExportJob, pk=job_id)))
+
+
+class ExportJobDownload(AdminView):
+    def get(self, request, job_id: int):
+        return views.job_file_response(get_object_or_404(ExportJob.objects.select_related("study"), pk=job_id))
+
+
+class RoiView(ReaderTaskView):
+    def handle_exception(self, exc):
+        if isinstance(exc, rois.RoiError):
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        return super().handle_exception(exc)
+
+
+class TaskRois(RoiView):
+    """The reader's ROIs on the task's image. Drawing a label again replaces it; statistics stay server-side."""
+
+    @extend_schema(responses=RoiSerializer(many=True))
+    def get(self, request, task_token: str) -> Response:
+        task = self.task(request, task_token)
+        return Response(RoiSerializer(rois.reader_rois(request.user, task), many=True).data)
+
+    @extend_schema(request=RoiSerializer, responses=RoiSerializer)
+    def post(self, request, task_token: str) -> Response:
+        task = self.task(request, task_token)
+        form = RoiSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = dict(form.validated_data)
+        label = data.pop("label")
+        roi = rois.save_roi(request.user, task, label, rois.Ellipse(**data))
+        return Response(RoiSerializer(roi).data, status=status.HTTP_201_CREATED)
+
+
+class TaskRoi(RoiView):
+    def delete(self, request, task_token: str, label: str) -> Response:
+        task = self.task(request, task_token)
+        if not rois.delete_roi(request.user, task, label):
+            return Response(status=status.HTTP_404_NOT_FOUND)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,110 @@
+"""A study's analysis from its own exports, and export jobs built by the worker into the default storage."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+
+from apps.accounts.models import User
+from apps.analysis import exports
+from apps.analysis.models import ExportJob, ExportKind
+from apps.analysis.report import ReportMeta, render_pdf
+from apps.analysis.stats import AnalysisResult, run_analysis
+from apps.analysis.stats.validation import validate_patients, validate_rois
+from apps.imaging.models import JobStatus
+from apps.studies.models import ReaderStudy
+
+
+class NothingToAnalyse(ValueError):
+    """The study has no submitted scores yet."""
+
+
+def analyse_study(study: ReaderStudy) -> tuple[AnalysisResult, ReportMeta]:
+    """Run the analysis on the study's long, patient and ROI exports, through the same adapters as a CSV would.
+
+    Table 1 or Table 2 is left out, with a note, when its data are incomplete (for example an age not entered).
+    """
+    scores = exports.analysis_scores(exports.frame(study, ExportKind.LONG))
+    if scores.empty:
+        raise NothingToAnalyse("No submitted scores yet: the report needs at least one submitted reading task.")
+    meta = ReportMeta(
+        title=study.title,
+        seed=study.seed,
+        item_labels=dict(study.items.values_list("key", "label")),
+        notes=[f"Study status: {study.get_status_display()}; calibration reads and unsubmitted tasks excluded."],
+    )
+    patients = _checked("Table 1", exports.analysis_patients(exports.frame(study, ExportKind.PATIENTS)),
+                        validate_patients, meta)
+    rois = _checked("Table 2", exports.analysis_rois(exports.frame(study, ExportKind.ROIS)), validate_rois, meta)
+    return run_analysis(scores, patients, rois), meta
+
+
+def _checked(name: str, frame: pd.DataFrame, validate, meta: ReportMeta) -> pd.DataFrame | None:
+    """The frame if the analysis can use it; otherwise None, and a note in the report saying why."""
+    if frame.empty:
+        return None
+    try:
+        validate(frame)
+    except ValueError as exc:
+        meta.notes.append(f"{name} not shown: {exc}")
+        return None
+    return frame
+
+
+def start_export(study: ReaderStudy, kind: str, user: User) -> ExportJob:
+    """Create the job and queue it once the row is committed."""
+    from worker.exports import build_export  # the task module imports this one
+
+
+    job = ExportJob.objects.create(study=study, kind=kind, created_by=user)
+    transaction.on_commit(lambda: build_export.delay(job_id=job.pk))
+    return job
+
+
+def job_file_name(job: ExportJob) -> str:
+    """Deterministic, so a re-run overwrites its own file rather than leaving a second one."""
+    return f"exports/study{job.study_id}/job{job.pk}_{exports.export_filename(job.study, job.kind)}"
+
+
+def run_export_job(job_id: int) -> None:
+    """Build the job's file. Safe to run twice: a finished job is left alone, an interrupted one starts over."""
+    job = ExportJob.objects.select_related("study").get(pk=job_id)
+    if job.status == JobStatus.DONE and job.file and default_storage.exists(job.file.name):
+        return
+    ExportJob.objects.filter(pk=job.pk).update(
+        status=JobStatus.RUNNING, started_at=timezone.now(), progress=0.0, error=""
+    )
+    name = job_file_name(job)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "export"
+        rows = _build(job, path)
+        if default_storage.exists(name):
+            default_storage.delete(name)
+        with path.open("rb") as handle:
+            stored = default_storage.save(name, File(handle, name=Path(name).name))
+    ExportJob.objects.filter(pk=job.pk).update(
+        status=JobStatus.DONE, progress=1.0, rows=rows, file=stored, finished_at=timezone.now()
+    )
+
+
+def _build(job: ExportJob, path: Path) -> int:
+    if job.kind == ExportKind.REPORT:
+        result, meta = analyse_study(job.study)
+        path.write_bytes(render_pdf(result, meta))
+        return int(result.means["n"].sum())
+
+    def progress(done: int, total: int) -> None:
+        ExportJob.objects.filter(pk=job.pk).update(progress=min(done / total, 0.99) if total else 0.0, rows=done)
+
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        return exports.write_csv(job.study, job.kind, handle, progress)
+
+
+def mark_failed(job_id: int, message: str) -> None:
+    ExportJob.objects.filter(pk=job_id).update(status=JobStatus.FAILED, error=message, finished_at=timezone.now())

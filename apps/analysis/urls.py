@@ -1,0 +1,14 @@
+from django.urls import path
+
+from apps.analysis import views
+
+app_name = "analysis"
+urlpatterns = [
+    path("studies/<int:pk>/exports/", views.study_exports, name="study_exports"),
+    path("studies/<int:pk>/exports/<str:kind>.csv", views.export_csv, name="export_csv"),
+    path("studies/<int:pk>/exports/jobs/", views.export_start, name="export_start"),
+    path("studies/<int:pk>/report/", views.study_report, name="study_report"),
+    path("studies/<int:pk>/report.pdf", views.study_report_pdf, name="study_report_pdf"),
+    path("jobs/<int:job_id>/", views.job_detail, name="job_detail"),
+    path("jobs/<int:job_id>/download/", views.job_download, name="job_download"),
+]

@@ -11,5 +11,7 @@ urlpatterns = [
     path("api/imaging/", include("apps.imaging.api_urls")),
     path("reading/", include("apps.studies.urls")),
     path("api/reading/", include("apps.studies.api_urls")),
+    path("analysis/", include("apps.analysis.urls")),
+    path("api/analysis/", include("apps.analysis.api_urls")),
     path("", include("apps.accounts.home_urls")),
 ]

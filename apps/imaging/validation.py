@@ -45,6 +45,7 @@ MR_MODALITY = "MR"
 
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 _PIXEL_DATA = 0x7FE00010
+_ELEMENT_HEADER_BYTES = 8
 
 
 class Rejection(NamedTuple):
@@ -161,7 +162,7 @@ def _check_complete(ds: Dataset, size: int) -> None:
     value = last.value
     if value is not None and len(value) < length:
         raise _Rejected(TRUNCATED, f"The file ends {length - len(value)} bytes before the end of its last element.")
-    if offset + length < size:
+    if 0 < size - (offset + length) < _ELEMENT_HEADER_BYTES:
         raise _Rejected(TRUNCATED, "The file ends inside an element header.")
 
 

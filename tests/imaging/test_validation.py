@@ -76,6 +76,12 @@ def test_truncated(good_file, tmp_path, keep):
     assert _reason(cut) == validation.TRUNCATED
 
 
+def test_file_ending_inside_an_element_header_is_truncated(good_file, tmp_path):
+    cut = tmp_path / "header_cut.dcm"
+    cut.write_bytes(good_file.read_bytes() + b"\xfc\xff\xfc")
+    assert _reason(cut) == validation.TRUNCATED
+
+
 def test_truncated_compressed_file(good_file, tmp_path):
     ds = pydicom.dcmread(good_file)
     ds.compress(RLELossless)

@@ -9,6 +9,8 @@ import io
 
 from django.core.exceptions import ValidationError as ModelValidationError
 from django.http import Http404, HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import status, viewsets
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
@@ -25,6 +27,7 @@ from apps.studies.serializers import ItemSerializer, ReaderStudySerializer
 from apps.studies.services import definition, images, progress, reading
 
 NO_STORE = "private, no-store"
+JSON_SCHEMA = extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
 
 
 class ReaderSessionAuthentication(SessionAuthentication):
@@ -63,6 +66,7 @@ class ReaderTaskView(APIView):
 
 
 class TaskDetail(ReaderTaskView):
+    @JSON_SCHEMA
     def get(self, request, task_token: str) -> Response:
         task = self.task(request, task_token)
         reading.mark_opened(task)
@@ -71,6 +75,7 @@ class TaskDetail(ReaderTaskView):
 
 
 class TaskScores(ReaderTaskView):
+    @JSON_SCHEMA
     def put(self, request, task_token: str) -> Response:
         """Autosave: partial scores of one panel."""
         task = self.task(request, task_token)
@@ -79,6 +84,7 @@ class TaskScores(ReaderTaskView):
 
 
 class TaskSubmit(ReaderTaskView):
+    @JSON_SCHEMA
     def post(self, request, task_token: str) -> Response:
         task = self.task(request, task_token)
         reading.submit(request.user, task, request.data.get("scores"), request.data.get("seconds_on_task", 0))
@@ -86,6 +92,7 @@ class TaskSubmit(ReaderTaskView):
 
 
 class CalibrationScores(ReaderTaskView):
+    @JSON_SCHEMA
     def get(self, request, task_token: str) -> Response:
         task = self.task(request, task_token)
         return Response(reading.calibration_scores(request.user, task))

@@ -246,4 +246,16 @@ def test_both_rendering_paths_draw_and_window(page, live_server, rendering):
     page.keyboard.press("r")  # reset restores the stored window
     reset = wait_canvas_change(page, "A", windowed)
     assert abs(reset["mean"] - before["mean"]) < abs(windowed["mean"] - before["mean"])
+
+    # Elliptical ROI: E switches the left button to the ellipse; the app reads it back in image coordinates.
+    page.keyboard.press("e")
+    page.mouse.move(x - 40, y - 30)
+    page.mouse.down()
+    page.mouse.move(x + 40, y + 30, steps=6)
+    page.mouse.up()
+    page.wait_for_function("() => document.getElementById('reading-app').readerApp.getRois().A.length === 1")
+    (roi,) = page.evaluate("() => document.getElementById('reading-app').readerApp.getRois().A")
+    assert roi["sliceIndex"] == int(page.get_attribute(pane(), "data-slice")) - 1
+    assert len(roi["image"]) == 4 and all(0 <= c <= 96 for point in roi["image"] for c in point[:2])
+    assert roi["stats"] and roi["stats"]["mean"] > 0
     assert page.errors == []

@@ -423,7 +423,16 @@ export function mountReadingApp(root) {
       h('a', { class: 'rs-link', href: '/reading/' }, 'Back to the worklist')));
   }
 
-  return { metrics };
+  const app = {
+    metrics,
+    /** Elliptical ROIs of the current task per panel, in image and world coordinates (for SNR/CNR). */
+    getRois: () => Object.fromEntries(panes.map((p) => [p.role, p.viewer.getRois()])),
+    get taskToken() {
+      return task?.token ?? null;
+    },
+  };
+  root.readerApp = app;
+  return app;
 }
 
 /** Server scores, overlaid with locally kept scores that may not have reached the server. */

@@ -150,7 +150,8 @@ export async function createStackViewer(element, imageIds, options = {}) {
   element.addEventListener(csEnums.Events.STACK_NEW_IMAGE, onNewImage);
   element.addEventListener(csEnums.Events.IMAGE_RENDERED, onRendered);
 
-  const resizeObserver = new ResizeObserver(() => engine.resize(true, true));
+  // Fit to window: a new size re-fits the image (zoom and pan are per-size choices).
+  const resizeObserver = new ResizeObserver(() => engine.resize(true, false));
   resizeObserver.observe(element);
 
   const middle = (ids) => Math.floor((ids.length - 1) / 2);

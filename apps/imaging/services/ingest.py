@@ -12,7 +12,9 @@ import secrets
 import shutil
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 
+import pydicom
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -164,6 +166,50 @@ def _reject_all(batch: UploadBatch, files: list[ReadFile], reason: str, message:
     UploadFileResult.objects.bulk_create([_record(batch, f.name, FileOutcome.REJECTED, reason, message) for f in files])
 
 
+def group_by_series(paths: list[Path]) -> dict[str, list[Path]]:
+    """A cheap first pass over the headers, so that only one series at a time is held in memory.
+
+    Files whose header cannot be read land in the group "" and get their reason from full validation.
+    """
+    groups: dict[str, list[Path]] = defaultdict(list)
+    for path in paths:
+        try:
+            header = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SeriesInstanceUID"])
+            uid = str(header.get("SeriesInstanceUID", "") or "")
+        except Exception:  # noqa: BLE001 - any unreadable header is validated (and explained) in the next pass
+            uid = ""
+        groups[uid].append(path)
+    return groups
+
+
+def _process_group(batch: UploadBatch, paths: list[Path]) -> None:
+    """Validates the files of one series and stores the valid ones atomically."""
+    by_series: dict[str, list[ReadFile]] = defaultdict(list)
+    rejected: list[UploadFileResult] = []
+    for path in paths:
+        name = staged_name(batch, path)
+        outcome = validation.read_instance(path, max_bytes=settings.INGEST_MAX_FILE_BYTES)
+        if outcome.rejection is not None:
+            rejected.append(_record(batch, name, FileOutcome.REJECTED, outcome.rejection.reason,
+                                    outcome.rejection.message))
+            continue
+        by_series[str(outcome.dataset.SeriesInstanceUID)].append(ReadFile(name, outcome.dataset))
+    UploadFileResult.objects.bulk_create(rejected)
+    for files in by_series.values():
+        problems = validation.check_series({f.name: f.dataset for f in files})
+        for f in files:
+            if f.name in problems:
+                _reject_all(batch, [f], problems[f.name].reason, problems[f.name].message)
+        files = [f for f in files if f.name not in problems]
+        if not files:
+            continue
+        try:
+            store_series(batch, files)
+        except Exception:
+            logger.exception("Storing a series of upload %s failed", batch.pk)
+            _reject_all(batch, files, "store_failed", "The series could not be stored; nothing of it was kept.")
+
+
 def process_batch(batch_id: int) -> UploadBatch:
     """Processes every staged file of a batch that has no outcome yet; safe to run again after a crash."""
     batch = UploadBatch.objects.select_related("institution").get(pk=batch_id)
@@ -173,35 +219,9 @@ def process_batch(batch_id: int) -> UploadBatch:
         status=BatchStatus.PROCESSING, attempts=F("attempts") + 1, started_at=timezone.now(), error=""
     )
     done = set(batch.results.values_list("name", flat=True))
-    by_series: dict[str, list[ReadFile]] = defaultdict(list)
-    rejected: list[UploadFileResult] = []
-    for path in staged_files(batch):
-        name = staged_name(batch, path)
-        if name in done:
-            continue
-        outcome = validation.read_instance(path, max_bytes=settings.INGEST_MAX_FILE_BYTES)
-        if outcome.rejection is not None:
-            rejected.append(_record(batch, name, FileOutcome.REJECTED, outcome.rejection.reason,
-                                    outcome.rejection.message))
-            continue
-        by_series[str(outcome.dataset.SeriesInstanceUID)].append(ReadFile(name, outcome.dataset))
-    UploadFileResult.objects.bulk_create(rejected)
-
-    for files in by_series.values():
-        problems = validation.check_series([f.dataset for f in files])
-        if problems:
-            bad = [f for f in files if str(f.dataset.SOPInstanceUID) in problems]
-            for f in bad:
-                problem = problems[str(f.dataset.SOPInstanceUID)]
-                _reject_all(batch, [f], problem.reason, problem.message)
-            files = [f for f in files if str(f.dataset.SOPInstanceUID) not in problems]
-            if not files:
-                continue
-        try:
-            store_series(batch, files)
-        except Exception:
-            logger.exception("Storing a series of upload %s failed", batch.pk)
-            _reject_all(batch, files, "store_failed", "The series could not be stored; nothing of it was kept.")
+    pending = [path for path in staged_files(batch) if staged_name(batch, path) not in done]
+    for paths in group_by_series(pending).values():
+        _process_group(batch, paths)
         UploadBatch.objects.filter(pk=batch.pk).update(processed_count=batch.results.count())
     return finish_batch(batch)
 

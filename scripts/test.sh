@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
 export REDIS_TEST_URL=${REDIS_TEST_URL:-redis://127.0.0.1:6379/15}
+echo "== viewer unit tests (vitest) =="
+(cd frontend && npm test --silent)
 echo "== test suite on SQLite =="
 .venv/bin/python -m pytest "$@"
 echo "== test suite on PostgreSQL =="

@@ -71,9 +71,14 @@ class ReaderStudyAdmin(AdminRoleOnly):
         if not study.items.exists():
             definition.add_default_items(study)
 
-    @admin.display(description="Progress")
+    @admin.display(description="Follow")
     def progress_link(self, obj: ReaderStudy) -> str:
-        return format_html('<a href="{}">progress</a>', reverse("admin:studies_readerstudy_progress", args=[obj.pk]))
+        return format_html(
+            '<a href="{}">progress</a> · <a href="{}">exports</a> · <a href="{}">report</a>',
+            reverse("admin:studies_readerstudy_progress", args=[obj.pk]),
+            reverse("analysis:study_exports", args=[obj.pk]),
+            reverse("analysis:study_report", args=[obj.pk]),
+        )
 
     @admin.action(description="Generate the assignment (draft studies)")
     def generate_assignment(self, request, queryset) -> None:

@@ -221,3 +221,23 @@ class EnhancementJob(models.Model):
 
     def __str__(self) -> str:
         return f"Enhancement {self.pk} ({self.get_status_display()})"
+
+
+class DicomNode(models.Model):
+    """A modality or PACS allowed to send by C-STORE; its calling AE title says which site the images belong to."""
+
+    ae_title = models.CharField(max_length=16, unique=True, help_text="Calling AE title, as the sender sets it.")
+    institution = models.ForeignKey(
+        "institutions.Institution", on_delete=models.PROTECT, related_name="dicom_nodes"
+    )
+    allowed_host = models.GenericIPAddressField(
+        null=True, blank=True, help_text="When set, associations from any other address are rejected."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["ae_title"]
+        verbose_name = "DICOM node"
+
+    def __str__(self) -> str:
+        return self.ae_title

@@ -24,6 +24,7 @@ import {
   init as toolsInit,
 } from '@cornerstonejs/tools';
 import { BINDINGS, LEFT_BUTTON_MODES, MouseBindings, TOOLS } from './bindings.js';
+import { BLINDED_STYLES, ELLIPSE_CONFIGURATION } from './blinding.js';
 
 const RENDERING_ENGINE_ID = 'readerstudy-engine';
 const TOOL_GROUP_PREFIX = 'readerstudy-';
@@ -91,7 +92,8 @@ function toolGroupFor(role) {
   const existing = ToolGroupManager.getToolGroup(id);
   if (existing) return existing;
   const group = ToolGroupManager.createToolGroup(id);
-  for (const name of Object.values(TOOLS)) group.addTool(name);
+  for (const name of Object.values(TOOLS)) group.addTool(name, name === TOOLS.ellipse ? ELLIPSE_CONFIGURATION : {});
+  annotation.config.style.setToolGroupToolStyles(id, BLINDED_STYLES);
   applyBindings(group, 'windowLevel');
   return group;
 }
@@ -220,6 +222,7 @@ function preventDefault(evt) {
 /**
  * Elliptical ROIs drawn on this viewport, in world (patient, mm) and image (column,row)
  * coordinates, with the slice they belong to. Handles are [top, bottom, left, right].
+ * Geometry only: no statistics (see blinding.js).
  */
 export function readEllipticalRois(element, viewport) {
   const ids = viewport.getImageIds();
@@ -233,7 +236,6 @@ export function readEllipticalRois(element, viewport) {
       sliceIndex: ids.indexOf(imageId),
       world,
       image,
-      stats: a.data.cachedStats?.[`imageId:${imageId}`] ? { ...a.data.cachedStats[`imageId:${imageId}`] } : null,
     };
   });
 }

@@ -141,6 +141,25 @@ def _finish_staging(batch: UploadBatch) -> UploadBatch:
     return batch
 
 
+def open_batch(institution: Institution, user, channel: str) -> UploadBatch:
+    """An empty batch that a network channel (C-STORE, STOW-RS) fills file by file under `staging_dir/files`."""
+    return _new_batch(institution, user, channel)
+
+
+def close_batch(batch: UploadBatch) -> UploadBatch:
+    """Ends the staging of a batch filled file by file; files refused on arrival already have an outcome."""
+    batch.file_count = len(staged_files(batch)) + batch.results.count()
+    if batch.file_count == 0:
+        raise _refuse(batch, "The upload contains no files.")
+    batch.save(update_fields=["file_count"])
+    return batch
+
+
+def refuse_batch(batch: UploadBatch, message: str) -> UploadRefused:
+    """Fails a batch whose transfer could not be completed and removes what was staged of it."""
+    return _refuse(batch, message)
+
+
 def enqueue_processing(batch: UploadBatch) -> None:
     """Queues the worker once the batch row is committed."""
     from worker.ingestion import process_upload_batch

@@ -67,11 +67,12 @@ def test_factor_one_is_identity_and_scale_is_restored(tiny_weights):
 def test_shipped_model_preserves_tissue_means():
     from worker.enhance.degrade import degrade
 
-    model = make_tissue_model((5, 128, 128), seed=2_000_123)
+    model = make_tissue_model((5, 128, 128), seed=2_000_123, spacing=(5.0, 1.8, 1.8))
     clean = render_contrast(model, "T2W")
     noisy = degrade(clean, None, 0.03 * np.percentile(clean, 99), seed=1)
     out = enhance_volume(noisy, default_params("T2W")._replace(pixel_spacing=1.8), 16.0, "cpu")
-    for mask in (model.gm > 0.9, model.wm > 0.9):
+    for mask in (model.gm > 0.8, model.wm > 0.9):
+        assert mask.sum() > 100
         assert out[mask].mean() == pytest.approx(clean[mask].mean(), rel=0.02)
     assert np.abs(out - clean)[model.head_mask].mean() < np.abs(noisy - clean)[model.head_mask].mean()
 

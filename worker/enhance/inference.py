@@ -26,6 +26,7 @@ MODEL_VERSION = "ceunet-c16-v1"
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_FACTOR = 16.0
 TILE_OVERLAP = 32
+DEFAULT_TILE = 768
 
 
 class LoadedModel(NamedTuple):
@@ -133,7 +134,8 @@ def enhance_volume(
 
     ``context``: ``AcquisitionParams``, a pydicom ``Dataset`` of the series, or a context vector.
     ``factor``: noise-reduction factor in ``[1, 100]``; 1 returns the input unchanged.
-    ``tile``: maximum in-plane tile size (default: 512 on CUDA, 320 on CPU, to bound memory).
+    ``tile``: maximum in-plane tile size (default 768: clinical matrices run whole; larger ones are tiled
+    with a 32-pixel overlap to bound memory).
     """
     factor = check_factor(factor)
     data = np.asarray(volume, dtype=np.float32)
@@ -148,7 +150,7 @@ def enhance_volume(
     loaded = load_model(str(weights) if weights else None, device)
     on_cuda = loaded.device.type == "cuda"
     batch_size = batch_size or (16 if on_cuda else 4)
-    tile = tile or (512 if on_cuda else 320)
+    tile = tile or DEFAULT_TILE
     nz, ny, nx = data.shape
     vector = build_context(context, (ny, nx), factor)
     strength = 1.0 - 1.0 / factor

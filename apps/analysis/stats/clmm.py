@@ -14,10 +14,18 @@ as being on the boundary and is left out of the Hessian, exactly as clmm does.
 Patients are nested in sites, so the Hessian of the inner problem is an arrow matrix (a diagonal
 patient block plus a few site rows). Newton steps and the log-determinant come from a Schur
 complement over the sites in O(n) numpy work, instead of a sparse Cholesky.
+
+Small or degenerate data (a pilot, a study in progress) never raise: where R's ``clmm`` would stop
+(fewer than two score categories, a grouping factor with fewer than three levels, as many random
+effects as observations, an optimiser error) the fit comes back with NaN estimates,
+``converged=False`` and a ``note``; aliased fixed-effect columns are dropped as ``drop.coef`` does,
+and a Hessian that is not positive definite leaves the estimates but gives NaN standard errors, as
+``summary.clmm`` does.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -27,6 +35,8 @@ from scipy import optimize, stats
 from scipy.special import expit, log_expit
 
 BOUNDARY_SD = 1e-3
+ALIAS_TOL = 1e-7  # drop.coef's QR tolerance
+MIN_GROUP_LEVELS = 3  # clmm stops unless every grouping factor has more than two levels
 _INNER_TOL = 1e-20
 _FULL_STEP_DECREMENT = 1e-4
 _INNER_MAX_ITER = 100
@@ -46,6 +56,7 @@ class ClmmFit:
     n_groups: int
     n_clusters: int
     converged: bool
+    note: str = ""
 
     @property
     def var_group(self) -> float:
@@ -56,7 +67,9 @@ class ClmmFit:
         return self.sd_cluster**2
 
     def z(self, name: str) -> float:
-        return self.coef[name] / self.se[name]
+        """Wald z; NaN where the standard error is undefined."""
+        se = self.se[name]
+        return self.coef[name] / se if se > 0 else math.nan
 
     def p(self, name: str) -> float:
         """Two-sided Wald p-value, as in ``summary.clmm``."""
@@ -197,6 +210,53 @@ def fit_clm_start(y: np.ndarray, x: np.ndarray, n_levels: int) -> tuple[np.ndarr
     return _theta_from_free(res.x[:n_theta]), res.x[n_theta:]
 
 
+def identified_columns(x: np.ndarray, tol: float = ALIAS_TOL) -> np.ndarray:
+    """Mask of the columns of ``x`` kept by ``drop.coef``: with an intercept first, a column aliased
+    with the intercept or earlier kept columns (relative residual norm below ``tol``) is dropped."""
+    basis = [np.full(x.shape[0], 1.0 / math.sqrt(x.shape[0]))]
+    keep = np.zeros(x.shape[1], dtype=bool)
+    for j in range(x.shape[1]):
+        column = x[:, j]
+        norm = np.linalg.norm(column)
+        residual = column - np.column_stack(basis) @ (np.column_stack(basis).T @ column)
+        if norm > 0 and np.linalg.norm(residual) > tol * norm:
+            keep[j] = True
+            basis.append(residual / np.linalg.norm(residual))
+    return keep
+
+
+def unfitted(names: list[str], note: str, n_obs: int, n_groups: int, n_clusters: int) -> ClmmFit:
+    """A fit that R's ``clmm`` would refuse or fail on: NaN everywhere, not converged, with the reason."""
+    nan = dict.fromkeys(names, math.nan)
+    return ClmmFit(
+        coef=nan,
+        se=dict(nan),
+        thresholds=np.array([]),
+        loglik=math.nan,
+        sd_group=math.nan,
+        sd_cluster=math.nan,
+        n_obs=n_obs,
+        n_groups=n_groups,
+        n_clusters=n_clusters,
+        converged=False,
+        note=note,
+    )
+
+
+def _standard_errors(hessian: np.ndarray, n: int) -> np.ndarray | None:
+    """Standard errors of the first ``n`` parameters, or None where ``vcov.clm`` would refuse
+    (a Hessian that is not finite or not positive definite)."""
+    if not np.all(np.isfinite(hessian)):
+        return None
+    try:
+        chol = np.linalg.cholesky(hessian)
+    except np.linalg.LinAlgError:
+        return None
+    inv_chol = np.linalg.solve(chol, np.eye(hessian.shape[0]))
+    variances = np.einsum("ij,ij->j", inv_chol, inv_chol)[:n]
+    return np.sqrt(variances) if np.all(np.isfinite(variances)) else None
+
+
 def fit_clmm(
     y: np.ndarray,
     x: np.ndarray,
@@ -208,25 +268,68 @@ def fit_clmm(
 
     ``y`` holds category codes 0..K-1 (every category observed), ``x`` the fixed-effect columns
     without intercept, ``group`` and ``cluster`` per-observation integer codes. Raises
-    ``ValueError`` when a group belongs to more than one cluster, because the Schur-complement
-    Laplace used here relies on nesting.
+    ``ValueError`` only for malformed arguments (codes with gaps, a group in more than one cluster,
+    which the Schur-complement Laplace relies on); data too small or degenerate to fit give an
+    ``unfitted`` result, aliased columns get NaN coefficients.
     """
     y = np.asarray(y, dtype=np.intp)
-    x = np.asarray(x, dtype=float)
+    x = np.asarray(x, dtype=float).reshape(y.size, -1)
     group = np.asarray(group, dtype=np.intp)
     cluster = np.asarray(cluster, dtype=np.intp)
     n_levels = int(y.max()) + 1
-    if np.unique(y).size != n_levels or n_levels < 2:
-        raise ValueError("clmm needs codes 0..K-1 with every category observed and K >= 2")
+    if np.unique(y).size != n_levels:
+        raise ValueError("clmm needs codes 0..K-1 with every category observed")
     n_groups = int(group.max()) + 1
     cluster_of_group = np.full(n_groups, -1)
     cluster_of_group[group] = cluster
     if np.any(cluster_of_group[group] != cluster) or np.any(cluster_of_group < 0):
         raise ValueError("every group must belong to exactly one cluster (nested random effects)")
+    n_clusters = int(cluster_of_group.max()) + 1
+    counts = (int(y.size), n_groups, n_clusters)
+    if n_levels < 2:
+        return unfitted(names, "fewer than 2 score categories", *counts)
+    if min(n_groups, n_clusters) < MIN_GROUP_LEVELS:
+        return unfitted(
+            names,
+            f"{n_groups} patient(s) and {n_clusters} site(s); clmm needs at least {MIN_GROUP_LEVELS} of each",
+            *counts,
+        )
+    if n_groups + n_clusters >= y.size:
+        return unfitted(names, f"{n_groups + n_clusters} random effects for {y.size} observations", *counts)
 
+    keep = identified_columns(x)
+    fit = _fit_identified(y, x[:, keep], group, cluster_of_group, n_levels)
+    if isinstance(fit, str):
+        return unfitted(names, fit, *counts)
+    theta, beta, sds, loglik, se_beta, converged, note = fit
+    coef = np.full(len(names), math.nan)
+    se = np.full(len(names), math.nan)
+    coef[keep] = beta
+    se[keep] = se_beta
+    dropped = [name for name, kept in zip(names, keep, strict=True) if not kept]
+    if dropped:
+        note = "; ".join(filter(None, [f"aliased, dropped: {', '.join(dropped)}", note]))
+    return ClmmFit(
+        coef=dict(zip(names, coef.tolist(), strict=True)),
+        se=dict(zip(names, se.tolist(), strict=True)),
+        thresholds=theta,
+        loglik=loglik,
+        sd_group=float(sds[0]),
+        sd_cluster=float(sds[1]),
+        n_obs=counts[0],
+        n_groups=n_groups,
+        n_clusters=n_clusters,
+        converged=converged,
+        note=note,
+    )
+
+
+def _fit_identified(
+    y: np.ndarray, x: np.ndarray, group: np.ndarray, cluster_of_group: np.ndarray, n_levels: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, np.ndarray, bool, str] | str:
+    """Optimise the Laplace likelihood of a full-rank design; a string says why there is no fit."""
     model = _NestedLaplace(y, x, group, cluster_of_group)
     n_theta, n_beta = n_levels - 1, x.shape[1]
-    theta0, beta0 = fit_clm_start(y, x, n_levels)
 
     def objective(par: np.ndarray) -> float:
         return model.nla(_theta_from_free(par[:n_theta]), par[n_theta:-2], par[-2], par[-1])
@@ -234,44 +337,46 @@ def fit_clmm(
     def fun_and_grad(par: np.ndarray) -> tuple[float, np.ndarray]:
         return objective(par), _central_gradient(objective, par, 1e-6)
 
-    start = np.concatenate((_free_from_theta(theta0), beta0, [1.0, 1.0]))
-    bounds = [(None, None)] * (n_theta + n_beta) + [(0.0, None)] * 2
-    res = optimize.minimize(
-        fun_and_grad,
-        start,
-        jac=True,
-        method="L-BFGS-B",
-        bounds=bounds,
-        options={"ftol": 1e-13, "gtol": 1e-7, "maxiter": 500},
-    )
-    theta = _theta_from_free(res.x[:n_theta])
-    beta = res.x[n_theta:-2]
-    sds = res.x[-2:].copy()
-    loglik = -model.nla(theta, beta, sds[0], sds[1])
+    with np.errstate(all="ignore"):
+        theta0, beta0 = fit_clm_start(y, x, n_levels)
+        start = np.concatenate((_free_from_theta(theta0), beta0, [1.0, 1.0]))
+        if not np.all(np.isfinite(start)):
+            return "the fixed-effects start fit did not give finite values"
+        bounds = [(None, None)] * (n_theta + n_beta) + [(0.0, None)] * 2
+        try:
+            res = optimize.minimize(
+                fun_and_grad,
+                start,
+                jac=True,
+                method="L-BFGS-B",
+                bounds=bounds,
+                options={"ftol": 1e-13, "gtol": 1e-7, "maxiter": 500},
+            )
+        except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
+            return f"optimiser failed: {exc}"
+        theta = _theta_from_free(res.x[:n_theta])
+        beta = res.x[n_theta:-2]
+        sds = res.x[-2:].copy()
+        loglik = -model.nla(theta, beta, sds[0], sds[1])
+        if not (np.all(np.isfinite(res.x)) and math.isfinite(loglik)):
+            return f"optimiser failed: no finite optimum ({res.message})"
 
-    free_sd = sds >= BOUNDARY_SD
-    natural = np.concatenate((theta, beta, sds[free_sd]))
+        free_sd = sds >= BOUNDARY_SD
+        natural = np.concatenate((theta, beta, sds[free_sd]))
 
-    def natural_objective(par: np.ndarray) -> float:
-        sd = sds.copy()
-        sd[free_sd] = par[n_theta + n_beta :]
-        return model.nla(par[:n_theta], par[n_theta : n_theta + n_beta], sd[0], sd[1])
+        def natural_objective(par: np.ndarray) -> float:
+            sd = sds.copy()
+            sd[free_sd] = par[n_theta + n_beta :]
+            return model.nla(par[:n_theta], par[n_theta : n_theta + n_beta], sd[0], sd[1])
 
-    hessian = _central_hessian(natural_objective, natural, 1e-4)
-    cov = np.linalg.inv(hessian)
-    se_beta = np.sqrt(np.diag(cov)[n_theta : n_theta + n_beta])
-    return ClmmFit(
-        coef=dict(zip(names, beta.tolist(), strict=True)),
-        se=dict(zip(names, se_beta.tolist(), strict=True)),
-        thresholds=theta,
-        loglik=loglik,
-        sd_group=float(sds[0]),
-        sd_cluster=float(sds[1]),
-        n_obs=int(y.size),
-        n_groups=n_groups,
-        n_clusters=int(cluster_of_group.max()) + 1,
-        converged=bool(res.success),
-    )
+        se_all = _standard_errors(_central_hessian(natural_objective, natural, 1e-4), n_theta + n_beta)
+    converged = bool(res.success)
+    notes = [] if converged else [f"optimiser: {res.message}"]
+    if se_all is None:
+        converged = False
+        notes.append("Hessian not positive definite: standard errors undefined")
+        se_all = np.full(n_theta + n_beta, math.nan)
+    return theta, beta, sds, loglik, se_all[n_theta:], converged, "; ".join(notes)
 
 
 CLMM_COLUMNS = [
@@ -308,13 +413,20 @@ def fit_item(block: pd.DataFrame) -> ClmmFit:
 
 
 def clmm_table(scores: pd.DataFrame) -> pd.DataFrame:
-    """One CLMM per sequence x item; the version effect in ``ref_clmm.csv`` columns plus fit diagnostics."""
+    """One CLMM per sequence x item: the version effect in ``ref_clmm.csv`` columns, then ``n``,
+    ``converged`` and ``note`` (why a fit is missing or doubtful), which ``clmm.csv`` leaves out."""
     rows = []
     for (sequence, item), block in scores.groupby(["sequence", "item"], sort=False):
-        if block["version"].nunique() < 2 or block["score"].nunique() < 2:
-            rows.append((sequence, item, *[np.nan] * 7, "", len(block), False))
-            continue
-        fit = fit_item(block)
+        if block["version"].nunique() < 2:
+            fit = unfitted(
+                ["version_dl"],
+                "only one version scored: the version effect is not identifiable",
+                len(block),
+                block["patient_id"].nunique(),
+                block["site"].nunique(),
+            )
+        else:
+            fit = fit_item(block)
         rows.append(
             (
                 sequence,
@@ -329,6 +441,7 @@ def clmm_table(scores: pd.DataFrame) -> pd.DataFrame:
                 ";".join(f"{t:.6f}" for t in fit.thresholds),
                 fit.n_obs,
                 fit.converged,
+                fit.note,
             )
         )
-    return pd.DataFrame(rows, columns=[*CLMM_COLUMNS, "n", "converged"])
+    return pd.DataFrame(rows, columns=[*CLMM_COLUMNS, "n", "converged", "note"])

@@ -15,12 +15,22 @@ def table1_tests(patients: pd.DataFrame, group: str = "site") -> pd.DataFrame:
     Matches ``shapiro.test``, ``kruskal.test`` (tie-corrected) and ``chisq.test`` without Yates'
     correction (R only applies it to 2 x 2 tables; ``correct=False`` is used for those too, so the
     statistic is always the plain Pearson one). Columns are those of ``ref_table1_tests.csv``.
+
+    Every test always has its row, NaN where R gives no value (a small site or a pilot must not stop
+    the report): ``shapiro.test`` needs 3 or more ages that are not all identical, ``kruskal.test``
+    two sites and ages that differ, ``chisq.test`` two levels of the variable and two sites.
     """
     rows = []
-    sw = stats.shapiro(patients["age"].to_numpy(dtype=float))
-    rows.append(("age", "shapiro_wilk", float(sw.statistic), np.nan, float(sw.pvalue)))
+    age = patients["age"].to_numpy(dtype=float)
+    if age.size < 3 or np.ptp(age) == 0:
+        rows.append(("age", "shapiro_wilk", np.nan, np.nan, np.nan))
+    else:
+        sw = stats.shapiro(age)
+        rows.append(("age", "shapiro_wilk", float(sw.statistic), np.nan, float(sw.pvalue)))
     samples = [g.to_numpy(dtype=float) for _, g in patients.groupby(group, sort=True)["age"]]
-    if len(samples) >= 2:
+    if len(samples) < 2 or np.ptp(age) == 0:
+        rows.append(("age", "kruskal_wallis", np.nan, np.nan, np.nan))
+    else:
         kw = stats.kruskal(*samples)
         rows.append(("age", "kruskal_wallis", float(kw.statistic), len(samples) - 1, float(kw.pvalue)))
     for variable in CATEGORICAL:

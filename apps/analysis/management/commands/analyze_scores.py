@@ -46,6 +46,7 @@ class Command(BaseCommand):
             raise CommandError(f"Could not write to {out}: {exc}") from exc
         for path in [*written, html, pdf]:
             self.stdout.write(str(path))
-        unconverged = result.clmm.loc[~result.clmm["converged"].astype(bool), ["sequence", "item"]]
+        unconverged = result.clmm.loc[~result.clmm["converged"].astype(bool), ["sequence", "item", "note"]]
         for row in unconverged.itertuples():
-            self.stderr.write(f"warning: the CLMM for {row.sequence} / {row.item} did not converge")
+            reason = f": {row.note}" if row.note else ""
+            self.stderr.write(f"warning: the CLMM for {row.sequence} / {row.item} did not converge{reason}")

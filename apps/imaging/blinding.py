@@ -14,6 +14,7 @@ from io import BytesIO
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filewriter import dcmwrite
+from pydicom.pixels import pixel_array
 from pydicom.uid import UID, ExplicitVRLittleEndian, MRImageStorage
 
 IMPLEMENTATION_CLASS_UID = UID("1.2.826.0.1.3680043.8.498.90210")
@@ -28,8 +29,11 @@ def token_uid(token: str, role: str) -> UID:
 
 
 def modality_pixels(source: Dataset) -> np.ndarray:
-    """Pixel values in modality units, rounded and clipped to signed 16 bits, MONOCHROME2."""
-    stored = source.pixel_array
+    """Pixel values in modality units, rounded and clipped to signed 16 bits, MONOCHROME2.
+
+    Decodes without caching the array on the dataset, so a series held in memory at ingest is not doubled.
+    """
+    stored = pixel_array(source)
     slope = float(getattr(source, "RescaleSlope", 1) or 1)
     intercept = float(getattr(source, "RescaleIntercept", 0) or 0)
     monochrome1 = getattr(source, "PhotometricInterpretation", "MONOCHROME2") == "MONOCHROME1"
@@ -53,6 +57,12 @@ def volume_window(slices: Iterable[np.ndarray], step: int = 4) -> tuple[float, f
     low, high = np.percentile(sample, WINDOW_PERCENTILES)
     width = max(float(high - low), 1.0)
     return float(low) + width / 2, width
+
+
+def display_window(datasets: Iterable[Dataset]) -> tuple[float, float]:
+    """The display window of a series from its instances: the one function used when any series is stored
+    (upload, vendor upload, DL output), so both versions of an image get their window the same way."""
+    return volume_window(modality_pixels(ds) for ds in datasets)
 
 
 def _ds(value: float) -> str:

@@ -97,6 +97,10 @@ class Series(models.Model):
     acquisition = models.JSONField(
         default=dict, help_text="Acquisition parameters (field strength, TR, TE, TI, flip angle, 2D/3D)."
     )
+    window_center = models.FloatField(
+        null=True, blank=True, help_text="Display window from the whole volume, computed once when stored."
+    )
+    window_width = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from apps.imaging import deidentify
+from apps.imaging import blinding, deidentify
 from apps.imaging.models import EnhancementJob, JobStatus, Series, SeriesSource, SeriesStatus, Version
 from apps.imaging.services import storage
 from apps.imaging.services.enhancement import link_pair
@@ -40,13 +40,14 @@ def enhanced_uid_factory(series: Series):
     return factory
 
 
-def _dl_series(series: Series, series_uid: str, source: str) -> Series:
+def _dl_series(series: Series, series_uid: str, source: str, window: tuple[float, float]) -> Series:
     return Series.objects.create(
         case=series.case, series_uid=series_uid, study_uid=series.study_uid, sequence=series.sequence,
         sequence_overridden=series.sequence_overridden, version=Version.DL, source=source,
         status=SeriesStatus.READY, description=series.description, rows=series.rows, columns=series.columns,
         pixel_spacing=series.pixel_spacing, slice_thickness=series.slice_thickness,
         orientation=series.orientation, acquisition=series.acquisition,
+        window_center=window[0], window_width=window[1],
     )
 
 
@@ -83,10 +84,11 @@ def run_job(job_id: int, device: str | None = None) -> EnhancementJob:
     datasets = dicom_io.enhanced_datasets(source, volume, uids)
     residual = qa.residual_stats(source.volume, volume)
     difference = qa.difference_png(source.volume, volume)
+    window = blinding.display_window(datasets)  # as at ingest, so both versions get their window alike
     written: list[str] = []
     try:
         with transaction.atomic():
-            dl = _dl_series(series, uids.series_instance_uid, SeriesSource.ENHANCED)
+            dl = _dl_series(series, uids.series_instance_uid, SeriesSource.ENHANCED, window)
             for ds in datasets:
                 storage.store_instance(dl, ds, written)
             link_pair(series, dl)

@@ -21,7 +21,7 @@ from django.db.models import F
 from django.utils import timezone
 from pydicom.dataset import Dataset
 
-from apps.imaging import classification, deidentify, validation
+from apps.imaging import blinding, classification, deidentify, validation
 from apps.imaging.models import (
     BatchStatus,
     Case,
@@ -33,7 +33,7 @@ from apps.imaging.models import (
     UploadFileResult,
     Version,
 )
-from apps.imaging.services import enhancement, storage
+from apps.imaging.services import enhancement, storage, windows
 from apps.imaging.services.uploads import staged_files, staged_name, staging_dir
 
 logger = logging.getLogger(__name__)
@@ -142,6 +142,7 @@ def store_series(batch: UploadBatch, files: list[ReadFile]) -> list[UploadFileRe
                 series.status = SeriesStatus.HELD_BURNED_IN
                 series.save(update_fields=["status"])
             results = []
+            kept = []
             for item in files:
                 ds = item.dataset
                 sop_uid = str(ds.SOPInstanceUID)
@@ -152,7 +153,13 @@ def store_series(batch: UploadBatch, files: list[ReadFile]) -> list[UploadFileRe
                     )
                     continue
                 instance = storage.store_instance(series, ds, written)
+                kept.append(ds)
                 results.append(_record(batch, item.name, FileOutcome.ACCEPTED, instance=instance))
+            if kept:
+                # The display window, once, while the volume is in memory (from the store if slices were added).
+                windows.save_window(
+                    series, blinding.display_window(kept) if created else windows.stored_window(series)
+                )
             UploadFileResult.objects.bulk_create(results)
             if created:
                 enhancement.request_enhancement(series)

@@ -206,8 +206,6 @@ class TaskPanel(models.Model):
     panel = models.CharField(max_length=1, choices=Panel.choices)
     series = models.ForeignKey("imaging.Series", on_delete=models.PROTECT, related_name="+")
     image_token = models.CharField(max_length=32, unique=True, default=new_token, editable=False)
-    window_center = models.FloatField(null=True, blank=True)
-    window_width = models.FloatField(null=True, blank=True)
 
     class Meta:
         ordering = ["task", "panel"]

@@ -1,12 +1,13 @@
-"""Serving a reader's slice: the stored instance, read from the image store, through the blinding filter."""
+"""Serving a reader's slice: the one stored instance, read from the image store, through the blinding filter."""
 
 import pydicom
 from django.core.files.storage import default_storage
 
 from apps.accounts.models import User
 from apps.imaging import blinding
-from apps.imaging.models import Instance
-from apps.studies.models import ReadingTask, TaskPanel
+from apps.imaging.models import Instance, Series
+from apps.imaging.services import windows
+from apps.studies.models import ReadingTask
 from apps.studies.services.reading import NotFound, get_panel, stack
 
 
@@ -15,31 +16,21 @@ def _read(instance: Instance) -> pydicom.Dataset:
         return pydicom.dcmread(handle)
 
 
-def series_window(panel: TaskPanel) -> tuple[float, float]:
-    """The display window of the panel's series, computed once from the whole volume and kept on every panel
-    that shows that series (the same computation for both versions)."""
-    if panel.window_center is not None and panel.window_width is not None:
-        return panel.window_center, panel.window_width
-    center, width = blinding.volume_window(
-        blinding.modality_pixels(_read(instance)) for instance in stack(panel.series_id)
-    )
-    TaskPanel.objects.filter(series_id=panel.series_id).update(window_center=center, window_width=width)
-    panel.window_center, panel.window_width = center, width
-    return center, width
-
-
 def prepare_windows(task: ReadingTask) -> None:
-    """Computes the panels' display windows when the task is opened, before the viewer asks for slices, so
-    that its parallel slice requests do not each compute it."""
-    for panel in task.panels.filter(window_center__isnull=True):
-        series_window(panel)
+    """Fills in the display window of a series stored before windows were computed when storing, when its task
+    is opened, so the viewer's parallel slice requests do not each compute it. One query otherwise."""
+    for series in Series.objects.filter(pk__in=task.panels.values("series_id"), window_center__isnull=True):
+        windows.series_window(series)
 
 
 def blinded_slice(reader: User, image_token: str, slice_index: int) -> bytes:
-    """Part 10 bytes of one slice of a panel the reader may see; NotFound for anything else."""
+    """Part 10 bytes of one slice of a panel the reader may see; NotFound for anything else.
+
+    Reads only that instance; the window is the series' stored one, the same computation for both versions.
+    """
     panel = get_panel(reader, image_token)
     instance = stack(panel.series_id)[slice_index : slice_index + 1].first()
     if instance is None:
         raise NotFound
-    window = series_window(panel)
+    window = windows.series_window(panel.series)
     return blinding.encode(blinding.blind(_read(instance), panel.image_token, slice_index, window))

@@ -128,8 +128,8 @@ def mark_opened(task: ReadingTask) -> None:
         task.status = TaskStatus.OPENED
 
 
-def saved_scores(task: ReadingTask) -> dict[str, dict[str, int]]:
-    scores: dict[str, dict[str, int]] = {panel: {} for panel in panels_of(task)}
+def saved_scores(task: ReadingTask, panels: list[str] | None = None) -> dict[str, dict[str, int]]:
+    scores: dict[str, dict[str, int]] = {panel: {} for panel in (panels or panels_of(task))}
     for panel, key, value in task.scores.values_list("panel", "item__key", "value").order_by("panel", "item__order"):
         scores.setdefault(panel, {})[key] = value
     return scores
@@ -140,7 +140,8 @@ def panels_of(task: ReadingTask) -> list[str]:
 
 
 def _siblings(task: ReadingTask) -> QuerySet[ReadingTask]:
-    return reader_tasks(task.reader).filter(study_id=task.study_id)
+    """The reader's tasks of the task's study (the task itself came through `reader_tasks`, so no user query)."""
+    return ReadingTask.objects.filter(reader_id=task.reader_id, study_id=task.study_id)
 
 
 def next_task(task: ReadingTask) -> ReadingTask | None:
@@ -152,13 +153,13 @@ def task_payload(task: ReadingTask) -> dict:
     siblings = _siblings(task)
     following = next_task(task)
     prev_task = siblings.filter(position__lt=task.position).order_by("-position").first()
-    panels = []
-    for panel in task.panels.order_by("panel"):
-        count = stack(panel.series_id).count()
-        panels.append({
-            "panel": panel.panel,
-            "image_urls": [reverse("reading:image", args=[panel.image_token, i]) for i in range(count)],
-        })
+    rows = task.panels.order_by("panel").annotate(slices=Count("series__instances")).values_list(
+        "panel", "image_token", "slices"
+    )
+    panels = [
+        {"panel": panel, "image_urls": [reverse("reading:image", args=[token, i]) for i in range(slices)]}
+        for panel, token, slices in rows
+    ]
     submitted = task.status == TaskStatus.SUBMITTED
     return {
         "token": task.token,
@@ -173,7 +174,7 @@ def task_payload(task: ReadingTask) -> dict:
             for item in task.study.items.order_by("order", "pk")
         ],
         "panels": panels,
-        "scores": saved_scores(task),
+        "scores": saved_scores(task, [p["panel"] for p in panels]),
         "next_url": task_url(following),
         "next_task_api": task_api_url(following),
         "prev_url": task_url(prev_task),
@@ -184,12 +185,38 @@ def task_payload(task: ReadingTask) -> dict:
     }
 
 
-def _validated(task: ReadingTask, panel: str, scores: object) -> dict[StudyItem, int]:
-    if panel not in panels_of(task):
-        raise InvalidScores(f"Unknown panel {panel!r}; this task has {', '.join(panels_of(task))}.")
+@dataclass
+class _Sheet:
+    """What a score write needs to know about a task, read once per request: panels, items, saved scores."""
+
+    panels: list[str]
+    items: dict[str, StudyItem]
+    saved: dict[tuple[str, int], Score]
+
+    @classmethod
+    def of(cls, task: ReadingTask) -> "_Sheet":
+        items = {item.key: item for item in task.study.items.order_by("order", "pk")}
+        return cls(panels_of(task), items, {(s.panel, s.item_id): s for s in task.scores.all()})
+
+    def scores(self) -> dict[str, dict[str, int]]:
+        result: dict[str, dict[str, int]] = {panel: {} for panel in self.panels}
+        for item in self.items.values():
+            for panel in self.panels:
+                if (panel, item.pk) in self.saved:
+                    result[panel][item.key] = self.saved[panel, item.pk].value
+        return result
+
+    def missing(self) -> list[str]:
+        return [f"{panel}.{key}" for panel in self.panels for key, item in self.items.items()
+                if (panel, item.pk) not in self.saved]
+
+
+def _validated(sheet: _Sheet, panel: str, scores: object) -> dict[StudyItem, int]:
+    if panel not in sheet.panels:
+        raise InvalidScores(f"Unknown panel {panel!r}; this task has {', '.join(sheet.panels)}.")
     if not isinstance(scores, dict):
         raise InvalidScores("Scores must be an object of item key to value.")
-    items = {item.key: item for item in task.study.items.all()}
+    items = sheet.items
     checked = {}
     for key, value in scores.items():
         if key not in items:
@@ -200,22 +227,30 @@ def _validated(task: ReadingTask, panel: str, scores: object) -> dict[StudyItem,
     return checked
 
 
-def _write(task: ReadingTask, panel: str, values: dict[StudyItem, int], user: User) -> bool:
-    """Stores the values, auditing each change; an unchanged value writes nothing. Returns whether any changed."""
-    existing = {s.item_id: s for s in task.scores.filter(panel=panel)}
-    created = [Score(task=task, panel=panel, item=item, value=value)
-               for item, value in values.items() if item.pk not in existing]
-    changed = [(existing[item.pk], value) for item, value in values.items()
-               if item.pk in existing and existing[item.pk].value != value]
+def _write(task: ReadingTask, sheet: _Sheet, values: dict[str, dict[StudyItem, int]], user: User) -> bool:
+    """Stores the values of every panel, auditing each change, in at most three statements whatever the number
+    of panels and items; an unchanged value writes nothing. Returns whether any changed."""
+    created, changed = [], []
+    for panel, scores in values.items():
+        for item, value in scores.items():
+            score = sheet.saved.get((panel, item.pk))
+            if score is None:
+                created.append(Score(task=task, panel=panel, item=item, value=value))
+            elif score.value != value:
+                changed.append((score, value))
     audits = [ScoreAudit(score=score, changed_by=user, old_value=score.value, new_value=value)
               for score, value in changed]
     now = timezone.now()
     for score, value in changed:
         score.value, score.updated_at = value, now
-    Score.objects.bulk_update([score for score, _ in changed], ["value", "updated_at"])
-    created = Score.objects.bulk_create(created)
-    audits += [ScoreAudit(score=score, changed_by=user, old_value=None, new_value=score.value) for score in created]
-    ScoreAudit.objects.bulk_create(audits)
+    if changed:
+        Score.objects.bulk_update([score for score, _ in changed], ["value", "updated_at"])
+    if created:
+        created = Score.objects.bulk_create(created)
+        audits += [ScoreAudit(score=s, changed_by=user, old_value=None, new_value=s.value) for s in created]
+    if audits:
+        ScoreAudit.objects.bulk_create(audits)
+    sheet.saved.update({(s.panel, s.item_id): s for s in created})
     return bool(audits)
 
 
@@ -230,9 +265,10 @@ def _lock_task(reader: User, task: ReadingTask) -> ReadingTask:
 def autosave(reader: User, task: ReadingTask, panel: str, scores: object) -> dict[str, dict[str, int]]:
     """Saves a partial set of scores for one panel; returns everything saved for the task."""
     task = _lock_task(reader, task)
-    _write(task, panel, _validated(task, panel, scores), reader)
+    sheet = _Sheet.of(task)
+    _write(task, sheet, {panel: _validated(sheet, panel, scores)}, reader)
     mark_opened(task)
-    return saved_scores(task)
+    return sheet.scores()
 
 
 @transaction.atomic
@@ -246,9 +282,9 @@ def submit(reader: User, task: ReadingTask, scores: object, seconds_on_task: obj
     if not isinstance(scores, dict):
         raise InvalidScores("Scores must be an object of panel to scores.")
     seconds = _seconds(seconds_on_task)
-    validated = {panel: _validated(task, panel, values) for panel, values in scores.items()}
-    changed = any([_write(task, panel, values, reader) for panel, values in validated.items()])
-    missing = missing_scores(task)
+    sheet = _Sheet.of(task)
+    changed = _write(task, sheet, {panel: _validated(sheet, panel, values) for panel, values in scores.items()}, reader)
+    missing = sheet.missing()
     if missing:
         raise InvalidScores("Score every item before submitting.", missing)
     now = timezone.now()
@@ -270,13 +306,6 @@ def _seconds(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 24 * 3600:
         raise InvalidScores("seconds_on_task must be a number of seconds.")
     return float(value)
-
-
-def missing_scores(task: ReadingTask) -> list[str]:
-    """Items not yet scored, as "panel.item" strings."""
-    have = set(task.scores.values_list("panel", "item__key"))
-    keys = list(task.study.items.order_by("order", "pk").values_list("key", flat=True))
-    return [f"{panel}.{key}" for panel in panels_of(task) for key in keys if (panel, key) not in have]
 
 
 def calibration_scores(reader: User, task: ReadingTask) -> dict:

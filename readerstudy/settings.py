@@ -169,6 +169,9 @@ INGEST_MAX_ARCHIVE_UNPACKED_BYTES = int(
 )
 INGEST_MAX_ARCHIVE_RATIO = float(os.environ.get("READERSTUDY_INGEST_MAX_ARCHIVE_RATIO", "200"))
 INGEST_MAX_ARCHIVE_MEMBERS = int(os.environ.get("READERSTUDY_INGEST_MAX_ARCHIVE_MEMBERS", "100000"))
+# DICOMweb STOW-RS: the largest request body, and the largest one processed before answering (larger: queued, 202).
+STOW_MAX_BYTES = int(os.environ.get("READERSTUDY_STOW_MAX_BYTES", str(2 * 1024**3)))
+STOW_SYNC_MAX_BYTES = int(os.environ.get("READERSTUDY_STOW_SYNC_MAX_BYTES", str(256 * 1024**2)))
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

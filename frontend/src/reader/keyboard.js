@@ -7,13 +7,14 @@ export const KEY_HELP = [
   ['← → / PgUp PgDn', 'slice'],
   ['R', 'reset view'],
   ['E', 'ellipse ROI'],
+  ['⇧1–3', 'ROI label'],
   ['Enter', 'submit'],
 ];
 export const PAIRED_KEY_HELP = [['A / B', 'panel']];
 
 /**
  * Map a keydown to an action, or null to let the browser handle it.
- * `event` needs key, ctrlKey, metaKey, altKey and (optionally) the tag name of its target.
+ * `event` needs key, ctrlKey, metaKey, altKey and (optionally) shiftKey, code and the tag name of its target.
  */
 export function actionForKey(event, { paired = false } = {}) {
   if (event.ctrlKey || event.metaKey || event.altKey) return null;
@@ -21,6 +22,9 @@ export function actionForKey(event, { paired = false } = {}) {
   if (tag === 'INPUT' && event.targetType !== 'range') return null;
   if (tag === 'TEXTAREA' || tag === 'SELECT') return null;
   const { key } = event;
+  // By physical key: Shift+1 types '!' on some layouts and '1' on others (AZERTY).
+  const roiDigit = event.shiftKey ? /^Digit([1-3])$/.exec(event.code || '') : null;
+  if (roiDigit) return { type: 'roiLabel', index: Number(roiDigit[1]) - 1 };
   if (/^[1-5]$/.test(key)) return { type: 'score', value: Number(key) };
   switch (key) {
     case 'ArrowUp':

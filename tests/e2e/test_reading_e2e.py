@@ -110,7 +110,7 @@ def assert_no_statistics_shown(page, roi: dict) -> None:
         assert layer["texts"] == 0, layer
         assert not MEASUREMENT_TEXT.search(layer["text"]), layer
     assert not MEASUREMENT_TEXT.search(page.inner_text(pane()))
-    assert set(roi) <= {"uid", "label", "sliceIndex", "world", "image", "pixel"}, roi
+    assert set(roi) <= {"uid", "label", "sliceIndex", "world", "pixel", "roi"}, roi
 
 
 def checked_values(page) -> list[str]:
@@ -266,7 +266,7 @@ def test_both_rendering_paths_draw_and_window(page, live_server, rendering):
     reset = wait_canvas_change(page, "A", windowed)
     assert abs(reset["mean"] - before["mean"]) < abs(windowed["mean"] - before["mean"])
 
-    # Elliptical ROI: E switches the left button to the ellipse; the app reads it back in image coordinates.
+    # Elliptical ROI: E switches the left button to the ellipse; the app reads it back as pixel indices.
     page.keyboard.press("e")
     page.mouse.move(x - 40, y - 30)
     page.mouse.down()
@@ -275,6 +275,7 @@ def test_both_rendering_paths_draw_and_window(page, live_server, rendering):
     page.wait_for_function("() => document.getElementById('reading-app').readerApp.getRois().A.length === 1")
     (roi,) = page.evaluate("() => document.getElementById('reading-app').readerApp.getRois().A")
     assert roi["sliceIndex"] == int(page.get_attribute(pane(), "data-slice")) - 1
-    assert len(roi["image"]) == 4 and all(0 <= c <= 96 for point in roi["image"] for c in point[:2])
+    assert len(roi["pixel"]) == 4 and all(0 <= p[k] <= 96 for p in roi["pixel"] for k in ("row", "col"))
+    assert roi["roi"]["slice_index"] == roi["sliceIndex"] and roi["roi"]["radius_cols"] > 1
     assert_no_statistics_shown(page, roi)
     assert page.errors == []

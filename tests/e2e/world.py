@@ -79,3 +79,33 @@ def build_reading_world(mode: str = "single", cases: int = 2, slices: int = 12, 
     definition.generate(study)
     definition.open_for_reading(study)
     return ReadingWorld(study=study, reader=reader, username=username)
+
+
+def build_known_pixel_world(size: tuple[int, int] = (12, 16), bright: tuple[int, int] = (3, 11),
+                            spacing: tuple[float, float] = (0.5, 1.25), username: str = "e2e-pixel") -> ReadingWorld:
+    """Three slices of non-square pixels: the middle one (shown first) is black but for one pixel of 1000
+    (2000 in the "DL" copy); the others are ramps, so the display window is wide and the pixel stands alone."""
+    reader_site = InstitutionFactory(name="Reader Hospital", code="rdr", pseudonym="Site R")
+    case_site = InstitutionFactory(name="Imaging Hospital", code="img", pseudonym="Site I")
+    reader = ReaderFactory(institution=reader_site, username=username, pseudonym="R1")
+    case = CaseFactory(institution=case_site, code="E2E-PIXEL")
+    rows, columns = size
+    conventional = SeriesFactory(case=case, sequence="T2W", rows=rows, columns=columns)
+    dl = SeriesFactory(case=case, sequence="T2W", rows=rows, columns=columns, version=Version.DL,
+                       source=SeriesSource.ENHANCED)
+    conventional.counterpart, dl.counterpart = dl, conventional
+    conventional.save(update_fields=["counterpart"])
+    dl.save(update_fields=["counterpart"])
+    ramp = np.linspace(0, 4000, rows * columns).reshape(rows, columns).astype(np.uint16)
+    for series, value in ((conventional, 1000), (dl, 2000)):
+        single = np.zeros(size, dtype=np.uint16)
+        single[bright] = value
+        for index, pixels in enumerate((ramp, single, ramp)):
+            InstanceFactory(series=series, index=index, pixels=pixels, tags={"PixelSpacing": list(spacing)})
+    study = ReaderStudyFactory(title="Known pixel", mode="single", sequences=["T2W"], readers_per_case=1,
+                               min_distance=1)
+    definition.set_readers(study, [reader])
+    definition.set_cases(study, [case])
+    definition.generate(study)
+    definition.open_for_reading(study)
+    return ReadingWorld(study=study, reader=reader, username=username)

@@ -1,6 +1,9 @@
 // The reading API of the Django backend (same origin, session cookie, CSRF header on writes).
 import { LockedError } from './scoreState.js';
 
+// The analysis app's ROI API (apps/analysis/api_urls.py), by task token.
+const ROIS_API = '/api/analysis/rois/';
+
 export class ApiError extends Error {
   constructor(status, body) {
     super(body?.detail || `HTTP ${status}`);
@@ -27,6 +30,7 @@ export function createApi(csrfToken) {
     return data;
   }
 
+  const roisUrl = (token) => `${ROIS_API}${encodeURIComponent(token)}/`;
   const scoresUrl = (taskUrl) => `${taskUrl.replace(/\/?$/, '/')}scores/`;
   const submitUrl = (taskUrl) => `${taskUrl.replace(/\/?$/, '/')}submit/`;
 
@@ -35,5 +39,8 @@ export function createApi(csrfToken) {
     putScores: (taskUrl, panel, scores, opts) => request('PUT', scoresUrl(taskUrl), { panel, scores }, opts),
     submit: (taskUrl, scores, secondsOnTask) =>
       request('POST', submitUrl(taskUrl), { scores, seconds_on_task: secondsOnTask }),
+    getRois: (token) => request('GET', roisUrl(token)),
+    saveRoi: (token, roi) => request('POST', roisUrl(token), roi),
+    deleteRoi: (token, label) => request('DELETE', `${roisUrl(token)}${encodeURIComponent(label)}/`),
   };
 }

@@ -5,6 +5,9 @@ import './reading.css';
 import { ApiError, createApi } from './api.js';
 import { h } from './dom.js';
 import { KEY_HELP, PAIRED_KEY_HELP, actionForKey } from './keyboard.js';
+import { createRoiPanel } from './roiPanel.js';
+import { ROI_LABELS } from './roiState.js';
+import { createRoiWorkflow } from './roiWorkflow.js';
 import { createScorePanel } from './scorePanel.js';
 import { LockedError, createAutosaveQueue, createScoreState, nextFocus } from './scoreState.js';
 import { createTaskClock } from './timeOnTask.js';
@@ -68,10 +71,17 @@ export function mountReadingApp(root) {
   let prefetchAbort = null;
   let pendingTransition = null; // { t0, waiting: Set(role) }
   let leftButtonMode = 'windowLevel';
+  let rois = null;
 
   root.classList.add('rs-app');
   root.dataset.state = 'loading';
   const els = buildShell(root);
+  const roiPanel = createRoiPanel(els.roiBox, {
+    labels: ROI_LABELS,
+    onSelect: (label) => rois?.select(label),
+    onDelete: (label) => rois?.remove(label),
+    onGoTo: (label) => rois?.goTo(label),
+  });
 
   const viewerReady = initViewer({ rendering: options.rendering }).then((info) => {
     metrics.rendering = info.rendering;
@@ -119,11 +129,14 @@ export function mountReadingApp(root) {
     showSaveStatus(task.locked ? 'locked' : 'saved');
     pendingTransition = t0 === null ? null : { t0, waiting: new Set(panelNames), prefetched: viaPrefetch };
     await showImages();
+    startRois();
     root.dataset.state = 'ready';
     if (options.prefetch) startPrefetch();
   }
 
   function teardownTask() {
+    rois?.teardown();
+    rois = null;
     autosave?.stop();
     prefetchAbort?.abort();
     els.message.textContent = '';
@@ -154,6 +167,24 @@ export function mountReadingApp(root) {
     }
     for (const p of panes) p.viewer.setLeftButtonMode(leftButtonMode);
     highlightActivePane();
+  }
+
+  // ROIs load in the background: they never hold up reading or submitting.
+  function startRois() {
+    rois = createRoiWorkflow({
+      api,
+      token: tokenOf(task),
+      locked: Boolean(task.locked),
+      getPanes: () => panes,
+      panel: roiPanel,
+      onDrawMode: () => setLeftButtonMode('ellipse'),
+      isDrawing: () => leftButtonMode === 'ellipse',
+    });
+    rois.render();
+    const current = rois;
+    current.load().then(() => {
+      if (rois === current) root.dataset.roisLoaded = tokenOf(task);
+    });
   }
 
   function onRendered(role) {
@@ -287,7 +318,16 @@ export function mountReadingApp(root) {
   function onKeyDown(evt) {
     if (!task || root.dataset.state !== 'ready') return;
     const action = actionForKey(
-      { key: evt.key, ctrlKey: evt.ctrlKey, metaKey: evt.metaKey, altKey: evt.altKey, targetTag: evt.target?.tagName, targetType: evt.target?.type },
+      {
+        key: evt.key,
+        code: evt.code,
+        shiftKey: evt.shiftKey,
+        ctrlKey: evt.ctrlKey,
+        metaKey: evt.metaKey,
+        altKey: evt.altKey,
+        targetTag: evt.target?.tagName,
+        targetType: evt.target?.type,
+      },
       { paired: state.panels.length > 1 },
     );
     if (!action) return;
@@ -315,6 +355,9 @@ export function mountReadingApp(root) {
       case 'toggleEllipse':
         toggleEllipse();
         break;
+      case 'roiLabel':
+        rois?.selectIndex(action.index);
+        break;
       case 'submit':
         submit();
         break;
@@ -324,12 +367,18 @@ export function mountReadingApp(root) {
   }
 
   function toggleEllipse() {
-    leftButtonMode = leftButtonMode === 'ellipse' ? 'windowLevel' : 'ellipse';
+    setLeftButtonMode(leftButtonMode === 'ellipse' ? 'windowLevel' : 'ellipse');
+  }
+
+  function setLeftButtonMode(mode) {
+    leftButtonMode = mode;
     for (const p of panes) p.viewer.setLeftButtonMode(leftButtonMode);
     els.ellipseButton.setAttribute('aria-pressed', String(leftButtonMode === 'ellipse'));
+    rois?.render();
   }
 
   function onBeforeUnload(evt) {
+    if (rois?.hasUnsaved()) evt.preventDefault();
     if (!autosave?.hasUnsaved()) return;
     // Last chance: send what is pending; the local backup covers a failure.
     for (const p of autosave.dirtyPanels()) {
@@ -352,16 +401,17 @@ export function mountReadingApp(root) {
     const resetButton = h('button', { type: 'button', class: 'rs-tool', onclick: () => panes.forEach((p) => p.viewer.reset()) }, 'Reset view');
     const submitButton = h('button', { type: 'button', class: 'rs-submit', onclick: () => submit() }, 'Submit', h('kbd', {}, 'Enter'));
     const help = h('p', { class: 'rs-help' });
+    const roiBox = h('div', { class: 'rs-roi-box' });
     const aside = h('aside', { class: 'rs-panel', 'aria-label': 'Scores' },
       items,
       h('div', { class: 'rs-toolbar' }, resetButton, ellipseButton),
-      message, submitButton, help);
+      message, submitButton, roiBox, help);
     container.replaceChildren(
       // Divs, not header/main: the page template already has its own.
       h('div', { class: 'rs-header' }, h('div', { class: 'rs-header-left' }, position, badge), save, nav),
       h('div', { class: 'rs-main' }, viewers, aside),
     );
-    return { position, badge, save, nav, viewers, items, message, help, ellipseButton, submitButton, main: container.querySelector('.rs-main') };
+    return { position, badge, save, nav, viewers, items, message, help, roiBox, ellipseButton, submitButton, main: container.querySelector('.rs-main') };
   }
 
   function renderHeader() {
@@ -425,8 +475,8 @@ export function mountReadingApp(root) {
 
   const app = {
     metrics,
-    /** Elliptical ROIs of the current task per panel, in image and world coordinates (for SNR/CNR). */
-    getRois: () => Object.fromEntries(panes.map((p) => [p.role, p.viewer.getRois()])),
+    /** Elliptical ROIs of the current task per panel: label, world handles, pixel-index geometry; no statistics. */
+    getRois: () => rois?.getRois() ?? {},
     get taskToken() {
       return task?.token ?? null;
     },

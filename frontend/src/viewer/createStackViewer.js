@@ -5,9 +5,11 @@ import {
   Enums as csEnums,
   RenderingEngine,
   cache,
+  eventTarget,
   getRenderingEngine,
   imageLoader,
   init as csInit,
+  metaData,
   setUseCPURendering,
   utilities as csUtils,
 } from '@cornerstonejs/core';
@@ -21,10 +23,20 @@ import {
   ZoomTool,
   addTool,
   annotation,
+  Enums as toolsEnums,
   init as toolsInit,
+  utilities as toolsUtils,
 } from '@cornerstonejs/tools';
 import { BINDINGS, LEFT_BUTTON_MODES, MouseBindings, TOOLS } from './bindings.js';
 import { BLINDED_STYLES, ELLIPSE_CONFIGURATION } from './blinding.js';
+import {
+  RENDER_SHIFT,
+  ellipseFromHandles,
+  handlesFromEllipse,
+  pixelToWorld,
+  planeFromModule,
+  worldToPixel,
+} from './roiGeometry.js';
 
 const RENDERING_ENGINE_ID = 'readerstudy-engine';
 const TOOL_GROUP_PREFIX = 'readerstudy-';
@@ -130,7 +142,8 @@ function renderingEngine() {
  * Returns a small handle; the DOM around the element (slider, labels) belongs to the caller.
  */
 export async function createStackViewer(element, imageIds, options = {}) {
-  await initViewer(options.init);
+  const { rendering } = await initViewer(options.init);
+  const shift = RENDER_SHIFT[rendering] ?? 0;
   const role = options.role || 'A';
   const group = toolGroupFor(role);
   const engine = renderingEngine();
@@ -159,6 +172,7 @@ export async function createStackViewer(element, imageIds, options = {}) {
   const middle = (ids) => Math.floor((ids.length - 1) / 2);
 
   async function setImageIds(ids, index = middle(ids)) {
+    removeEllipses(ellipseAnnotations(element).map((a) => a.annotationUID));
     currentIds = ids;
     await viewport.setStack(ids, clampIndex(index, ids.length));
     viewport.resetCamera();
@@ -201,8 +215,31 @@ export async function createStackViewer(element, imageIds, options = {}) {
     },
     getVOI: () => ({ ...viewport.getProperties().voiRange }),
     setLeftButtonMode: (mode) => applyBindings(group, mode),
-    getRois: () => readEllipticalRois(element, viewport),
+    getRois: () => readEllipticalRois(element, viewport, shift),
+    /** The ROI API's geometry of an ellipse of this viewer, or null. */
+    ellipseOf(uid) {
+      const a = ellipseAnnotations(element).find((x) => x.annotationUID === uid);
+      return a ? readEllipse(a, viewport.getImageIds(), shift) : null;
+    },
+    /** Show an ellipse given in the ROI API's geometry; resolves to its annotation uid. */
+    async addEllipse(roi, style = {}) {
+      const imageId = currentIds[roi.slice_index];
+      if (!imageId) return null;
+      await imageLoader.loadAndCacheImage(imageId); // its header gives the plane
+      const plane = planeFromModule(metaData.get('imagePlaneModule', imageId));
+      const points = handlesFromEllipse(roi).map((p) => pixelToWorld(p, plane, shift));
+      const uid = addEllipseAnnotation(element, viewport, imageId, points);
+      styleEllipse(uid, style);
+      toolsUtils.triggerAnnotationRenderForViewportIds([viewportId]);
+      return uid;
+    },
+    removeEllipses(uids) {
+      removeEllipses(uids);
+      toolsUtils.triggerAnnotationRenderForViewportIds([viewportId]);
+    },
+    hasImageId: (imageId) => currentIds.includes(imageId),
     destroy() {
+      removeEllipses(ellipseAnnotations(element).map((a) => a.annotationUID));
       resizeObserver.disconnect();
       element.removeEventListener(csEnums.Events.STACK_NEW_IMAGE, onNewImage);
       element.removeEventListener(csEnums.Events.IMAGE_RENDERED, onRendered);
@@ -219,25 +256,89 @@ function preventDefault(evt) {
   evt.preventDefault();
 }
 
+function ellipseAnnotations(element) {
+  try {
+    return annotation.state.getAnnotations(TOOLS.ellipse, element) || [];
+  } catch {
+    return []; // no image shown yet, so no frame of reference to look under
+  }
+}
+
 /**
- * Elliptical ROIs drawn on this viewport, in world (patient, mm) and image (column,row)
- * coordinates, with the slice they belong to. Handles are [top, bottom, left, right].
- * Geometry only: no statistics (see blinding.js).
+ * Elliptical ROIs drawn on this viewport: world (patient, mm) handles, the same handles as pixel
+ * indices of what the reader sees, and the ROI API's geometry (`roi`). Handles are the tool's
+ * [top, bottom, left, right]. Geometry only: no statistics (see blinding.js).
  */
-export function readEllipticalRois(element, viewport) {
+export function readEllipticalRois(element, viewport, shift = 0) {
   const ids = viewport.getImageIds();
-  const list = annotation.state.getAnnotations(TOOLS.ellipse, element) || [];
-  return list.map((a) => {
-    const imageId = a.metadata.referencedImageId;
-    const world = a.data.handles.points.map((p) => [p[0], p[1], p[2]]);
-    const image = world.map((p) => Array.from(csUtils.worldToImageCoords(imageId, p)));
+  return ellipseAnnotations(element).map((a) => {
+    const { pixel, roi } = readEllipse(a, ids, shift) || {};
     return {
       uid: a.annotationUID,
-      sliceIndex: ids.indexOf(imageId),
-      world,
-      image,
+      sliceIndex: ids.indexOf(a.metadata.referencedImageId),
+      world: a.data.handles.points.map((p) => [p[0], p[1], p[2]]),
+      pixel,
+      roi,
     };
   });
+}
+
+function readEllipse(a, ids, shift) {
+  const imageId = a.metadata.referencedImageId;
+  const module = metaData.get('imagePlaneModule', imageId);
+  if (!module?.imagePositionPatient) return null;
+  const plane = planeFromModule(module);
+  const pixel = a.data.handles.points.map((p) => worldToPixel(p, plane, shift));
+  return { pixel, roi: { slice_index: ids.indexOf(imageId), ...ellipseFromHandles(pixel) } };
+}
+
+function addEllipseAnnotation(element, viewport, imageId, points) {
+  const camera = viewport.getCamera();
+  const uid = csUtils.uuidv4();
+  annotation.state.addAnnotation({
+    annotationUID: uid,
+    data: { handles: { points, activeHandleIndex: null }, label: '', cachedStats: {} },
+    highlighted: false,
+    autoGenerated: false,
+    invalidated: false,
+    isLocked: false,
+    isVisible: true,
+    metadata: {
+      toolName: TOOLS.ellipse,
+      viewPlaneNormal: [...camera.viewPlaneNormal],
+      viewUp: [...camera.viewUp],
+      FrameOfReferenceUID: viewport.getFrameOfReferenceUID(),
+      referencedImageId: imageId,
+    },
+  }, element);
+  return uid;
+}
+
+function removeEllipses(uids) {
+  for (const uid of uids) annotation.state.removeAnnotation(uid);
+}
+
+/** Colour of one ellipse (its ROI label), whatever its highlight state. */
+export function styleEllipse(uid, { color } = {}) {
+  if (!color) return;
+  annotation.config.style.setAnnotationStyles(uid, { color, colorHighlighted: color, colorSelected: color });
+}
+
+/**
+ * Ellipses finished or changed by the reader, on any viewer: onCompleted(annotation) once a new
+ * ellipse is drawn, onModified(annotation) while one is moved or resized. Returns an unsubscribe.
+ */
+export function onEllipseEvents({ onCompleted, onModified }) {
+  const { Events } = toolsEnums;
+  const isEllipse = (evt) => evt.detail?.annotation?.metadata?.toolName === TOOLS.ellipse;
+  const completed = (evt) => isEllipse(evt) && onCompleted?.(evt.detail.annotation);
+  const modified = (evt) => isEllipse(evt) && onModified?.(evt.detail.annotation);
+  eventTarget.addEventListener(Events.ANNOTATION_COMPLETED, completed);
+  eventTarget.addEventListener(Events.ANNOTATION_MODIFIED, modified);
+  return () => {
+    eventTarget.removeEventListener(Events.ANNOTATION_COMPLETED, completed);
+    eventTarget.removeEventListener(Events.ANNOTATION_MODIFIED, modified);
+  };
 }
 
 /** Keep two (or more) viewers on the same slice index; the stacks have the same length. */

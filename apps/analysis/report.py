@@ -457,7 +457,7 @@ def report_context(result: AnalysisResult, meta: ReportMeta) -> dict:
             "scores": int(result.means["n"].sum()),
             "readers": len(readers),
             "patients": None if result.table1_summary is None else _patient_count(result.table1_summary),
-            "images with ROIs": None if result.snr is None else int(result.snr["n_paired"].max() or 0),
+            "images with ROIs": None if result.snr is None else int(max(result.snr["n_paired"], default=0)),
         },
         "timings": result.timings,
     }

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from scipy import optimize
 
+from apps.analysis.report import ReportMeta, render_html
 from apps.analysis.stats import clmm as clmm_module
 from apps.analysis.stats import run_analysis, write_outputs
 from apps.analysis.stats.clmm import CLMM_COLUMNS, fit_clmm, identified_columns
@@ -354,3 +355,11 @@ def test_random_tiny_studies_always_give_a_report(seed: int, tmp_path: Path) -> 
     assert len(result.table1_tests) == 5
     write_outputs(result, tmp_path)
     assert list(pd.read_csv(tmp_path / "clmm.csv").columns) == CLMM_COLUMNS
+
+
+def test_report_renders_a_tiny_study_without_snr_or_clmm() -> None:
+    """A pilot: one site (no CLMM), no complete ROI image (empty Table 2); the page still renders."""
+    rois = _rois(["C0"])
+    result = run_analysis(_scores(n_cases=2, sites="A"), rois_df=rois[rois["roi"] != "background"])
+    assert result.snr.empty and not result.clmm["converged"].any()
+    assert "Table 3" in render_html(result, ReportMeta(title="Pilot", seed=1))

@@ -80,9 +80,7 @@ class RoiMeasurement(models.Model):
     class Meta:
         ordering = ["study", "case__code", "sequence", "label", "drawn_by"]
         constraints = [
-            models.UniqueConstraint(
-                fields=["study", "case", "sequence", "label", "drawn_by"], name="one_roi_per_label_and_reader"
-            )
+            models.UniqueConstraint(fields=["task", "label"], name="one_roi_per_label_and_task")
         ]
 
     def __str__(self) -> str:

@@ -102,7 +102,7 @@ def image_pair(task: ReadingTask) -> tuple[Series, Series]:
 
 
 def save_roi(reader: User, task: ReadingTask, label: str, ellipse: Ellipse) -> RoiMeasurement:
-    """Measure the ellipse on both versions and store it; drawing the same label again replaces it."""
+    """Measure the ellipse on both versions and store it; drawing the same label on the task again replaces it."""
     if label not in RoiLabel.values:
         raise RoiError(f"label must be one of {', '.join(RoiLabel.values)}.")
     if task.study.is_locked:
@@ -115,13 +115,13 @@ def save_roi(reader: User, task: ReadingTask, label: str, ellipse: Ellipse) -> R
     dl_mean, dl_sd, dl_n = measure(dl, ellipse)
     with transaction.atomic():
         roi, _ = RoiMeasurement.objects.update_or_create(
-            study=task.study,
-            case=task.case,
-            sequence=task.sequence,
+            task=task,
             label=label,
-            drawn_by=reader,
             defaults={
-                "task": task,
+                "study": task.study,
+                "case": task.case,
+                "sequence": task.sequence,
+                "drawn_by": reader,
                 "slice_index": ellipse.slice_index,
                 "center_row": ellipse.center_row,
                 "center_col": ellipse.center_col,
@@ -141,8 +141,12 @@ def save_roi(reader: User, task: ReadingTask, label: str, ellipse: Ellipse) -> R
 
 
 def reader_rois(reader: User, task: ReadingTask):
-    """The reader's own ROIs on the task's image (any of the reader's tasks on that image shows the same)."""
-    return RoiMeasurement.objects.filter(study=task.study, case=task.case, sequence=task.sequence, drawn_by=reader)
+    """The reader's ROIs of this task only.
+
+    ROIs drawn on the other version's task of the same image are not shown here: seeing them again would tell the
+    reader that the two tasks show one image (blinding). Each is measured on both versions all the same.
+    """
+    return RoiMeasurement.objects.filter(task=task, drawn_by=reader)
 
 
 def delete_roi(reader: User, task: ReadingTask, label: str) -> bool:

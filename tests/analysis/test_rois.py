@@ -97,20 +97,24 @@ def test_reader_draws_once_and_both_versions_are_measured_server_side(client, me
     assert roi.dl_mean == pytest.approx(2 * roi.conventional_mean - 100)
 
 
-def test_the_dl_task_of_the_same_image_shares_the_rois_and_nothing_tells_the_versions_apart(
-    client, measured_world
-) -> None:
+def test_rois_stay_on_their_task_and_nothing_tells_the_versions_apart(client, measured_world) -> None:
+    """Both tasks of one image measure both versions, but neither shows the other's ROIs (that would link them)."""
     task = measured_world.task
     other = ReadingTask.objects.get(study=task.study, reader=task.reader, case=task.case, sequence=task.sequence,
                                     version=Version.DL)
     client.force_login(task.reader)
     first = post_roi(client, task)
+    assert client.get(f"/api/analysis/rois/{other.token}/").json() == []
     second = post_roi(client, other)
     assert first.status_code == second.status_code == 201
     assert first.content == second.content
-    assert RoiMeasurement.objects.count() == 1
+    assert RoiMeasurement.objects.count() == 2
+    assert {roi.conventional_mean for roi in RoiMeasurement.objects.all()} == {
+        RoiMeasurement.objects.first().conventional_mean
+    }
+    assert client.delete(f"/api/analysis/rois/{other.token}/S1/").status_code == 204
+    assert len(client.get(f"/api/analysis/rois/{task.token}/").json()) == 1, "deleting on one task leaves the other"
     listed = [client.get(f"/api/analysis/rois/{t.token}/") for t in (task, other)]
-    assert listed[0].content == listed[1].content
     for response in (first, *listed):
         body = response.content.decode().lower()
         assert "dl" not in body and "conventional" not in body and "mean" not in body and "series" not in body

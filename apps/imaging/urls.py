@@ -10,4 +10,6 @@ urlpatterns = [
     path("uploads/<int:pk>/retry/", views.upload_retry, name="upload_retry"),
     path("cases/", views.case_list, name="case_list"),
     path("cases/import/", views.case_metadata_import, name="case_metadata_import"),
+    path("enhancement/", views.job_list, name="job_list"),
+    path("enhancement/<int:pk>/retry/", views.job_retry, name="job_retry"),
 ]

@@ -10,9 +10,9 @@ from django.views.decorators.http import require_POST
 
 from apps.accounts.access import is_admin, is_coordinator, restrict_to_site
 from apps.imaging.forms import CaseMetadataImportForm, UploadForm
-from apps.imaging.models import Case, UploadBatch
+from apps.imaging.models import Case, EnhancementJob, UploadBatch
 from apps.imaging.serializers import UploadBatchSerializer
-from apps.imaging.services import metadata, uploads
+from apps.imaging.services import enhancement, metadata, uploads
 
 
 def coordinator_or_admin(view):
@@ -95,3 +95,22 @@ def case_metadata_import(request: HttpRequest) -> HttpResponse:
     else:
         messages.info(request, f"Clinical metadata updated for {report.updated} case(s).")
     return redirect("imaging:case_list")
+
+
+@coordinator_or_admin
+def job_list(request: HttpRequest) -> HttpResponse:
+    """Enhancement jobs of the coordinator's site: status, device, timings and the residual safety check."""
+    jobs = restrict_to_site(
+        EnhancementJob.objects.select_related("series__case"), request.user, "series__case__institution"
+    )[:300]
+    return render(request, "imaging/enhancementjob_list.html", {"jobs": jobs})
+
+
+@coordinator_or_admin
+@require_POST
+def job_retry(request: HttpRequest, pk: int) -> HttpResponse:
+    jobs = restrict_to_site(EnhancementJob.objects.all(), request.user, "series__case__institution")
+    job = get_object_or_404(jobs, pk=pk)
+    enhancement.retry_enhancement(job)
+    messages.info(request, f"Enhancement job {job.pk} was queued again.")
+    return redirect("imaging:job_list")

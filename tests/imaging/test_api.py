@@ -229,3 +229,24 @@ def test_upload_pages_render_for_coordinator(client, coordinator, tmp_path, djan
     cases = client.get(reverse("imaging:case_list")).content.decode()
     assert Case.objects.get().code in cases
     assert Series.objects.count() == 3
+
+
+def test_coordinator_watches_and_retries_their_sites_enhancement_jobs(client, coordinator, tmp_path,
+                                                                      django_capture_on_commit_callbacks,
+                                                                      queued_enhancements):
+    from apps.imaging.models import EnhancementJob, JobStatus
+
+    imported_case(tmp_path, coordinator, client, django_capture_on_commit_callbacks)
+    job = EnhancementJob.objects.first()
+    job.status, job.error = JobStatus.FAILED, "RuntimeError: CUDA out of memory"
+    job.save()
+    login(client, coordinator)
+    page = client.get(reverse("imaging:job_list")).content.decode()
+    assert "CUDA out of memory" in page and "Retry" in page
+    client.post(reverse("imaging:job_retry", args=[job.pk]))
+    job.refresh_from_db()
+    assert job.status == JobStatus.QUEUED and job.pk in queued_enhancements
+    client.logout()
+    login(client, CoordinatorFactory())
+    assert "CUDA" not in client.get(reverse("imaging:job_list")).content.decode()
+    assert client.post(reverse("imaging:job_retry", args=[job.pk])).status_code == 404

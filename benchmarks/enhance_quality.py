@@ -88,6 +88,7 @@ def _cases(n_phantoms: int, n_slices: int, conditions) -> dict[str, list[Case]]:
                 "lesion": model.lesion_mask[slab],
                 "oedema": model.oedema_mask[slab],
                 "air": air,
+                "head": model.head_mask[slab],
             }
             reference = float(np.percentile(clean, 99.0))
             for j, (label, level, mask) in enumerate(conditions):
@@ -121,14 +122,21 @@ def _bm3d(image: np.ndarray, sigma: float) -> np.ndarray:
     return np.stack([bm3d.bm3d(s, sigma_psd=sigma) for s in image]).astype(np.float32)
 
 
+def _masked_psnr(output: np.ndarray, clean: np.ndarray, mask: np.ndarray) -> float:
+    """PSNR over the head only (air excluded), data range = clean maximum."""
+    mse = float(np.mean((output[mask] - clean[mask]) ** 2))
+    return 10.0 * np.log10(float(clean.max()) ** 2 / max(mse, 1e-20))
+
+
 def _metrics(case: Case, output: np.ndarray) -> dict[str, float]:
     inner = case.inner
     out, clean, rois = output[inner], case.clean[inner], {k: v[inner] for k, v in case.rois.items()}
     data_range = float(clean.max())
-    background_sd = float(out[rois["air"]].std()) or 1e-6
+    background_sd = float(out[rois["air"]].std()) or float("nan")
     s1, s2 = float(out[rois["gm"]].mean()), float(out[rois["wm"]].mean())
     result = {
         "psnr": float(np.mean([psnr(o, c) for o, c in zip(out, clean, strict=True)])),
+        "psnr_head": _masked_psnr(out, clean, rois["head"]),
         "ssim": float(
             np.mean(
                 [structural_similarity(o, c, data_range=data_range) for o, c in zip(out, clean, strict=True)]
@@ -146,9 +154,10 @@ def _metrics(case: Case, output: np.ndarray) -> dict[str, float]:
     ]
     result["roi_mean_dev_max"] = float(max(deviations))
     if rois["lesion"].any() and rois["oedema"].any():
-        contrast_out = abs(out[rois["lesion"]].mean() - out[rois["oedema"]].mean())
-        contrast_clean = abs(clean[rois["lesion"]].mean() - clean[rois["oedema"]].mean())
-        result["lesion_oedema_contrast_rel"] = float(contrast_out / max(contrast_clean, 1e-6))
+        oedema_mean = float(out[rois["oedema"]].mean())
+        result["lesion_oedema_weber"] = abs(float(out[rois["lesion"]].mean()) - oedema_mean) / max(
+            oedema_mean, 1e-6
+        )
     result["qa_structure"] = residual_stats(case.degraded[inner], out).structure_score
     return result
 
@@ -158,14 +167,14 @@ def run(
     n_slices: int,
     use_bm3d: bool,
     device: str | None,
-    factor: float,
+    factors: list[float],
     weights: Path | None = None,
 ) -> dict:
     loaded = load_model(str(weights) if weights else None, device)
     methods = (
-        ["identity", "gaussian (oracle sigma)", "NLM (skimage)"]
+        ["clean (reference)", "identity", "gaussian (oracle sigma)", "NLM (skimage)"]
         + (["BM3D"] if use_bm3d else [])
-        + [f"CE U-Net {loaded.version}"]
+        + [f"CE U-Net {loaded.version} (factor {f:g})" for f in factors]
     )
     results: dict[str, dict[str, dict[str, float]]] = {}
     timings: dict[str, float] = defaultdict(float)
@@ -174,15 +183,18 @@ def run(
         for case in cases:
             for method in methods:
                 started = time.perf_counter()
-                if method == "identity":
-                    output = case.degraded
+                output = case.degraded.copy()
+                inner = case.inner
+                if method.startswith("clean"):
+                    output = case.clean.copy()
                 elif method.startswith("gaussian"):
-                    output = _gaussian(case.degraded, case.clean)
+                    output[inner] = _gaussian(case.degraded[inner], case.clean[inner])
                 elif method.startswith("NLM"):
-                    output = _nlm(case.degraded, case.sigma)
+                    output[inner] = _nlm(case.degraded[inner], case.sigma)
                 elif method == "BM3D":
-                    output = _bm3d(case.degraded, case.sigma)
-                else:
+                    output[inner] = _bm3d(case.degraded[inner], case.sigma)
+                elif method.startswith("CE U-Net"):
+                    factor = float(method.rsplit(" ", 1)[1].rstrip(")"))
                     output = enhance_volume(case.degraded, case.params, factor, device, weights=weights)
                 timings[method] += time.perf_counter() - started
                 per_method[method].append(_metrics(case, output))
@@ -196,7 +208,7 @@ def run(
         "seconds": dict(timings),
         "model": loaded.version,
         "sha256": loaded.sha256,
-        "factor": factor,
+        "factors": factors,
         "phantoms": n_phantoms,
         "slices_per_case": n_slices,
         "contrasts": list(GEOMETRY),
@@ -207,13 +219,14 @@ def to_markdown(report: dict) -> str:
     """One table per condition, methods as rows."""
     columns = (
         "psnr",
+        "psnr_head",
         "ssim",
         "snr_gm",
         "snr_wm",
         "cnr",
         "tissue_sd_ratio",
         "roi_mean_dev_max",
-        "lesion_oedema_contrast_rel",
+        "lesion_oedema_weber",
         "qa_structure",
     )
     lines = []
@@ -232,7 +245,7 @@ def to_markdown(report: dict) -> str:
                     "ssim",
                     "tissue_sd_ratio",
                     "roi_mean_dev_max",
-                    "lesion_oedema_contrast_rel",
+                    "lesion_oedema_weber",
                     "qa_structure",
                 )
                 else f"{values[c]:.2f}"
@@ -249,7 +262,9 @@ def main() -> None:
     parser.add_argument("--slices", type=int, default=3)
     parser.add_argument("--no-bm3d", action="store_true")
     parser.add_argument("--device", default=None)
-    parser.add_argument("--factor", type=float, default=DEFAULT_FACTOR)
+    parser.add_argument(
+        "--factor", type=float, action="append", help=f"repeatable; default {DEFAULT_FACTOR:g}"
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--weights", type=Path, default=None, help="default: the shipped weights")
@@ -263,7 +278,9 @@ def main() -> None:
         except ImportError:
             logger.warning("bm3d is not installed (requirements-dev.txt); running without it")
             use_bm3d = False
-    report = run(args.phantoms, args.slices, use_bm3d, args.device, args.factor, args.weights)
+    report = run(
+        args.phantoms, args.slices, use_bm3d, args.device, args.factor or [DEFAULT_FACTOR], args.weights
+    )
     print(to_markdown(report))
     print("seconds per method:", {k: round(v, 1) for k, v in report["seconds"].items()})
     if args.json:

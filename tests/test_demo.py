@@ -1,5 +1,7 @@
 """The demo set-up that `scripts/demo.sh` runs: sites, people, imported cases, DL versions, an open study."""
 
+import io
+
 import pytest
 from django.core.management import call_command
 
@@ -39,4 +41,4 @@ def test_demo_builds_an_open_cross_site_study(monkeypatch):
 def test_setup_demo_fails_clearly_without_a_worker(monkeypatch):
     monkeypatch.setattr("apps.imaging.services.enhancement.enqueue", lambda job: None)
     with pytest.raises(Exception, match="worker did not finish"):
-        call_command("setup_demo", patients_per_site=1, wait=0.5, stdout=open("/dev/null", "w"))
+        call_command("setup_demo", patients_per_site=1, wait=0.5, stdout=io.StringIO())

@@ -1,0 +1,53 @@
+"""The Django admin as coordinators and readers see it: only their site's imaging objects, nothing else."""
+
+import pytest
+from django.urls import reverse
+
+from tests.factories import PASSWORD, AdminFactory, CaseFactory, CoordinatorFactory, ReaderFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def login(client, user):
+    assert client.login(username=user.username, password=PASSWORD)
+
+
+def test_coordinator_admin_shows_only_site_imaging_models(client):
+    coordinator = CoordinatorFactory()
+    login(client, coordinator)
+    index = client.get(reverse("admin:index"))
+    assert index.status_code == 200
+    models = {m["object_name"] for app in index.context["app_list"] for m in app["models"]}
+    assert models == {"Case", "Series", "UploadBatch", "EnhancementJob"}
+    for name in ("admin:accounts_user_changelist", "admin:institutions_institution_changelist",
+                 "admin:studies_readerstudy_changelist", "admin:analysis_exportjob_changelist"):
+        assert client.get(reverse(name)).status_code == 403, name
+
+
+def test_coordinator_cannot_open_another_sites_case(client):
+    coordinator = CoordinatorFactory()
+    own, other = CaseFactory(institution=coordinator.institution), CaseFactory()
+    login(client, coordinator)
+    listing = client.get(reverse("admin:imaging_case_changelist")).content.decode()
+    assert own.code in listing and other.code not in listing
+    assert client.get(reverse("admin:imaging_case_change", args=[own.pk])).status_code == 200
+    response = client.get(reverse("admin:imaging_case_change", args=[other.pk]))
+    assert response.status_code in (302, 403, 404)
+    assert other.code not in response.content.decode()
+    assert client.post(reverse("admin:imaging_case_change", args=[other.pk]), {"age": 99}).status_code in (
+        302, 403, 404)
+    other.refresh_from_db()
+    assert other.age is None
+
+
+def test_reader_has_no_admin(client):
+    login(client, ReaderFactory())
+    response = client.get(reverse("admin:index"))
+    assert response.status_code == 302 and "login" in response.url
+
+
+def test_admin_sees_everything(client):
+    login(client, AdminFactory())
+    index = client.get(reverse("admin:index"))
+    models = {m["object_name"] for app in index.context["app_list"] for m in app["models"]}
+    assert {"User", "Institution", "ReaderStudy", "Case", "ExportJob"} <= models

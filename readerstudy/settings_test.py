@@ -2,6 +2,7 @@
 
 import os
 import tempfile
+from pathlib import Path
 
 os.environ.setdefault("READERSTUDY_ALLOW_INSECURE_KEY", "1")
 os.environ.setdefault("READERSTUDY_SECURE_COOKIES", "0")
@@ -15,3 +16,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     DATABASES["default"]["TEST"] = {  # noqa: F405
         "NAME": os.path.join(tempfile.gettempdir(), f"readerstudy-test-{os.getpid()}.sqlite3")
     }
+
+# WhiteNoise expects collected static files; tests serve the built viewer through the finders instead.
+STATIC_ROOT = Path(tempfile.gettempdir()) / "readerstudy-test-static"  # noqa: F405
+STATIC_ROOT.mkdir(exist_ok=True)
+WHITENOISE_USE_FINDERS = True

@@ -5,6 +5,7 @@ from django.utils.html import format_html
 from apps.accounts.admin_access import SiteScoped
 from apps.imaging.models import Case, EnhancementJob, Series, UploadBatch, UploadFileResult
 from apps.imaging.services import enhancement, uploads
+from apps.imaging.services import series as series_service
 
 
 class SeriesInline(admin.TabularInline):
@@ -36,9 +37,7 @@ class SeriesAdmin(SiteScoped):
     readonly_fields = ("case", "version", "source", "description", "counterpart", "rows", "columns")
 
     def save_model(self, request, obj, form, change) -> None:
-        if "sequence" in form.changed_data:
-            obj.sequence_overridden = True
-        super().save_model(request, obj, form, change)
+        series_service.save_coordinator_changes(obj, set(form.changed_data))
 
 
 class UploadFileResultInline(admin.TabularInline):

@@ -10,7 +10,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from apps.accounts.access import IsCoordinatorOrAdmin, is_coordinator, restrict_to_site
-from apps.imaging.models import Case, EnhancementJob, Series, SeriesStatus, UploadBatch
+from apps.imaging.models import Case, EnhancementJob, Series, UploadBatch
 from apps.imaging.serializers import (
     CaseSerializer,
     EnhancementJobSerializer,
@@ -20,6 +20,7 @@ from apps.imaging.serializers import (
     VendorAttachSerializer,
 )
 from apps.imaging.services import enhancement, uploads
+from apps.imaging.services import series as series_service
 
 
 class SiteScopedViewSet(viewsets.GenericViewSet):
@@ -74,11 +75,9 @@ class SeriesViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Upd
     http_method_names = ["get", "patch", "head", "options"]
 
     def perform_update(self, serializer):
-        if "status" in serializer.validated_data and serializer.validated_data["status"] not in SeriesStatus.values:
-            raise ValidationError({"status": "Unknown status."})
-        series = serializer.save(sequence_overridden=serializer.instance.sequence_overridden
-                                 or "sequence" in serializer.validated_data)
-        enhancement.request_enhancement(series)
+        for field, value in serializer.validated_data.items():
+            setattr(serializer.instance, field, value)
+        series_service.save_coordinator_changes(serializer.instance, set(serializer.validated_data))
 
 
     @extend_schema(request=VendorAttachSerializer, responses={200: SeriesSerializer})

@@ -250,3 +250,28 @@ def test_coordinator_watches_and_retries_their_sites_enhancement_jobs(client, co
     login(client, CoordinatorFactory())
     assert "CUDA" not in client.get(reverse("imaging:job_list")).content.decode()
     assert client.post(reverse("imaging:job_retry", args=[job.pk])).status_code == 404
+
+
+def test_burned_in_series_is_held_until_the_coordinator_releases_it(client, coordinator, tmp_path,
+                                                                    django_capture_on_commit_callbacks,
+                                                                    queued_enhancements):
+    import pydicom
+
+    from apps.imaging.models import EnhancementJob, SeriesStatus
+
+    folder, _ = write_patient_study(tmp_path / "incoming", seed=33)
+    for path in sorted(folder.glob("01/*.dcm")):
+        ds = pydicom.dcmread(path)
+        ds.BurnedInAnnotation = "YES"
+        ds.save_as(path, enforce_file_format=True)
+    files = [io.BytesIO(p.read_bytes()) for p in sorted(folder.rglob("*.dcm"))]
+    login(client, coordinator)
+    with django_capture_on_commit_callbacks(execute=True):
+        upload(client, named(files, folder))
+    held = Series.objects.get(status=SeriesStatus.HELD_BURNED_IN)
+    assert not EnhancementJob.objects.filter(series=held).exists(), "held images go nowhere"
+    assert Series.objects.filter(status=SeriesStatus.READY).count() == 2
+    response = client.patch(reverse("series-detail", args=[held.pk]), {"status": "ready"},
+                            content_type="application/json")
+    assert response.status_code == 200
+    assert EnhancementJob.objects.filter(series=held).count() == 1

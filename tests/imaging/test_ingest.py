@@ -259,3 +259,21 @@ def test_crash_mid_batch_leaves_whole_series_and_a_retryable_batch(tmp_path, set
     assert batch.accepted_count == batch.file_count
     assert Series.objects.count() == 3
     assert Instance.objects.count() == batch.file_count
+
+
+def test_identifying_file_and_folder_names_are_not_stored(tmp_path, site):
+    """Hospital exports often name folders and files after the patient; only plain image numbers are kept."""
+    folder, planted = write_patient_study(tmp_path / "incoming", seed=9)
+    family = planted[1]
+    renamed = tmp_path / "export" / f"{family}_MRI_2024-03-01"
+    for index, path in enumerate(sorted(folder.rglob("*.dcm"))):
+        target = renamed / path.parent.name / (f"{family}_{index}.dcm" if index % 2 else path.name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(path.read_bytes())
+    output, batch = import_folder(tmp_path / "export", site.code)
+    assert batch.status == BatchStatus.DONE and batch.accepted_count == batch.file_count
+    names = list(batch.results.values_list("name", flat=True))
+    assert all(family not in name for name in names), names
+    assert family not in output and family not in all_database_text()
+    assert any(name.endswith("/IM0001.dcm") for name in names), "plain image numbers are kept"
+    assert len({name.split("/")[0] for name in names}) == 1, "one neutral name per original folder"

@@ -6,6 +6,7 @@ batch.
 """
 
 import logging
+import re
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
@@ -49,14 +50,32 @@ def staged_name(batch: UploadBatch, path: Path) -> str:
     return path.relative_to(staging_dir(batch) / "files").as_posix()
 
 
-def safe_relative_name(name: str, index: int) -> Path:
-    """A client-supplied file name reduced to harmless path parts (no traversal, no absolute path)."""
-    parts = [p for p in Path(name.replace("\\", "/")).parts if p not in ("", ".", "..", "/")]
-    cleaned = [
-        "".join(c if c.isalnum() or c in "._- " else "_" for c in part)[:100].strip() or f"file{index}"
-        for part in parts[-4:]
-    ]
-    return Path(*cleaned) if cleaned else Path(f"file{index}")
+# File and folder names from hospitals often carry the patient's name, ID or a UID. Only names that look like a
+# plain image number (IM0001.dcm, 00000012, I10, 01) are kept; anything else is stored under a neutral name.
+PLAIN_NAME = re.compile(r"[A-Za-z]{0,4}[0-9][0-9_-]{0,11}(\.(dcm|dicom|ima|zip))?", re.IGNORECASE)
+
+
+class NeutralNames:
+    """Maps client-supplied paths to harmless ones for one upload: no traversal, no absolute path, and no
+    identifying words; the same folder always gets the same neutral name, so a study keeps its structure."""
+
+    def __init__(self) -> None:
+        self.folders: dict[tuple[str, ...], str] = {}
+
+    def __call__(self, name: str, index: int) -> Path:
+        parts = [p for p in Path(name.replace("\\", "/")).parts if p not in ("", ".", "..", "/")][-4:]
+        if not parts:
+            return Path(f"file-{index:06d}")
+        *folders, filename = parts
+        kept = []
+        for depth, part in enumerate(folders):
+            key = tuple(folders[: depth + 1])
+            if not PLAIN_NAME.fullmatch(part):
+                part = self.folders.setdefault(key, f"folder-{len(self.folders) + 1:04d}")
+            kept.append(part)
+        suffix = ".zip" if filename.lower().endswith(".zip") else ""
+        kept.append(filename if PLAIN_NAME.fullmatch(filename) else f"file-{index:06d}{suffix}")
+        return Path(*kept)
 
 
 def _new_batch(institution: Institution, user, channel: str) -> UploadBatch:
@@ -93,8 +112,9 @@ def stage_files(
     """Stages uploaded files (zip archives are unpacked safely) as one batch; does not process them."""
     batch = _new_batch(institution, user, channel)
     root = staging_dir(batch) / "files"
+    neutral = NeutralNames()
     for index, (name, stream) in enumerate(files):
-        relative = safe_relative_name(name, index)
+        relative = neutral(name, index)
         if relative.suffix.lower() in ARCHIVE_SUFFIXES:
             archive = staging_dir(batch) / f"archive{index}.zip"
             with archive.open("wb") as out:
@@ -121,10 +141,11 @@ def stage_path(institution: Institution, user, path: Path, channel: str = "comma
             return stage_files(institution, user, [(path.name, stream)], channel)
     batch = _new_batch(institution, user, channel)
     root = staging_dir(batch) / "files"
-    for source in sorted(path.rglob("*")):
+    neutral = NeutralNames()
+    for index, source in enumerate(sorted(path.rglob("*"))):
         if source.is_symlink() or not source.is_file():
             continue
-        target = root / source.relative_to(path)
+        target = root / neutral(source.relative_to(path).as_posix(), index)
         target.parent.mkdir(parents=True, exist_ok=True)
         if source.suffix.lower() in ARCHIVE_SUFFIXES:
             _unpack(batch, source, target.with_suffix(""))

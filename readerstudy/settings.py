@@ -189,6 +189,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Blinded, multi-site reader studies of MRI image enhancement.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Enhancement and export jobs share one status set; name its enum once.
+    "ENUM_NAME_OVERRIDES": {"JobStatusEnum": "apps.imaging.models.JobStatus"},
 }
 
 # Celery: Redis when REDIS_URL is set, otherwise an embedded file-system broker so that a real worker process

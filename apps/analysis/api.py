@@ -1,16 +1,22 @@
 """Analysis API: exports and export jobs (admins), and ROIs of a reading task (the reader, by task token)."""
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.access import IsAdmin
-from apps.analysis import rois, services, views
-from apps.analysis.models import ExportJob
-from apps.analysis.serializers import ExportJobCreateSerializer, RoiSerializer
+from apps.analysis import exports, rois, services, views
+from apps.analysis.models import ExportJob, RoiLabel
+from apps.analysis.serializers import (
+    DetailSerializer,
+    ExportJobCreateSerializer,
+    ExportJobSerializer,
+    RoiSerializer,
+)
 from apps.studies.api import ReaderTaskView
 from apps.studies.models import ReaderStudy
 
@@ -30,17 +36,27 @@ class AdminView(APIView):
     permission_classes = [IsAdmin]
 
 
+NOT_FOUND = OpenApiResponse(DetailSerializer, description="No such study, job or task (or not yours).")
+
+
 class ExportCsv(AdminView):
     """The export streamed as CSV (`kind`: long, wide, assignment, patients, rois)."""
 
     renderer_classes = [CsvRenderer, JSONRenderer]
 
+    @extend_schema(
+        parameters=[OpenApiParameter("kind", str, OpenApiParameter.PATH, enum=list(exports.CSV_EXPORTS))],
+        responses={
+            (200, "text/csv"): OpenApiResponse(OpenApiTypes.BINARY, description="The CSV, streamed, as an attachment."),
+            (404, "application/json"): NOT_FOUND,
+        },
+    )
     def get(self, request, pk: int, kind: str):
         return views.csv_response(get_object_or_404(ReaderStudy, pk=pk), kind)
 
 
 class ExportJobs(AdminView):
-    @extend_schema(request=ExportJobCreateSerializer)
+    @extend_schema(request=ExportJobCreateSerializer, responses={202: ExportJobSerializer, 404: NOT_FOUND})
     def post(self, request, pk: int) -> Response:
         """Queue an export (or the PDF report) for the worker; poll the job for progress and the download link."""
         study = get_object_or_404(ReaderStudy, pk=pk)
@@ -51,11 +67,19 @@ class ExportJobs(AdminView):
 
 
 class ExportJobDetail(AdminView):
+    @extend_schema(responses={200: ExportJobSerializer, 404: NOT_FOUND})
     def get(self, request, job_id: int) -> Response:
         return Response(views.job_payload(get_object_or_404(ExportJob, pk=job_id)))
 
 
 class ExportJobDownload(AdminView):
+    @extend_schema(
+        responses={
+            (200, "text/csv"): OpenApiResponse(OpenApiTypes.BINARY, description="A CSV export, as an attachment."),
+            (200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY, description="The PDF report."),
+            (404, "application/json"): OpenApiResponse(DetailSerializer, description="No such job, or not done yet."),
+        },
+    )
     def get(self, request, job_id: int):
         return views.job_file_response(get_object_or_404(ExportJob.objects.select_related("study"), pk=job_id))
 
@@ -75,7 +99,7 @@ class TaskRois(RoiView):
         task = self.task(request, task_token)
         return Response(RoiSerializer(rois.reader_rois(request.user, task), many=True).data)
 
-    @extend_schema(request=RoiSerializer, responses=RoiSerializer)
+    @extend_schema(request=RoiSerializer, responses={201: RoiSerializer, 400: DetailSerializer, 404: NOT_FOUND})
     def post(self, request, task_token: str) -> Response:
         task = self.task(request, task_token)
         form = RoiSerializer(data=request.data)
@@ -87,6 +111,10 @@ class TaskRois(RoiView):
 
 
 class TaskRoi(RoiView):
+    @extend_schema(
+        parameters=[OpenApiParameter("label", str, OpenApiParameter.PATH, enum=RoiLabel.values)],
+        responses={204: None, 404: OpenApiResponse(description="No such task, or no ROI with this label.")},
+    )
     def delete(self, request, task_token: str, label: str) -> Response:
         task = self.task(request, task_token)
         if not rois.delete_roi(request.user, task, label):

@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from apps.analysis.models import ExportKind, RoiLabel, RoiMeasurement
+from apps.imaging.models import JobStatus
 
 
 class ExportJobCreateSerializer(serializers.Serializer):
@@ -20,3 +21,22 @@ class RoiSerializer(serializers.ModelSerializer):
     class Meta:
         model = RoiMeasurement
         fields = ["label", "slice_index", "center_row", "center_col", "radius_rows", "radius_cols"]
+
+
+class ExportJobSerializer(serializers.Serializer):
+    """An export job as the API answers it (`views.job_payload`); response only."""
+
+    id = serializers.IntegerField()
+    study = serializers.IntegerField(help_text="Id of the reader study.")
+    kind = serializers.ChoiceField(choices=ExportKind.choices)
+    status = serializers.ChoiceField(choices=JobStatus.choices)
+    progress = serializers.FloatField(help_text="0 to 1.")
+    rows = serializers.IntegerField(min_value=0)
+    error = serializers.CharField(allow_blank=True)
+    download_url = serializers.CharField(allow_null=True, help_text="Set once the job is done.")
+
+
+class DetailSerializer(serializers.Serializer):
+    """An error answer."""
+
+    detail = serializers.CharField()

@@ -189,6 +189,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Blinded, multi-site reader studies of MRI image enhancement.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     # Enhancement and export jobs share one status set; name its enum once.
     "ENUM_NAME_OVERRIDES": {"JobStatusEnum": "apps.imaging.models.JobStatus"},
 }

@@ -3,6 +3,8 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, user_passes_test
 from django.core.exceptions import PermissionDenied
+from django.db.models import Case as DbCase
+from django.db.models import When
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -10,7 +12,7 @@ from django.views.decorators.http import require_POST
 
 from apps.accounts.access import is_admin, is_coordinator, restrict_to_site
 from apps.imaging.forms import CaseMetadataImportForm, UploadForm
-from apps.imaging.models import Case, EnhancementJob, UploadBatch
+from apps.imaging.models import Case, EnhancementJob, FileOutcome, UploadBatch
 from apps.imaging.serializers import UploadBatchSerializer
 from apps.imaging.services import enhancement, metadata, uploads
 
@@ -61,7 +63,9 @@ def upload_detail(request: HttpRequest, pk: int) -> HttpResponse:
     batch = get_object_or_404(restrict_to_site(UploadBatch.objects.all(), request.user), pk=pk)
     if request.headers.get("Accept") == "application/json":
         return JsonResponse(UploadBatchSerializer(batch).data)
-    return render(request, "imaging/uploadbatch_detail.html", {"batch": batch, "results": batch.results.all()})
+    rejected_first = DbCase(When(outcome=FileOutcome.REJECTED, then=0), default=1)
+    results = batch.results.order_by(rejected_first, "name")
+    return render(request, "imaging/uploadbatch_detail.html", {"batch": batch, "results": results})
 
 
 @coordinator_or_admin

@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from apps.analysis.stats import run_analysis  # noqa: E402
 from apps.analysis.stats.validation import validate_scores  # noqa: E402
+from benchmarks.machine import cpu_model  # noqa: E402
 
 SITES = {"A": 95, "B": 99, "C": 100}
 READER_SITE = {"R1": "A", "R2": "B", "R3": "C"}
@@ -125,15 +126,6 @@ def baseline_plain_fits(scores: pd.DataFrame) -> float:
         OrderedModel(block["score"].to_numpy() - 1, x, distr="logit").fit(method="bfgs", disp=False)
     return time.perf_counter() - start
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:

@@ -26,6 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.machine import cpu_model  # noqa: E402
+
 
 def configure(folder: Path) -> None:
     """A private database and image store, so the benchmark never touches a real installation."""
@@ -152,15 +154,6 @@ def main() -> None:
           f"(run_analysis stages: {', '.join(f'{k} {v:.2f}' for k, v in result.timings.items())})")
     print(f"target: long export < 5 s -> {'met' if max(t_service, t_http) < 5 else 'NOT met'}")
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 if __name__ == "__main__":

@@ -40,6 +40,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.machine import cpu_model  # noqa: E402
+
 
 def configure(tmp: Path, database_url: str | None) -> dict[str, str]:
     """Environment shared by this process (to build the data) and the server."""
@@ -380,12 +382,6 @@ def main() -> None:
             server.wait(10)
     report(args, build_seconds, demo["slice_sizes"][0], image, submissions)
 
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def report(args, build_seconds: float, slice_bytes: int, image: dict, submissions: dict) -> None:

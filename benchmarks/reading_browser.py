@@ -34,6 +34,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.machine import cpu_model  # noqa: E402
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -208,12 +210,6 @@ def transitions(browser, base: str, username: str, tokens: list[str], query: str
     return {"ms": [r["ms"] for r in results], "submit_ms": [r["submitMs"] for r in results],
             "prefetched": [r["prefetched"] for r in results], "rendering": rendering}
 
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def summary(values: list[float]) -> str:

@@ -41,23 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.machine import cpu_model  # noqa: E402
-
-
-def configure(tmp: Path, database_url: str | None) -> dict[str, str]:
-    """Environment shared by this process (to build the data) and the server."""
-    env = {
-        "DATABASE_URL": database_url or f"sqlite:///{tmp / 'var' / 'readerstudy.sqlite3'}",
-        "READERSTUDY_VAR_DIR": str(tmp / "var"),
-        "READERSTUDY_MEDIA_ROOT": str(tmp / "media"),
-        "READERSTUDY_STATIC_ROOT": str(tmp / "static"),
-        "READERSTUDY_SECRET_KEY": "benchmark-only-secret-key",
-        "READERSTUDY_SECURE_COOKIES": "0",
-        "READERSTUDY_LOG_LEVEL": "WARNING",
-        "DJANGO_SETTINGS_MODULE": "readerstudy.settings",
-    }
-    os.environ.update(env)
-    (tmp / "var").mkdir()
-    return env
+from benchmarks.sandbox import private_environment  # noqa: E402
 
 
 def mr_slice(pixels: np.ndarray, index: int, uid: str, description: str) -> bytes:
@@ -364,7 +348,7 @@ def main() -> None:
         tempfile.TemporaryDirectory(prefix="readerstudy-bench-") as folder,
         throwaway_database(args.database_url),
     ):
-        env = configure(Path(folder), args.database_url)
+        env = private_environment(Path(folder), args.database_url)
         t0 = time.perf_counter()
         demo = build_demo(args.readers, args.tasks_per_reader)
         build_seconds = time.perf_counter() - t0

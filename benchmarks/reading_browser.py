@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.machine import cpu_model  # noqa: E402
+from benchmarks.sandbox import private_environment  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -54,20 +55,6 @@ BASELINE_PAGE = """<!doctype html><meta charset="utf-8"><title>baseline</title>
 <script>document.getElementById('slice').decode().then(() => requestAnimationFrame(() => {
   window.__firstImageMs = performance.now(); }));</script></body>"""
 
-
-def configure(tmp: Path) -> dict[str, str]:
-    env = {
-        "READERSTUDY_VAR_DIR": str(tmp / "var"),
-        "READERSTUDY_MEDIA_ROOT": str(tmp / "media"),
-        "READERSTUDY_STATIC_ROOT": str(tmp / "static"),
-        "READERSTUDY_SECRET_KEY": "benchmark-only-secret-key",
-        "READERSTUDY_SECURE_COOKIES": "0",
-        "READERSTUDY_LOG_LEVEL": "WARNING",
-        "DJANGO_SETTINGS_MODULE": "readerstudy.settings",
-    }
-    os.environ.update(env)
-    (tmp / "var").mkdir()
-    return env
 
 
 def build(cases: int) -> dict:
@@ -228,7 +215,7 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory(prefix="readerstudy-browser-bench-") as folder:
-        env = configure(Path(folder))
+        env = private_environment(Path(folder))
         t0 = time.perf_counter()
         data = build(args.cases)
         build_seconds = time.perf_counter() - t0

@@ -2,8 +2,8 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
 
-from apps.accounts.admin_access import SiteScoped
-from apps.imaging.models import Case, EnhancementJob, Series, UploadBatch, UploadFileResult
+from apps.accounts.admin_access import AdminRoleOnly, SiteScoped
+from apps.imaging.models import Case, DicomNode, EnhancementJob, Series, UploadBatch, UploadFileResult
 from apps.imaging.services import enhancement, uploads
 from apps.imaging.services import series as series_service
 
@@ -88,3 +88,13 @@ class EnhancementJobAdmin(SiteScoped):
             enhancement.retry_enhancement(job)
         messages.info(request, f"{queryset.count()} job(s) queued again.")
 
+
+
+@admin.register(DicomNode)
+class DicomNodeAdmin(AdminRoleOnly):
+    """Which modalities and PACS may send by C-STORE, and for which site (``add_dicom_node`` does the same)."""
+
+    list_display = ("ae_title", "institution", "allowed_host", "created_at")
+    list_filter = ("institution",)
+    search_fields = ("ae_title",)
+    fields = ("ae_title", "institution", "allowed_host")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import connections
 from pydicom.dataset import Dataset
 from pydicom.uid import EnhancedMRImageStorage, MRImageStorage
@@ -29,7 +30,7 @@ from pynetdicom.events import Event
 from pynetdicom.transport import ThreadedAssociationServer
 
 from apps.imaging import validation
-from apps.imaging.models import DicomNode, FileOutcome, UploadBatch, UploadFileResult
+from apps.imaging.models import DicomNode, FileOutcome, UploadBatch, UploadFileResult, validate_ae_title
 from apps.imaging.services import uploads
 from apps.institutions.models import Institution
 
@@ -72,8 +73,10 @@ class _Session:
 def register_node(ae_title: str, institution: Institution, allowed_host: str | None = None) -> DicomNode:
     """Registers (or updates) the node allowed to send with this calling AE title, for this site."""
     ae_title = ae_title.strip()
-    if not ae_title or len(ae_title) > 16 or "\\" in ae_title or not ae_title.isprintable():
-        raise ValueError("An AE title has 1 to 16 printable characters and no backslash.")
+    try:
+        validate_ae_title(ae_title)
+    except ValidationError as exc:
+        raise ValueError(exc.messages[0]) from exc
     node, _ = DicomNode.objects.update_or_create(
         ae_title=ae_title, defaults={"institution": institution, "allowed_host": allowed_host or None}
     )

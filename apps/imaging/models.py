@@ -1,6 +1,7 @@
 """Cases, series and instances as stored after de-identification, and the jobs that produce them."""
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 
 
@@ -227,10 +228,22 @@ class EnhancementJob(models.Model):
         return f"Enhancement {self.pk} ({self.get_status_display()})"
 
 
+def validate_ae_title(value: str) -> None:
+    """DICOM PS3.5 AE title: 1 to 16 printable characters, no backslash (the value separator)."""
+    title = value.strip()
+    if not title or len(title) > 16 or "\\" in title or not title.isprintable():
+        raise ValidationError("An AE title has 1 to 16 printable characters and no backslash.")
+
+
 class DicomNode(models.Model):
     """A modality or PACS allowed to send by C-STORE; its calling AE title says which site the images belong to."""
 
-    ae_title = models.CharField(max_length=16, unique=True, help_text="Calling AE title, as the sender sets it.")
+    ae_title = models.CharField(
+        max_length=16,
+        unique=True,
+        validators=[validate_ae_title],
+        help_text="Calling AE title, as the sender sets it.",
+    )
     institution = models.ForeignKey(
         "institutions.Institution", on_delete=models.PROTECT, related_name="dicom_nodes"
     )

@@ -3,7 +3,16 @@
 import pytest
 from django.urls import reverse
 
-from tests.factories import PASSWORD, AdminFactory, CaseFactory, CoordinatorFactory, ReaderFactory
+from apps.imaging.dicom_network import find_node
+from apps.imaging.models import DicomNode
+from tests.factories import (
+    PASSWORD,
+    AdminFactory,
+    CaseFactory,
+    CoordinatorFactory,
+    InstitutionFactory,
+    ReaderFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -51,3 +60,38 @@ def test_admin_sees_everything(client):
     index = client.get(reverse("admin:index"))
     models = {m["object_name"] for app in index.context["app_list"] for m in app["models"]}
     assert {"User", "Institution", "ReaderStudy", "Case", "ExportJob"} <= models
+
+
+def test_admin_registers_a_dicom_node_and_refuses_bad_ae_titles(client):
+    site = InstitutionFactory()
+    login(client, AdminFactory())
+    url = reverse("admin:imaging_dicomnode_add")
+    for bad in ("", "   ", "BAD\\TITLE", "X" * 17, "TAB\tAE", "\x00NUL"):
+        response = client.post(url, {"ae_title": bad, "institution": site.pk, "allowed_host": ""})
+        assert response.status_code == 200, bad
+        assert response.context["adminform"].form.errors["ae_title"], bad
+    response = client.post(url, {"ae_title": "bad host", "institution": site.pk, "allowed_host": "not-an-ip"})
+    assert response.context["adminform"].form.errors["allowed_host"]
+    assert not DicomNode.objects.exists()
+
+    response = client.post(url, {"ae_title": " MR_SCANNER_1 ", "institution": site.pk, "allowed_host": "10.0.0.5"})
+    assert response.status_code == 302
+    node = DicomNode.objects.get()
+    assert node.ae_title == "MR_SCANNER_1" and node.institution == site
+    assert find_node("MR_SCANNER_1", "10.0.0.5") == node
+    assert find_node("MR_SCANNER_1", "10.0.0.6") is None
+
+
+def test_dicom_nodes_are_for_admins_only(client):
+    node = DicomNode.objects.create(ae_title="PACS", institution=InstitutionFactory())
+    coordinator = CoordinatorFactory(institution=node.institution)
+    login(client, coordinator)
+    for url in (
+        reverse("admin:imaging_dicomnode_changelist"),
+        reverse("admin:imaging_dicomnode_add"),
+        reverse("admin:imaging_dicomnode_change", args=[node.pk]),
+    ):
+        assert client.get(url).status_code == 403, url
+    response = client.post(reverse("admin:imaging_dicomnode_add"), {"ae_title": "ROGUE", "institution": node.institution.pk})
+    assert response.status_code == 403
+    assert list(DicomNode.objects.values_list("ae_title", flat=True)) == ["PACS"]

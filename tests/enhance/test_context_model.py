@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 from pydicom.dataset import Dataset
+from torch.nn import functional as F
 
 from worker.enhance.context import CONTEXT_DIM, context_from_dataset, context_from_params, params_from_dataset
-from worker.enhance.model import ContextUNet
+from worker.enhance.model import ContextUNet, FiLM
 from worker.enhance.phantom import CONTRASTS, default_params
 
 
@@ -62,6 +63,23 @@ def test_strength_zero_is_identity_and_context_modulates():
     a = model(image, context, torch.ones(2) * 0.5)
     b = model(image, context + 1.0, torch.ones(2) * 0.5)
     assert not torch.allclose(a, b)
+
+
+def test_fused_film_equals_instance_norm_then_modulation():
+    torch.manual_seed(0)
+    film = FiLM(embed_dim=8, channels=6)
+    torch.nn.init.normal_(film.linear.weight, std=0.5)
+    torch.nn.init.normal_(film.linear.bias, std=0.5)
+    x = torch.randn(3, 6, 20, 24) * 40.0 + 7.0
+    embedding = torch.randn(3, 8)
+    gamma, beta = film.linear(embedding)[..., None, None].chunk(2, dim=1)
+    expected = F.instance_norm(x, eps=1e-5) * (1.0 + gamma) + beta
+    torch.testing.assert_close(film(x, embedding), expected, rtol=1e-5, atol=1e-5)
+    x.requires_grad_(True)
+    film(x, embedding).square().sum().backward()
+    assert torch.isfinite(x.grad).all()
+    flat = torch.full((1, 6, 8, 8), 3.0)
+    assert torch.isfinite(film(flat, embedding[:1])).all(), "a constant map (zero variance) stays finite"
 
 
 def test_even_slices_rejected():

@@ -1,7 +1,7 @@
 """Reproducible training of the CE U-Net on phantom pairs degraded through k-space.
 
-``python -m worker.enhance.train --config small|cpu|cpu-finetune|full --out PATH [--seed N] [--max-minutes M]
-[--init WEIGHTS]``
+``python -m worker.enhance.train --config small|cpu|cpu-continue|cpu-finetune|full --out PATH [--seed N]
+[--max-minutes M] [--init WEIGHTS]``
 
 Data: brain phantoms (``phantom.py``) with a glioma drawn per seed, rendered as T2W / FLAIR / T1W post with
 acquisition parameters drawn per phantom; each training pair gets its own noise level, sampling pattern,
@@ -9,12 +9,14 @@ texture and noise-reduction factor. Validation uses phantom seeds from a disjoin
 the data comes from one ``numpy.random.Generator``; the model initialisation from ``torch.manual_seed``
 (or from ``--init`` weights, for fine-tuning).
 
-Fine-tuning configs (``cpu-finetune``) start from shipped weights and change three things, each switched off
-(0) in the other configs so that their random streams are unchanged: a share of pairs with the noise level
-drawn from the low range 0.4-2 % only (``low_noise_fraction``), a share of crops centred on the lesion or its
-oedema (``lesion_crop``), and a loss with extra terms (``roi_weight``: L1 weighted up inside lesion and oedema;
-``grad_weight``: L1 of the error's finite differences, which penalises softened edges; ``contrast_weight``: the
-error of the patch's lesion-minus-oedema mean difference, i.e. a loss of lesion-to-oedema contrast).
+Continuation configs (``cpu-continue*``) resume from shipped weights (``--init``) on the same data
+distribution with a warm restart of the learning rate. Fine-tuning configs (``cpu-finetune``) start from
+shipped weights and change three things, each switched off (0) in the other configs so that their random
+streams are unchanged: a share of pairs with the noise level drawn from the low range 0.4-2 % only
+(``low_noise_fraction``), a share of crops centred on the lesion or its oedema (``lesion_crop``), and a loss
+with extra terms (``roi_weight``: L1 weighted up inside lesion and oedema; ``grad_weight``: L1 of the error's
+finite differences, which penalises softened edges; ``contrast_weight``: the error of the patch's
+lesion-minus-oedema mean difference, i.e. a loss of lesion-to-oedema contrast).
 """
 
 from __future__ import annotations
@@ -80,6 +82,8 @@ class TrainConfig(NamedTuple):
         return bool(self.lesion_crop or self.roi_weight or self.contrast_weight)
 
 
+_CONTINUE = TrainConfig("cpu-continue", 48, 6, (192, 256, 320), 12, 96, 8, 40_000, 4e-4, 16, 3, 4, 96, 65.0)
+
 CONFIGS = {
     "small": TrainConfig("small", 2, 1, (64,), 4, 32, 4, 30, 2e-3, 8, 3, 3, 8, 5.0),
     "cpu": TrainConfig("cpu", 48, 6, (192, 256, 320), 12, 96, 8, 5200, 1e-3, 16, 3, 4, 96, 26.0),
@@ -127,6 +131,12 @@ CONFIGS = {
         grad_weight=0.0,
         contrast_weight=1.0,
     ),
+    # Continued training from the v1 weights on v1's data distribution: a warm restart at 0.4 x v1's peak lr,
+    # run by wall time (the step count is a ceiling). The variants draw the very same pairs and add one loss
+    # term each: half of the lesion-minus-oedema contrast term, or half of the edge (finite-difference) term.
+    "cpu-continue": _CONTINUE,
+    "cpu-continue-contrast": _CONTINUE._replace(name="cpu-continue-contrast", contrast_weight=0.5),
+    "cpu-continue-edges": _CONTINUE._replace(name="cpu-continue-edges", max_minutes=46.0, grad_weight=0.5),
     "full": TrainConfig(
         "full", 400, 20, (256, 320, 384, 512), 24, 192, 16, 100_000, 3e-4, 64, 3, 4, 256, 600.0
     ),

@@ -25,9 +25,7 @@ import argparse
 import contextlib
 import os
 import platform
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.machine import cpu_model  # noqa: E402
-from benchmarks.sandbox import private_environment  # noqa: E402
+from benchmarks.sandbox import free_port, private_environment, start_server  # noqa: E402
 
 
 def mr_slice(pixels: np.ndarray, index: int, uid: str, description: str) -> bytes:
@@ -200,28 +198,6 @@ def throwaway_database(url: str | None):
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(env: dict[str, str], port: int, workers: int, threads: int) -> subprocess.Popen:
-    command = [str(ROOT / ".venv" / "bin" / "gunicorn"), "readerstudy.wsgi", "-b", f"127.0.0.1:{port}",
-               "-w", str(workers), "-k", "gthread", "--threads", str(threads), "--keep-alive", "75",
-               "--log-level", "warning"]
-    server = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env})
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return server
-        except OSError:
-            time.sleep(0.1)
-    server.kill()
-    raise RuntimeError("gunicorn did not start")
-
-
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
@@ -353,7 +329,7 @@ def main() -> None:
         demo = build_demo(args.readers, args.tasks_per_reader)
         build_seconds = time.perf_counter() - t0
         port = free_port()
-        server = start_server(env, port, args.workers, args.threads)
+        server = start_server(env, port, args.workers, args.threads, keep_alive=75)
         try:
             image = run_first_image(f"http://127.0.0.1:{port}", demo)
             half = args.tasks_per_reader // 2

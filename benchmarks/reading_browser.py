@@ -21,9 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.machine import cpu_model  # noqa: E402
-from benchmarks.sandbox import private_environment  # noqa: E402
+from benchmarks.sandbox import free_port, private_environment, start_server  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -108,27 +106,6 @@ def write_png(plane: np.ndarray, path: Path) -> None:
 
     scaled = np.clip(255.0 * plane / max(float(plane.max()), 1.0), 0, 255).astype(np.uint8)
     Image.fromarray(scaled, mode="L").save(path)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(env: dict[str, str], port: int) -> subprocess.Popen:
-    command = [str(ROOT / ".venv" / "bin" / "gunicorn"), "readerstudy.wsgi", "-b", f"127.0.0.1:{port}",
-               "-w", "2", "-k", "gthread", "--threads", "8", "--log-level", "warning"]
-    server = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env})
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return server
-        except OSError:
-            time.sleep(0.1)
-    server.kill()
-    raise RuntimeError("gunicorn did not start")
 
 
 def login(page, username: str) -> None:

@@ -241,3 +241,5 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Enhancement: "" picks CUDA when available, else CPU; "cpu" or "cuda" forces one.
 ENHANCE_DEVICE = os.environ.get("READERSTUDY_ENHANCE_DEVICE", "")
+# A study must be enhanced by one model throughout: pin the version here; empty means the newest shipped.
+ENHANCE_MODEL = os.environ.get("READERSTUDY_ENHANCE_MODEL", "")

@@ -6,7 +6,7 @@ from pydicom.uid import generate_uid
 
 from worker.enhance import __main__ as cli
 from worker.enhance.dicom_io import SeriesError, enhanced_uids, read_series, write_series
-from worker.enhance.inference import enhance_volume, weights_path
+from worker.enhance.inference import enhance_volume, shipped_versions, weights_path
 from worker.enhance.phantom import default_params, make_tissue_model, render_contrast
 
 from .conftest import read_back
@@ -166,3 +166,12 @@ def test_command_line(series_dir, tmp_path, tiny_weights, capsys):
     (empty / "notes.txt").write_text("not dicom")
     assert cli.main([str(empty), str(tmp_path / "o3"), "--weights", str(tiny_weights)]) == 2
     assert "not a DICOM file" in capsys.readouterr().err
+
+
+def test_command_line_picks_a_shipped_model(series_dir, tmp_path, capsys):
+    oldest = shipped_versions()[0]
+    assert cli.main([str(series_dir), str(tmp_path / "o"), "--device", "cpu", "--model", oldest]) == 0
+    assert f"with {oldest} on cpu" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli.main([str(series_dir), str(tmp_path / "o2"), "--model", "../weights/evil"])
+    assert "invalid choice" in capsys.readouterr().err

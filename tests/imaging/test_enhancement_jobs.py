@@ -8,6 +8,7 @@ from apps.imaging.models import EnhancementJob, JobStatus, Sequence, Series, Ser
 from apps.imaging.services import enhancement, enhancement_runner, ingest, storage, uploads
 from apps.institutions.services import add_site
 from tests.imaging.dicom_samples import write_patient_study
+from worker.enhance import inference
 from worker.enhancement import enhance_series
 
 pytestmark = pytest.mark.django_db
@@ -82,6 +83,33 @@ def test_failed_job_is_visible_and_retryable(imported, monkeypatch):
     enhancement_runner.run_job(job.pk, device="cpu")
     job.refresh_from_db()
     assert job.status == JobStatus.DONE and job.attempts == 2 and job.error == ""
+
+
+def test_the_pinned_model_version_is_used_and_recorded(imported, settings, monkeypatch):
+    oldest = inference.shipped_versions()[0]
+    settings.ENHANCE_MODEL = oldest
+    used = []
+    real = enhancement_runner.inference.enhance_volume
+
+    def spy(*args, **kwargs):
+        used.append(kwargs["weights"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(enhancement_runner.inference, "enhance_volume", spy)
+    job = enhancement_runner.run_job(t2w_job().pk, device="cpu")
+    assert job.model_version == oldest and used == [inference.weights_path(oldest)]
+
+
+@pytest.mark.parametrize("version", ["ceunet-c16-v0", "../../readerstudy/settings", " "])
+def test_an_unknown_pinned_model_fails_the_job_visibly(imported, settings, version):
+    settings.ENHANCE_MODEL = version
+    job = t2w_job()
+    with pytest.raises(ValueError):
+        enhance_series.delay(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED and "unknown model version" in job.error
+    assert inference.MODEL_VERSION in job.error, "the error lists what ships"
+    assert not Series.objects.filter(version=Version.DL).exists()
 
 
 def test_vendor_series_is_attached_when_geometry_matches(imported, tmp_path):

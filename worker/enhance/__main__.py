@@ -1,4 +1,4 @@
-"""``python -m worker.enhance INPUT_DIR OUTPUT_DIR [--device cpu|cuda] [--factor F]``.
+"""``python -m worker.enhance INPUT_DIR OUTPUT_DIR [--device cpu|cuda] [--factor F] [--model VERSION]``.
 
 Enhances one DICOM series folder into a new folder, without any database: for evaluation, and for sites that
 want to check the model on their own data. Exit status 0 on success, 2 for unusable input, 1 otherwise.
@@ -13,7 +13,14 @@ import time
 from pathlib import Path
 
 from .dicom_io import SeriesError, read_series, write_series
-from .inference import DEFAULT_FACTOR, enhance_volume, load_model
+from .inference import (
+    DEFAULT_FACTOR,
+    MODEL_VERSION,
+    enhance_volume,
+    load_model,
+    shipped_versions,
+    weights_path,
+)
 
 logger = logging.getLogger("worker.enhance")
 
@@ -27,8 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--factor", type=float, default=DEFAULT_FACTOR, help="noise-reduction factor, 1..100")
     parser.add_argument(
-        "--weights", type=Path, default=None, help="weights file (default: the shipped model)"
+        "--model", choices=shipped_versions(), default=MODEL_VERSION, help=f"shipped model (default {MODEL_VERSION})"
     )
+    parser.add_argument("--weights", type=Path, default=None, help="weights file instead of a shipped model")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -37,10 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         started = time.perf_counter()
         series = read_series(args.input_dir)
-        loaded = load_model(str(args.weights) if args.weights else None, args.device)
-        enhanced = enhance_volume(
-            series.volume, series.datasets[0], args.factor, args.device, weights=args.weights
-        )
+        weights = args.weights or weights_path(args.model)
+        loaded = load_model(str(weights), args.device)
+        enhanced = enhance_volume(series.volume, series.datasets[0], args.factor, args.device, weights=weights)
         uids, paths = write_series(series, enhanced, args.output_dir)
     except (SeriesError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -22,7 +22,7 @@ from .phantom import AcquisitionParams
 
 logger = logging.getLogger(__name__)
 
-MODEL_VERSION = "ceunet-c16-v1"
+MODEL_VERSION = "ceunet-c16-v2"
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_FACTOR = 16.0
 TILE_OVERLAP = 32
@@ -48,8 +48,16 @@ def select_device(device: str | None = None) -> torch.device:
     return chosen
 
 
+def shipped_versions() -> list[str]:
+    """Model versions whose weights ship in ``weights/``, sorted by name; ``MODEL_VERSION`` is the default."""
+    return sorted(path.stem for path in WEIGHTS_DIR.glob("*.pt"))
+
+
 def weights_path(version: str = MODEL_VERSION) -> Path:
-    """Path of the shipped weights of ``version``."""
+    """Path of the shipped weights of ``version``; ``ValueError`` for a version that does not ship."""
+    versions = shipped_versions()
+    if version not in versions:
+        raise ValueError(f"unknown model version {version!r}; shipped: {', '.join(versions)}")
     return WEIGHTS_DIR / f"{version}.pt"
 
 

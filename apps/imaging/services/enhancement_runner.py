@@ -65,6 +65,8 @@ def run_job(job_id: int, device: str | None = None) -> EnhancementJob:
         job.status, job.output_series_id, job.finished_at = JobStatus.DONE, series.counterpart_id, timezone.now()
         job.save(update_fields=["status", "output_series", "finished_at"])
         return job
+    version = settings.ENHANCE_MODEL or inference.MODEL_VERSION
+    weights = inference.weights_path(version)
     chosen = inference.select_device(device or settings.ENHANCE_DEVICE or None)
     EnhancementJob.objects.filter(pk=job.pk).update(
         status=JobStatus.RUNNING, attempts=F("attempts") + 1, started_at=timezone.now(), device=str(chosen), error=""
@@ -76,7 +78,7 @@ def run_job(job_id: int, device: str | None = None) -> EnhancementJob:
     timings["read_s"] = time.perf_counter() - start
     mark = time.perf_counter()
     volume = inference.enhance_volume(
-        source.volume, source.datasets[0], job.noise_reduction_factor, device=str(chosen)
+        source.volume, source.datasets[0], job.noise_reduction_factor, device=str(chosen), weights=weights
     )
     timings["inference_s"] = time.perf_counter() - mark
     mark = time.perf_counter()
@@ -99,7 +101,7 @@ def run_job(job_id: int, device: str | None = None) -> EnhancementJob:
             job.refresh_from_db(fields=["attempts", "started_at", "device"])
             job.status = JobStatus.DONE
             job.output_series = dl
-            job.model_version = inference.MODEL_VERSION
+            job.model_version = version
             job.timings = {k: round(v, 3) for k, v in timings.items()}
             job.qa = residual.as_dict()
             job.finished_at = timezone.now()

@@ -261,6 +261,33 @@ def test_crash_mid_batch_leaves_whole_series_and_a_retryable_batch(tmp_path, set
     assert Instance.objects.count() == batch.file_count
 
 
+def test_a_batch_is_shown_finished_only_once_its_staged_files_are_gone(tmp_path, site, monkeypatch):
+    """Observers (the upload page, a C-STORE sender's test) poll the status; when it says finished, no
+    identifiable staged file may be left, and a crash before the status is saved leaves a batch to re-run."""
+    folder, _ = write_patient_study(tmp_path / "incoming", seed=9)
+    batch = uploads.stage_path(site, None, folder)
+    staged_when_finished = []
+    real_save = UploadBatch.save
+
+    def observed_save(self, *args, **kwargs):
+        if self.status in (BatchStatus.DONE, BatchStatus.DONE_WITH_REJECTIONS):
+            staged_when_finished.append(uploads.staging_dir(self).exists())
+            raise WorkerCrashed
+        return real_save(self, *args, **kwargs)
+
+    monkeypatch.setattr(UploadBatch, "save", observed_save)
+    with pytest.raises(WorkerCrashed):
+        ingest.process_batch(batch.pk)
+    assert staged_when_finished == [False]
+    batch.refresh_from_db()
+    assert batch.status == BatchStatus.PROCESSING
+
+    monkeypatch.setattr(UploadBatch, "save", real_save)
+    batch = ingest.process_batch(batch.pk)
+    assert batch.status == BatchStatus.DONE
+    assert batch.accepted_count == batch.file_count == Instance.objects.count()
+
+
 def test_identifying_file_and_folder_names_are_not_stored(tmp_path, site):
     """Hospital exports often name folders and files after the patient; only plain image numbers are kept."""
     folder, planted = write_patient_study(tmp_path / "incoming", seed=9)

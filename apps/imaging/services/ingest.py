@@ -234,7 +234,12 @@ def process_batch(batch_id: int) -> UploadBatch:
 
 
 def finish_batch(batch: UploadBatch) -> UploadBatch:
-    """Counts outcomes, sets the final status and removes the staged (identifiable) files."""
+    """Removes the staged (identifiable) files, then counts outcomes and sets the final status.
+
+    In that order, so a batch shown as finished never still has identifiable files on disk, and a crash in
+    between leaves a batch that is not finished and whose re-run only counts and closes it.
+    """
+    shutil.rmtree(staging_dir(batch), ignore_errors=True)
     counts = {o: batch.results.filter(outcome=o).count() for o in FileOutcome.values}
     batch.processed_count = sum(counts.values())
     batch.accepted_count = counts[FileOutcome.ACCEPTED]
@@ -246,7 +251,6 @@ def finish_batch(batch: UploadBatch) -> UploadBatch:
         "processed_count", "accepted_count", "duplicate_count", "rejected_count", "status", "finished_at",
     ])
     batch.refresh_from_db()
-    shutil.rmtree(staging_dir(batch), ignore_errors=True)
     logger.info(
         "Upload %s: %s accepted, %s duplicate, %s rejected",
         batch.pk, batch.accepted_count, batch.duplicate_count, batch.rejected_count,

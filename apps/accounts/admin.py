@@ -3,10 +3,11 @@ from django.contrib.auth.admin import UserAdmin
 
 from apps.accounts.admin_access import AdminRoleOnly
 from apps.accounts.models import User
+from apps.audit.history import ObjectHistory
 
 
 @admin.register(User)
-class ReaderStudyUserAdmin(AdminRoleOnly, UserAdmin):
+class ReaderStudyUserAdmin(ObjectHistory, AdminRoleOnly, UserAdmin):
     list_display = ("username", "role", "institution", "pseudonym", "is_active")
     list_filter = ("role", "institution", "is_active")
     fieldsets = (*UserAdmin.fieldsets, ("Study role", {"fields": ("role", "institution", "pseudonym")}))

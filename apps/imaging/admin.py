@@ -3,6 +3,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from apps.accounts.admin_access import AdminRoleOnly, SiteScoped
+from apps.audit.history import ObjectHistory
 from apps.imaging.models import Case, DicomNode, EnhancementJob, Series, UploadBatch, UploadFileResult
 from apps.imaging.services import enhancement, uploads
 from apps.imaging.services import series as series_service
@@ -18,7 +19,7 @@ class SeriesInline(admin.TabularInline):
 
 
 @admin.register(Case)
-class CaseAdmin(SiteScoped):
+class CaseAdmin(ObjectHistory, SiteScoped):
     list_display = ("code", "institution", "age", "sex", "tumour_type", "who_grade", "idh_status")
     list_filter = ("institution", "who_grade", "tumour_type")
     search_fields = ("code",)
@@ -28,7 +29,7 @@ class CaseAdmin(SiteScoped):
 
 
 @admin.register(Series)
-class SeriesAdmin(SiteScoped):
+class SeriesAdmin(ObjectHistory, SiteScoped):
     site_field = "case__institution"
     list_display = ("case", "sequence", "version", "source", "status", "rows", "columns", "description")
     list_filter = ("sequence", "version", "source", "status")
@@ -91,7 +92,7 @@ class EnhancementJobAdmin(SiteScoped):
 
 
 @admin.register(DicomNode)
-class DicomNodeAdmin(AdminRoleOnly):
+class DicomNodeAdmin(ObjectHistory, AdminRoleOnly):
     """Which modalities and PACS may send by C-STORE, and for which site (``add_dicom_node`` does the same)."""
 
     list_display = ("ae_title", "institution", "allowed_host", "created_at")

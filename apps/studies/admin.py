@@ -8,6 +8,7 @@ from django.utils.html import format_html
 
 from apps.accounts.admin_access import AdminRoleOnly
 from apps.accounts.models import Role, User
+from apps.audit.history import ObjectHistory
 from apps.studies.models import ReaderStudy, ReadingTask, ScoreAudit, StudyItem, StudyReader, StudyStatus
 from apps.studies.services import definition, progress
 
@@ -49,7 +50,7 @@ def _run(request, studies, service, done: str) -> None:
 
 
 @admin.register(ReaderStudy)
-class ReaderStudyAdmin(AdminRoleOnly):
+class ReaderStudyAdmin(ObjectHistory, AdminRoleOnly):
     list_display = ["title", "mode", "status", "readers_per_case", "cross_site", "assignment_generated_at",
                     "progress_link"]
     list_filter = ["status", "mode"]

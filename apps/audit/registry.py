@@ -1,0 +1,38 @@
+"""Which models and fields the audit trail records, in one table.
+
+Fields are named one by one (never "all fields"), so nothing a de-identification key could be derived from
+(the per-case date shift, the keyed patient hash), no password hash and no large derived value reaches the log.
+"""
+
+from auditlog.registry import auditlog
+from django.apps import apps
+
+AUDITED: dict[str, dict[str, list[str]]] = {
+    "institutions.Institution": {"fields": ["name", "code", "pseudonym"]},
+    "accounts.User": {
+        "fields": ["username", "first_name", "last_name", "email", "role", "institution", "pseudonym",
+                   "is_active", "is_staff", "is_superuser"],
+    },
+    "imaging.Case": {
+        "fields": ["code", "institution", "age", "sex", "tumour_type", "who_grade", "idh_status",
+                   "codeletion_1p19q"],
+    },
+    "imaging.Series": {
+        "fields": ["case", "sequence", "sequence_overridden", "version", "source", "counterpart", "status"],
+    },
+    "imaging.DicomNode": {"fields": ["ae_title", "institution", "allowed_host"]},
+    "studies.ReaderStudy": {
+        "fields": ["title", "reader_label", "sequences", "mode", "readers_per_case", "cross_site", "min_distance",
+                   "seed", "status"],
+        "m2m": ["cases", "calibration_cases"],
+    },
+    "studies.StudyItem": {"fields": ["study", "key", "label", "anchors", "order"]},
+    "studies.StudyReader": {"fields": ["study", "reader"]},
+}
+
+
+def register_audited_models() -> None:
+    for label, spec in AUDITED.items():
+        model = apps.get_model(label)
+        if not auditlog.contains(model):
+            auditlog.register(model, include_fields=spec["fields"], m2m_fields=set(spec.get("m2m", [])))

@@ -28,6 +28,10 @@ AUDITED: dict[str, dict[str, list[str]]] = {
     },
     "studies.StudyItem": {"fields": ["study", "key", "label", "anchors", "order"]},
     "studies.StudyReader": {"fields": ["study", "reader"]},
+    "analysis.RoiMeasurement": {
+        "fields": ["task", "label", "drawn_by", "slice_index", "center_row", "center_col", "radius_rows",
+                   "radius_cols"],
+    },
 }
 
 

@@ -133,6 +133,23 @@ def test_redrawing_a_label_replaces_it_and_delete_removes_it(client, measured_wo
     assert list(RoiMeasurement.objects.values_list("label", flat=True)) == ["background"]
 
 
+def test_drawing_redrawing_and_deleting_an_roi_is_in_the_audit_trail(client, measured_world) -> None:
+    from auditlog.models import LogEntry
+
+    task = measured_world.task
+    client.force_login(task.reader)
+    post_roi(client, task)
+    roi = RoiMeasurement.objects.get()
+    post_roi(client, task, center_row=8)
+    client.delete(f"/api/analysis/rois/{task.token}/S1/")
+    entries = LogEntry.objects.get_for_object(roi).order_by("pk")
+    assert [(e.action, e.actor) for e in entries] == [
+        (LogEntry.Action.CREATE, task.reader), (LogEntry.Action.UPDATE, task.reader),
+        (LogEntry.Action.DELETE, task.reader),
+    ]
+    assert entries[1].changes_dict == {"center_row": ["4.0", "8.0"]}
+
+
 @pytest.mark.parametrize(
     "overrides",
     [{"label": "S3"}, {"center_row": 0}, {"slice_index": 9}, {"radius_cols": 0.1}, {"center_col": "x"}],

@@ -176,6 +176,9 @@ INGEST_MAX_ARCHIVE_MEMBERS = int(os.environ.get("READERSTUDY_INGEST_MAX_ARCHIVE_
 STOW_MAX_BYTES = int(os.environ.get("READERSTUDY_STOW_MAX_BYTES", str(2 * 1024**3)))
 STOW_SYNC_MAX_BYTES = int(os.environ.get("READERSTUDY_STOW_SYNC_MAX_BYTES", str(256 * 1024**2)))
 
+# The audit trail (apps/audit) names related objects as people read them (a case code, a site) rather than ids.
+AUDITLOG_USE_FK_STRING_REPRESENTATION = True
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",

@@ -88,6 +88,7 @@ def test_stow_rs_with_http_basic_names_the_sender_who_created_the_case(tmp_path)
     created = changes_of(Case.objects.get())
     assert [(action, actor) for action, _, actor in created] == [(LogEntry.Action.CREATE, coordinator)]
     assert created[0][1]["code"][1] == Case.objects.get().code
+    assert created[0][1]["institution"][1] == str(coordinator.institution), "related objects by name, not id"
     assert changes_of(Series.objects.get())[0][2] == coordinator
 
 

@@ -1,6 +1,9 @@
+from axes import admin as axes_admins
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 
+from apps.accounts.access import is_admin
 from apps.accounts.admin_access import AdminRoleOnly
 from apps.accounts.models import User
 from apps.audit.history import ObjectHistory
@@ -12,3 +15,28 @@ class ReaderStudyUserAdmin(ObjectHistory, AdminRoleOnly, UserAdmin):
     list_filter = ("role", "institution", "is_active")
     fieldsets = (*UserAdmin.fieldsets, ("Study role", {"fields": ("role", "institution", "pseudonym")}))
     add_fieldsets = (*UserAdmin.add_fieldsets, ("Study role", {"fields": ("role", "institution", "pseudonym")}))
+
+
+class LoginRecordAdmin(admin.ModelAdmin):
+    """django-axes' login records for admins only: read them, and delete a locked-out attempt to unlock it."""
+
+    def has_module_permission(self, request) -> bool:
+        return is_admin(request.user)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return is_admin(request.user)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return is_admin(request.user)
+
+
+for model, axes_admin in ((AccessAttempt, axes_admins.AccessAttemptAdmin), (AccessLog, axes_admins.AccessLogAdmin),
+                          (AccessFailureLog, axes_admins.AccessFailureLogAdmin)):
+    admin.site.unregister(model)
+    admin.site.register(model, type(axes_admin.__name__, (LoginRecordAdmin, axes_admin), {}))

@@ -10,13 +10,14 @@ from django.http import HttpResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework.authentication import BasicAuthentication, SessionAuthentication
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.access import IsCoordinatorOrAdmin, is_coordinator
+from apps.accounts.authentication import BasicAuthentication
 from apps.imaging.services import stow
 from apps.institutions.models import Institution
 

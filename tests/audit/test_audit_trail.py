@@ -38,7 +38,7 @@ def no_enhancement(monkeypatch):
 
 
 def login(client, user) -> Client:
-    assert client.login(username=user.username, password=PASSWORD)
+    client.force_login(user)
     return client
 
 

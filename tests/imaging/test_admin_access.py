@@ -6,7 +6,6 @@ from django.urls import reverse
 from apps.imaging.dicom_network import find_node
 from apps.imaging.models import DicomNode
 from tests.factories import (
-    PASSWORD,
     AdminFactory,
     CaseFactory,
     CoordinatorFactory,
@@ -18,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 
 def login(client, user):
-    assert client.login(username=user.username, password=PASSWORD)
+    client.force_login(user)
 
 
 def test_coordinator_admin_shows_only_site_imaging_models(client):

@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 
 from apps.imaging.models import BatchStatus, Case, Series, UploadBatch
-from tests.factories import PASSWORD, AdminFactory, CoordinatorFactory, ReaderFactory
+from tests.factories import AdminFactory, CoordinatorFactory, ReaderFactory
 from tests.imaging.dicom_samples import write_patient_study
 
 pytestmark = pytest.mark.django_db
@@ -29,7 +29,7 @@ def coordinator():
 
 
 def login(client, user):
-    assert client.login(username=user.username, password=PASSWORD)
+    client.force_login(user)
     return client
 
 

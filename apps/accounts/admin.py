@@ -3,8 +3,7 @@ from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 
-from apps.accounts.access import is_admin
-from apps.accounts.admin_access import AdminRoleOnly
+from apps.accounts.admin_access import AdminRecordsOnly, AdminRoleOnly
 from apps.accounts.models import User
 from apps.audit.history import ObjectHistory
 
@@ -17,23 +16,10 @@ class ReaderStudyUserAdmin(ObjectHistory, AdminRoleOnly, UserAdmin):
     add_fieldsets = (*UserAdmin.add_fieldsets, ("Study role", {"fields": ("role", "institution", "pseudonym")}))
 
 
-class LoginRecordAdmin(admin.ModelAdmin):
-    """django-axes' login records for admins only: read them, and delete a locked-out attempt to unlock it."""
+class LoginRecordAdmin(AdminRecordsOnly):
+    """django-axes' login records for admins: read them, and delete a locked-out attempt to unlock it."""
 
-    def has_module_permission(self, request) -> bool:
-        return is_admin(request.user)
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        return is_admin(request.user)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return is_admin(request.user)
+    admins_may_delete = True
 
 
 for model, axes_admin in ((AccessAttempt, axes_admins.AccessAttemptAdmin), (AccessLog, axes_admins.AccessLogAdmin),

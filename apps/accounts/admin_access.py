@@ -24,6 +24,22 @@ class AdminRoleOnly(admin.ModelAdmin):
         return is_admin(request.user)
 
 
+class AdminRecordsOnly(AdminRoleOnly):
+    """Records nobody writes by hand (audit trail, login records): admins read them, and delete them only where
+    `admins_may_delete` (deleting a locked-out login attempt unlocks it)."""
+
+    admins_may_delete = False
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return self.admins_may_delete and is_admin(request.user)
+
+
 class SiteScoped(admin.ModelAdmin):
     """Coordinators see and change only their own site's objects; admins see all.
 

@@ -240,6 +240,8 @@ if REDIS_URL:
     SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
 SESSION_COOKIE_HTTPONLY = True
+# A login lasts a working day, not Django's two weeks: the site shows patient images (readers' scores autosave).
+SESSION_COOKIE_AGE = int(float(os.environ.get("READERSTUDY_SESSION_HOURS", "12")) * 3600)
 SESSION_COOKIE_SECURE = env_bool("READERSTUDY_SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -279,3 +279,51 @@ def test_both_rendering_paths_draw_and_window(page, live_server, rendering):
     assert roi["roi"]["slice_index"] == roi["sliceIndex"] and roi["roi"]["radius_cols"] > 1
     assert_no_statistics_shown(page, roi)
     assert page.errors == []
+
+
+def test_an_ended_login_is_told_and_the_page_goes_on_after_logging_in_again(page, live_server, artifacts):
+    """The session cookie ends (12 h, or the reader logged out elsewhere) while a task is open: the page says so,
+    keeps the scores, and saves and submits them once the reader has logged in again in another tab."""
+    world = build_reading_world(mode="single", cases=1, slices=4, size=64, username="e2e-expiring")
+    task = ReadingTask.objects.filter(reader=world.reader).order_by("position").first()
+    login(page, world.username, world.password)
+    # Without prefetching: a prefetch that fails while logged out is only retried later, but Cornerstone's image
+    # cache reports each such failure as an unhandled rejection, which would hide this test's own page errors.
+    page.goto(f"/reading/task/{task.token}/?prefetch=0")
+    wait_rendered(page)
+
+    page.context.clear_cookies()  # what the browser does when the session cookie's max-age has passed
+    for key in SCORE_KEYS[:3]:
+        page.keyboard.press(key)
+    page.wait_for_selector('.rs-save[data-status="retrying"]', timeout=15_000)
+    message = page.locator(".rs-message")
+    assert message.inner_text().startswith("Your login has expired.")
+    relogin = message.get_by_role("link", name="Log in again")
+    assert relogin.get_attribute("target") == "_blank"
+    screenshot(page, artifacts, "reading-page-login-expired.png")
+    assert not Score.objects.filter(task=task).exists()
+
+    with page.context.expect_page() as opened:
+        relogin.click()
+    other = opened.value
+    other.wait_for_load_state("domcontentloaded")
+    other.fill("#id_username", world.username)
+    other.fill("#id_password", world.password)
+    other.click("#login-submit")
+    other.wait_for_url(re.compile(r"/reading/$"))
+    other.close()
+
+    page.wait_for_selector('.rs-save[data-status="saved"]', timeout=30_000)
+    assert page.locator(".rs-message").inner_text() == ""
+    assert sorted(Score.objects.filter(task=task).values_list("value", flat=True)) == sorted(
+        int(k) for k in SCORE_KEYS[:3])
+    for key in SCORE_KEYS[3:]:
+        page.keyboard.press(key)
+    page.wait_for_selector('.rs-save[data-status="saved"]')
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "() => document.querySelector('#reading-app').dataset.state === 'done' || "
+        "window.__readerMetrics.transitions.length === 1", timeout=15_000)
+    task.refresh_from_db()
+    assert task.status == TaskStatus.SUBMITTED, "the submit after logging in again passed the CSRF check"
+    assert page.errors == []

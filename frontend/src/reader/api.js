@@ -12,11 +12,20 @@ export class ApiError extends Error {
   }
 }
 
+/** 401: the login has ended (the session expired or was closed); logging in again lets the same page go on. */
+export const isLoginExpired = (err) => err instanceof ApiError && err.status === 401;
+
+/** Django's CSRF cookie as it is now: logging in again (in another tab) rotates it, and the page goes on with it. */
+export function currentCsrfToken(cookies, fallback) {
+  const match = /(?:^|;\s*)csrftoken=([^;]+)/.exec(cookies || '');
+  return match ? decodeURIComponent(match[1]) : fallback;
+}
+
 export function createApi(csrfToken) {
   async function request(method, url, body, { keepalive = false } = {}) {
     const headers = { Accept: 'application/json' };
     if (body !== undefined) headers['Content-Type'] = 'application/json';
-    if (method !== 'GET') headers['X-CSRFToken'] = csrfToken;
+    if (method !== 'GET') headers['X-CSRFToken'] = currentCsrfToken(document.cookie, csrfToken);
     const res = await fetch(url, {
       method,
       headers,

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { ApiError, currentCsrfToken, isLoginExpired } from './api.js';
 import { actionForKey } from './keyboard.js';
 import { LockedError, createAutosaveQueue, createScoreState, nextFocus } from './scoreState.js';
 
@@ -142,5 +143,20 @@ describe('autosave queue', () => {
     expect(q.status()).toBe('locked');
     q.mark('A');
     expect(timers.pending()).toEqual([]);
+  });
+});
+
+describe('an ended login', () => {
+  it('is a 401 from the API, nothing else', () => {
+    expect(isLoginExpired(new ApiError(401, { detail: 'not logged in' }))).toBe(true);
+    expect(isLoginExpired(new ApiError(403, {}))).toBe(false);
+    expect(isLoginExpired(new LockedError('locked'))).toBe(false);
+  });
+
+  it('sends the CSRF token of the current cookie, so a login in another tab lets the page go on', () => {
+    expect(currentCsrfToken('sessionid=s; csrftoken=new%2Btoken; other=1', 'page-token')).toBe('new+token');
+    expect(currentCsrfToken('sessionid=s', 'page-token')).toBe('page-token');
+    expect(currentCsrfToken('xcsrftoken=evil', 'page-token')).toBe('page-token');
+    expect(currentCsrfToken('', 'page-token')).toBe('page-token');
   });
 });

@@ -2,7 +2,7 @@
 // One page session reads many tasks: after a submit the next task (JSON and images, prefetched
 // while the reader scored) is shown in place and the URL is updated, so a reload resumes there.
 import './reading.css';
-import { ApiError, createApi } from './api.js';
+import { ApiError, createApi, isLoginExpired } from './api.js';
 import { h } from './dom.js';
 import { KEY_HELP, PAIRED_KEY_HELP, actionForKey } from './keyboard.js';
 import { createRoiPanel } from './roiPanel.js';
@@ -22,6 +22,8 @@ const SAVE_TEXT = {
   retrying: 'Not saved yet — retrying',
   locked: 'Study locked — scores are read-only',
 };
+
+const LOGIN_EXPIRED = 'Your login has expired. ';
 
 function backupStore(token) {
   const key = `readerstudy:unsaved:${token}`;
@@ -115,7 +117,16 @@ export function mountReadingApp(root) {
     state = createScoreState(task.items, panelNames, mergeScores(task.scores || {}, local || {}));
     clock = createTaskClock(tokenOf(task));
     autosave = createAutosaveQueue({
-      send: async (p, scores) => (await api.putScores(taskUrl, p, scores)).scores,
+      send: async (p, scores) => {
+        try {
+          const saved = (await api.putScores(taskUrl, p, scores)).scores;
+          hideLoginExpired();
+          return saved;
+        } catch (err) {
+          if (isLoginExpired(err)) showLoginExpired();
+          throw err;
+        }
+      },
       getScores: (p) => state.panelScores(p),
       onStatus: showSaveStatus,
       onSaved: () => {
@@ -281,6 +292,8 @@ export function mountReadingApp(root) {
         task.locked = true;
         showSaveStatus('locked');
         panel.setDisabled(true);
+      } else if (isLoginExpired(err)) {
+        showLoginExpired();
       } else if (err instanceof ApiError && err.status === 400) {
         const missingKeys = err.body?.missing || [];
         els.message.textContent = `${err.body?.detail || 'Not complete.'}${missingKeys.length ? ` (${missingKeys.length} missing)` : ''}`;
@@ -442,6 +455,22 @@ export function mountReadingApp(root) {
     if (missing.length) panel.setFocus(state.keys.indexOf(missing[0].key), missing[0].panel);
     els.submitButton.textContent = task.submitted ? 'Save and next' : 'Submit';
     els.submitButton.append(h('kbd', {}, 'Enter'));
+  }
+
+  /** The login ended while reading: say so, with a way back that keeps this page (and its unsaved scores). */
+  function showLoginExpired() {
+    if (els.message.textContent.startsWith(LOGIN_EXPIRED)) return;
+    const next = encodeURIComponent(root.dataset.worklistUrl || '/reading/');
+    els.message.replaceChildren(
+      LOGIN_EXPIRED,
+      h('a', { href: `/accounts/login/?next=${next}`, target: '_blank', rel: 'noopener', class: 'rs-link' },
+        'Log in again'),
+      ' in a new tab: your scores are kept here and saved as soon as you are back.',
+    );
+  }
+
+  function hideLoginExpired() {
+    if (els.message.textContent.startsWith(LOGIN_EXPIRED)) els.message.textContent = '';
   }
 
   function showSaveStatus(status) {

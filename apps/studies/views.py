@@ -22,8 +22,8 @@ BUNDLE_CSS = "reader/reading.css"
 NO_STORE = "private, no-store"
 
 
-def reader_only(view):
-    """Logged-in readers only; everything reader-facing is private and never cached."""
+def _readers_only(view):
+    """Readers only; everything reader-facing is private and never cached."""
 
     @wraps(view)
     def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
@@ -36,7 +36,29 @@ def reader_only(view):
         response["Cache-Control"] = NO_STORE
         return response
 
-    return login_required(wrapped)
+    return wrapped
+
+
+def reader_only(view):
+    """Reader pages: a caller who is not logged in is sent to the login page."""
+    return login_required(_readers_only(view))
+
+
+def reader_resource(view):
+    """Reader images: a caller who is not logged in (the login ended) gets 401, not a login page that the viewer
+    would try to decode as DICOM."""
+    checked = _readers_only(view)
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if not request.user.is_authenticated:
+            response = HttpResponse("Log in again to see images.", status=401, content_type="text/plain")
+            response["WWW-Authenticate"] = 'Session realm="reading"'
+            response["Cache-Control"] = NO_STORE
+            return response
+        return checked(request, *args, **kwargs)
+
+    return wrapped
 
 
 def _static_exists(path: str) -> bool:
@@ -68,7 +90,7 @@ def task_page(request: HttpRequest, task_token: str) -> HttpResponse:
 
 
 @require_GET
-@reader_only
+@reader_resource
 def image(request: HttpRequest, image_token: str, slice_index: int) -> HttpResponse:
     """One blinded slice. Headers are the same for every image of the same size: no file name, ETag or dates."""
     data = images.blinded_slice(request.user, image_token, slice_index)

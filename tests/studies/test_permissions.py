@@ -94,11 +94,13 @@ def test_a_coordinator_sees_only_their_own_sites_cases(client, world):
 
 
 def test_anonymous_is_redirected_or_gets_401(client, world):
+    """Pages send to the login page; the API and images answer 401 (an image viewer cannot show a login page)."""
     task = world.study.tasks.first()
     for method, url in reader_urls(task):
         response = call(client, method, url)
-        if url.startswith("/api/"):
+        if url.startswith(("/api/", "/reading/img/")):
             assert response.status_code == 401, url
+            assert response["Cache-Control"] == "private, no-store" or url.startswith("/api/"), url
         else:
             assert response.status_code == 302 and "/accounts/login/" in response["Location"], url
     assert client.get("/reading/").status_code == 302

@@ -99,6 +99,24 @@ ROI_COLUMNS = {
     "radius_cols": "float",
     "updated_at": "time",
 }
+SCORE_AUDIT_COLUMNS = {
+    "study_id": "int",
+    "reader": "text",
+    "reader_site": "text",
+    "task_position": "int",
+    "case_id": "text",
+    "patient_id": "text",
+    "site": "text",
+    "sequence": "text",
+    "version": "text",
+    "panel": "text",
+    "item": "text",
+    "calibration": "bool",
+    "old_score": "int",
+    "new_score": "int",
+    "changed_at": "time",
+    "changed_by": "text",
+}
 ASSIGNMENT_TYPES = {"study": "int", "position": "int", "calibration": "bool"}
 
 
@@ -304,6 +322,58 @@ def roi_rows(study: ReaderStudy) -> Iterator[tuple]:
             )
 
 
+def score_audit_rows(study: ReaderStudy) -> Iterator[tuple]:
+    """Every change of every score, oldest first within each score: the first setting (old score NA), then each
+    revision, with who made it. For monitors and for studies that analyse revisions."""
+    changes = (
+        ScoreAudit.objects.filter(score__task__study=study)
+        .order_by("score__task__reader__pseudonym", "score__task__reader__username", "score__task__position",
+                  "score__panel", "score__item__order", "changed_at", "pk")
+        .values_list(
+            "score__task__reader__pseudonym",
+            "score__task__reader__username",
+            "score__task__reader__institution__pseudonym",
+            "score__task__position",
+            "score__task__case__code",
+            "score__task__case__institution__pseudonym",
+            "score__task__sequence",
+            "score__task__version",
+            "score__task__left_version",
+            "score__task__right_version",
+            "score__panel",
+            "score__item__key",
+            "score__task__calibration",
+            "old_value",
+            "new_value",
+            "changed_at",
+            "changed_by__pseudonym",
+            "changed_by__username",
+        )
+    )
+    for (pseudonym, username, reader_site, position, case, site, sequence, version, left, right, panel, *rest) in (
+        changes.iterator(chunk_size=CHUNK)
+    ):
+        item, calibration, old, new, changed_at, by_pseudonym, by_username = rest
+        yield (
+            study.pk,
+            reader_label(pseudonym, username),
+            reader_site,
+            position,
+            case,
+            case,
+            site,
+            sequence,
+            _version(version, left, right, panel),
+            panel,
+            item,
+            calibration,
+            old,
+            new,
+            changed_at,
+            reader_label(by_pseudonym or "", by_username or "") or None,
+        )
+
+
 def assignment_table(study: ReaderStudy) -> Iterator[tuple]:
     for row in assignment_rows(study):
         yield tuple(row[c] for c in ASSIGNMENT_COLUMNS)
@@ -331,6 +401,10 @@ CSV_EXPORTS: dict[str, CsvExport] = {
     ExportKind.PATIENTS: CsvExport("patients.csv", lambda s: PATIENT_COLUMNS, patient_rows, lambda s: s.cases.count()),
     ExportKind.ROIS: CsvExport(
         "rois.csv", lambda s: ROI_COLUMNS, roi_rows, lambda s: 2 * RoiMeasurement.objects.filter(study=s).count()
+    ),
+    ExportKind.SCORE_AUDIT: CsvExport(
+        "score_audit.csv", lambda s: SCORE_AUDIT_COLUMNS, score_audit_rows,
+        lambda s: ScoreAudit.objects.filter(score__task__study=s).count(),
     ),
 }
 

@@ -13,6 +13,7 @@ class ExportKind(models.TextChoices):
     ASSIGNMENT = "assignment", "Assignment and randomisation"
     PATIENTS = "patients", "Patient characteristics"
     ROIS = "rois", "ROI measurements"
+    SCORE_AUDIT = "score_audit", "Score changes (audit trail)"
     REPORT = "report", "Analysis report (PDF)"
 
 

@@ -11,11 +11,12 @@ from django.core.files.storage import default_storage
 from django.core.management import CommandError, call_command
 
 from apps.analysis import exports, services
-from apps.analysis.exports import LONG_COLUMNS, PATIENT_COLUMNS, format_cell, safe_text
+from apps.analysis.exports import LONG_COLUMNS, PATIENT_COLUMNS, SCORE_AUDIT_COLUMNS, format_cell, safe_text
 from apps.analysis.models import ExportJob, ExportKind
 from apps.analysis.stats.validation import SCORE_COLUMNS
 from apps.imaging.models import JobStatus
-from apps.studies.models import Score, TaskStatus
+from apps.studies.models import ReadingTask, Score, ScoreAudit, TaskStatus
+from apps.studies.services import reading
 from tests.analysis.world import build_world, read
 from tests.factories import AdminFactory, ReaderStudyFactory
 from worker.exports import build_export
@@ -62,6 +63,37 @@ def test_long_export_has_one_row_per_score_with_the_unblinded_version(admin_clie
     assert frame["calibration"].dtype == bool
     assert frame["created_at"].str.endswith("Z").all()
     assert "Hospital" not in download(admin_client, world.study, "long")  # site names never, pseudonyms only
+
+
+def test_score_audit_export_has_every_change_with_old_and_new_scores(admin_client, world) -> None:
+    read(world)
+    reader = world.readers[0]
+    task = ReadingTask.objects.filter(study=world.study, reader=reader, status=TaskStatus.SUBMITTED).first()
+    item = world.study.items.get(key="noise")
+    panel = reading.panels_of(task)[0]
+    before = Score.objects.get(task=task, panel=panel, item=item).value
+    revised = 1 if before != 1 else 5
+    reading.autosave(reader, task, panel, {"noise": revised})
+
+    frame = as_frame(download(admin_client, world.study, "score_audit"))
+    assert list(frame.columns) == list(SCORE_AUDIT_COLUMNS)
+    assert len(frame) == ScoreAudit.objects.filter(score__task__study=world.study).count()
+    assert frame["old_score"].isna().sum() == Score.objects.filter(task__study=world.study).count(), (
+        "each score's first setting has no old score")
+    rows = frame[(frame["reader"] == reader.pseudonym) & (frame["task_position"] == task.position)
+                 & (frame["panel"] == panel) & (frame["item"] == "noise")]
+    assert rows["old_score"].isna().tolist() == [True, False]
+    assert rows["new_score"].tolist() == [before, revised] and rows["old_score"].iloc[1] == before
+    assert rows["changed_by"].tolist() == [reader.pseudonym] * 2
+    assert rows["version"].iloc[0] == task.version and rows["site"].iloc[0] == task.case.institution.pseudonym
+    assert frame["changed_at"].str.endswith("Z").all()
+    assert "Hospital" not in download(admin_client, world.study, "score_audit")
+
+
+def test_only_admins_download_the_score_audit(client, world) -> None:
+    read(world)
+    client.force_login(world.readers[0])
+    assert client.get(f"/analysis/studies/{world.study.pk}/exports/score_audit.csv").status_code in (302, 403, 404)
 
 
 def test_long_export_feeds_run_analysis(admin_client, world) -> None:

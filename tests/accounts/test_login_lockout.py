@@ -35,6 +35,7 @@ def test_a_reader_is_locked_out_after_the_limit_and_then_even_the_right_password
         assert response.status_code == 200 and "did not match" in response.content.decode()
     locked = log_in(client, reader.username, "wrong")
     assert locked.status_code == 429 and "Too many failed logins" in locked.content.decode()
+    assert "locked for 15 minutes" in " ".join(locked.content.decode().split())
     response = log_in(client, reader.username, PASSWORD)
     assert response.status_code == 429
     assert "_auth_user_id" not in client.session

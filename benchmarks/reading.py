@@ -109,7 +109,7 @@ def build_demo(readers: int, tasks_per_reader: int) -> dict:
 
     call_command("migrate", verbosity=0)
     from django.conf import settings
-    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, load_backend
     from django.contrib.sessions.backends.db import SessionStore
 
     from apps.accounts.services import create_member
@@ -153,10 +153,13 @@ def build_demo(readers: int, tasks_per_reader: int) -> dict:
     for index, body in enumerate(baseline):
         (static_dir / f"{index}.dcm").write_bytes(body)
 
+    # The backend that logs people in (the first one, django-axes', only refuses locked-out logins).
+    login_backend = next(p for p in settings.AUTHENTICATION_BACKENDS if hasattr(load_backend(p), "get_user"))
+
     def session_for(user) -> str:
         store = SessionStore()
         store[SESSION_KEY] = str(user.pk)
-        store[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
+        store[BACKEND_SESSION_KEY] = login_backend
         store[HASH_SESSION_KEY] = user.get_session_auth_hash()
         store.create()
         return store.session_key

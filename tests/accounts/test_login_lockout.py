@@ -103,6 +103,16 @@ def test_http_basic_on_the_api_is_guarded_too(client, limit):
     assert stow.status_code == 429, "DICOMweb senders are told too"
 
 
+@pytest.mark.parametrize("header", [
+    "Basic !!!not-base64!!!", "Basic " + base64.b64encode(b"no-colon").decode(), "Basic", "Basic a b",
+    "Basic " + base64.b64encode(b"\xff\xfe:\x00").decode(), "Basic " + base64.b64encode(b"x" * 20000 + b":y").decode(),
+])
+def test_malformed_basic_credentials_are_refused_cleanly(client, header):
+    response = client.get(reverse("case-list"), HTTP_AUTHORIZATION=header)
+    assert response.status_code in (401, 403)
+    assert "detail" in response.json()
+
+
 def test_an_admin_unlocks_a_locked_reader(client, limit):
     reader = ReaderFactory()
     for _ in range(limit):

@@ -71,6 +71,18 @@ def test_behind_the_proxy_the_address_is_the_hop_the_proxy_appended(client, sett
     assert log_in(colleague, reader.username, PASSWORD).status_code == 302, "another address is not locked"
 
 
+@pytest.mark.parametrize("forwarded", ["not-an-address", "", "1.2.3.4, <script>", "999.1.1.1"])
+def test_a_forwarded_header_that_is_no_address_falls_back_to_the_connection(client, settings, limit, forwarded):
+    """Someone reaching the application past the proxy cannot write garbage into the login records."""
+    settings.BEHIND_PROXY = True
+    reader = ReaderFactory()
+    attacker = Client(HTTP_X_FORWARDED_FOR=forwarded, REMOTE_ADDR="203.0.113.9")
+    for _ in range(limit):
+        assert log_in(attacker, reader.username, "wrong").status_code in (200, 429)
+    assert AccessAttempt.objects.get(username=reader.username).ip_address == "203.0.113.9"
+    assert log_in(attacker, reader.username, PASSWORD).status_code == 429
+
+
 def test_a_success_before_the_limit_clears_the_count(client, limit):
     reader = ReaderFactory()
     for _ in range(limit - 1):
@@ -111,6 +123,12 @@ def test_malformed_basic_credentials_are_refused_cleanly(client, header):
     response = client.get(reverse("case-list"), HTTP_AUTHORIZATION=header)
     assert response.status_code in (401, 403)
     assert "detail" in response.json()
+
+
+def test_an_oversized_username_on_the_login_page_is_a_form_error(client):
+    response = log_in(client, "x" * 20000, "y")
+    assert response.status_code == 200 and "_auth_user_id" not in client.session
+    assert AccessAttempt.objects.get().username == "x" * 150
 
 
 def test_an_admin_unlocks_a_locked_reader(client, limit):

@@ -23,13 +23,21 @@ from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 
 from apps.analysis.stats import AnalysisResult
+from apps.analysis.stats.snr import MIN_NOISE_PIXELS, PAPER_MEASURES
 from apps.studies.models import DEFAULT_ITEMS
 
 VERSION_LABELS = {"conventional": "Conventional", "dl": "DL-enhanced"}
 VERSION_COLOURS = {"conventional": "#9aa5b1", "dl": "#2f6fde"}
 # The paper's short sequence names, which fit under a bar.
 SEQUENCE_LABELS = {"T2W": "T2W", "FLAIR": "T2 FLAIR", "T1W_POST": "Postcontrast T1W"}
-MEASURE_LABELS = {"snr1": "SNR₁", "snr2": "SNR₂", "cnr": "CNR"}
+MEASURE_LABELS = {
+    "snr1": "SNR₁",
+    "snr2": "SNR₂",
+    "cnr": "CNR",
+    "snr1_tissue": "SNR₁, tissue SD",
+    "snr2_tissue": "SNR₂, tissue SD",
+    "cnr_tissue": "CNR, tissue SD",
+}
 SOFTWARE = ("numpy", "scipy", "pandas", "matplotlib", "django", "torch", "pydicom")
 # Rows of the agreement table per PDF page, so that a page stays legible.
 PDF_ROWS_PER_PAGE = 28
@@ -188,8 +196,18 @@ def by_sequence_table(
     return ReportTable(key, caption, columns, rows, spans=spans, footnote=footnote)
 
 
+def snr_cell(r: pd.Series, version: str) -> str:
+    """Mean (95 % CI) of the estimable values, "n.e." when none was, and how many were left out."""
+    skipped = int(r[f"n_not_estimable_{version}"])
+    if r[f"n_{version}"] == 0 and skipped:
+        return "n.e."
+    text = fmt_ci(r[f"mean_{version}"], r[f"ci_low_{version}"], r[f"ci_high_{version}"], 1)
+    return f"{text} [{skipped} n.e.]" if skipped else text
+
+
 def table2(result: AnalysisResult, meta: ReportMeta) -> ReportTable | None:
-    """SNR₁, SNR₂ and CNR per sequence and version with 95 % CI and the paired t-test, like Table 2."""
+    """The paper's SNR₁, SNR₂ and CNR, then the same with tissue SD as noise, per sequence and version with 95 % CI
+    and the paired t-test, like Table 2; non-estimable values are left out and counted in the cells."""
     snr = result.snr
     if snr is None or snr.empty:
         return None
@@ -199,15 +217,20 @@ def table2(result: AnalysisResult, meta: ReportMeta) -> ReportTable | None:
         if (sequence, measure) not in indexed.index:
             return ["NA", "NA", "NA"]
         r = indexed.loc[(sequence, measure)]
-        return [
-            fmt_ci(r["mean_conventional"], r["ci_low_conventional"], r["ci_high_conventional"], 1),
-            fmt_ci(r["mean_dl"], r["ci_low_dl"], r["ci_high_dl"], 1),
-            fmt_p(r["p_paired_t"]),
-        ]
+        return [snr_cell(r, "conventional"), snr_cell(r, "dl"), fmt_p(r["p_paired_t"])]
 
     wilcoxon = "; ".join(
         f"{meta.sequence(r.sequence)} {MEASURE_LABELS.get(r.measure, r.measure)} {fmt_p(r.p_wilcoxon)}"
         for r in snr.itertuples()
+    )
+    totals = snr.groupby("measure", sort=False)[
+        ["n_conventional", "n_dl", "n_not_estimable_conventional", "n_not_estimable_dl"]
+    ].sum()
+    skipped = "; ".join(
+        f"{MEASURE_LABELS.get(m, m)} {r.n_not_estimable_conventional + r.n_not_estimable_dl} of "
+        f"{r.n_conventional + r.n_dl + r.n_not_estimable_conventional + r.n_not_estimable_dl}"
+        for m, r in totals.iterrows()
+        if r.n_not_estimable_conventional + r.n_not_estimable_dl
     )
     return by_sequence_table(
         "table2",
@@ -219,9 +242,14 @@ def table2(result: AnalysisResult, meta: ReportMeta) -> ReportTable | None:
         cell,
         meta,
         "Mean with 95 % confidence interval. SNR₁ or SNR₂ = mean signal in S₁ or S₂ / SD of the background; "
-        "CNR = |S₁ − S₂| / SD of the background; ROI statistics from stored pixel values in the original "
-        "intensity scale. P: paired t-test over images measured in both versions. Wilcoxon signed-rank P: "
-        f"{wilcoxon}.",
+        "CNR = |S₁ − S₂| / SD of the background (the paper's definitions: they reward a denoiser for flattening "
+        "the background). Tissue SD: SNR₁ or SNR₂ = mean / SD within the same ROI S₁ or S₂; CNR = |S₁ − S₂| / SD "
+        "pooled over S₁ and S₂ (noise measured where the diagnosis is; tissue texture adds to it in both versions). "
+        f"n.e. = not estimable: the noise SD was 0 (to 10⁻⁶ of the signal) or came from fewer than "
+        f"{MIN_NOISE_PIXELS} pixels; such images are left out of the mean, CI and tests, and [k n.e.] says how "
+        f"many. Images left out, of all measured: {skipped or 'none'}. ROI statistics from stored pixel values in "
+        "the original intensity scale. P: paired t-test over images estimable in both versions. Wilcoxon "
+        f"signed-rank P: {wilcoxon}.",
     )
 
 
@@ -329,8 +357,13 @@ def build_tables(result: AnalysisResult, meta: ReportMeta) -> list[ReportTable]:
     return [t for t in tables if t is not None]
 
 
-def _bar_panel(ax, sequences: list[str], values: dict, meta: ReportMeta, title: str, ylabel: str) -> None:
-    """Grouped bars per sequence (conventional, DL) with 95 % CI error bars; values[(seq, version)] = (m, lo, hi)."""
+def _bar_panel(
+    ax, sequences: list[str], values: dict, meta: ReportMeta, title: str, ylabel: str, missing: set[tuple[str, str]]
+) -> None:
+    """Grouped bars per sequence (conventional, DL) with 95 % CI error bars; values[(seq, version)] = (m, lo, hi).
+
+    A bar in `missing` (not estimable) is marked "n.e." so that its absence is not read as zero.
+    """
     width = 0.38
     for offset, version in ((-width / 2, "conventional"), (width / 2, "dl")):
         xs, heights, errs = [], [], [[], []]
@@ -340,34 +373,43 @@ def _bar_panel(ax, sequences: list[str], values: dict, meta: ReportMeta, title: 
             heights.append(mean)
             errs[0].append(0 if math.isnan(low) else mean - low)
             errs[1].append(0 if math.isnan(high) else high - mean)
+            if (sequence, version) in missing:
+                ax.text(i + offset, 0, "n.e.", ha="center", va="bottom", fontsize=8)
         ax.bar(xs, heights, width, yerr=errs, capsize=3, color=VERSION_COLOURS[version], label=VERSION_LABELS[version])
     ax.set_xticks(range(len(sequences)), [meta.sequence(s) for s in sequences], fontsize=8)
+    ax.set_xlim(-0.6, len(sequences) - 0.4)  # room for both bars of a group even where one has no value
     ax.set_title(title, fontsize=10, loc="left")
     ax.set_ylabel(ylabel, fontsize=8)
     ax.tick_params(axis="y", labelsize=8)
 
 
 def figure1(result: AnalysisResult, meta: ReportMeta) -> Figure:
-    """Fig. 1: SNR₁, SNR₂, CNR (when ROIs were measured) and overall image quality, mean with 95 % CI."""
+    """Fig. 1: the paper's SNR₁, SNR₂, CNR (when ROIs were measured) and overall image quality, mean with 95 % CI;
+    a version whose ratios were all not estimable is marked "n.e."."""
     means = result.means
     item = "overall_quality" if "overall_quality" in set(means["item"]) else ordered_unique(means["item"])[0]
     panels = []
     if result.snr is not None and not result.snr.empty:
         snr = result.snr
-        for measure in ordered_unique(snr["measure"]):
+        for measure in PAPER_MEASURES:
             block = snr[snr["measure"] == measure]
-            values = {}
+            values, missing = {}, set()
             for r in block.itertuples():
                 values[(r.sequence, "conventional")] = (r.mean_conventional, r.ci_low_conventional, r.ci_high_conventional)
                 values[(r.sequence, "dl")] = (r.mean_dl, r.ci_low_dl, r.ci_high_dl)
-            panels.append((ordered_unique(block["sequence"]), values, MEASURE_LABELS.get(measure, measure), "ratio"))
+                for version in ("conventional", "dl"):
+                    if getattr(r, f"n_{version}") == 0 and getattr(r, f"n_not_estimable_{version}"):
+                        missing.add((r.sequence, version))
+            panels.append(
+                (ordered_unique(block["sequence"]), values, MEASURE_LABELS.get(measure, measure), "ratio", missing)
+            )
     block = means[means["item"] == item]
     values = {(r.sequence, r.version): (r.mean, r.ci_low, r.ci_high) for r in block.itertuples()}
-    panels.append((ordered_unique(block["sequence"]), values, meta.item(item), "mean score (1–5)"))
+    panels.append((ordered_unique(block["sequence"]), values, meta.item(item), "mean score (1–5)", set()))
     fig = Figure(figsize=(max(3.4 * len(panels), 5.0), 3.4), layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    for letter, ax, (sequences, vals, title, ylabel) in zip("ABCD", axes, panels, strict=False):
-        _bar_panel(ax, sequences, vals, meta, f"{letter}  {title}", ylabel)
+    for letter, ax, (sequences, vals, title, ylabel, missing) in zip("ABCD", axes, panels, strict=False):
+        _bar_panel(ax, sequences, vals, meta, f"{letter}  {title}", ylabel, missing)
     axes[-1].set_ylim(1, 5.3)
     axes[0].legend(fontsize=7, loc="upper left")
     return fig
@@ -435,8 +477,11 @@ def methods_text(result: AnalysisResult, meta: ReportMeta) -> list[str]:
         text.append(
             "SNR and CNR were computed from elliptical ROIs (S₁, S₂ and background) drawn once and applied at "
             "identical pixel coordinates to both versions; ROI statistics come from the stored pixel values in "
-            "the original intensity scale. Versions were compared with the paired t-test and the Wilcoxon "
-            "signed-rank test."
+            "the original intensity scale. Besides the paper's definitions (noise = SD of the background), SNR "
+            "and CNR were computed with the SD within the tissue ROIs as noise, which a denoiser cannot inflate by "
+            "flattening the background. A ratio whose noise SD was 0 or came from fewer than "
+            f"{MIN_NOISE_PIXELS} pixels was not estimable and left out. Versions were compared with the paired "
+            "t-test and the Wilcoxon signed-rank test."
         )
     text.append("No adjustment for multiple testing was made. " f"Software: {software}.")
     return text
@@ -457,10 +502,18 @@ def report_context(result: AnalysisResult, meta: ReportMeta) -> dict:
             "scores": int(result.means["n"].sum()),
             "readers": len(readers),
             "patients": None if result.table1_summary is None else _patient_count(result.table1_summary),
-            "images with ROIs": None if result.snr is None else int(max(result.snr["n_paired"], default=0)),
+            "images with ROIs": None if result.snr is None else _images_measured(result.snr),
         },
         "timings": result.timings,
     }
+
+
+def _images_measured(snr: pd.DataFrame) -> int:
+    """Images with all three ROIs in the version measured more often, estimable or not (cf. "n_paired")."""
+    if snr.empty:
+        return 0
+    per_version = [snr[f"n_{v}"] + snr[f"n_not_estimable_{v}"] for v in ("conventional", "dl")]
+    return int(max(counts.groupby(snr["sequence"]).max().sum() for counts in per_version))
 
 
 def _patient_count(summary: pd.DataFrame) -> int:
@@ -508,7 +561,8 @@ def _table_pages(pdf: PdfPages, table: ReportTable) -> None:
             elif rows and rows[row - 1].section:
                 cell.set_text_props(weight="bold")
         if table.footnote:
-            fig.text(0.04, 0.08, textwrap.fill(table.footnote, 170), fontsize=7, va="top")
+            # Anchored at the bottom so that a long footnote (Table 2's) grows upwards into the free space.
+            fig.text(0.04, 0.03, textwrap.fill(table.footnote, 170), fontsize=7, va="bottom")
         pdf.savefig(fig)
 
 

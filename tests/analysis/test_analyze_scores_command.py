@@ -53,6 +53,25 @@ def test_small_study_with_patients_and_rois(small_files: dict[str, Path], tmp_pa
     assert "Table 1." in html and "Table 2." in html
 
 
+def test_a_flat_background_is_not_estimable_not_an_error(small_files: dict[str, Path], tmp_path: Path) -> None:
+    """A DL background with SD 0 (a denoiser's flat air) leaves the paper's ratios out, counted, never inf."""
+    rois = pd.read_csv(small_files["rois"])
+    flat = (rois["roi"] == "background") & (rois["version"] == "dl") & (rois["sequence"] == "T2W")
+    rois.loc[flat[flat].index[:2], "sd"] = 0.0
+    rois.to_csv(small_files["rois"], index=False)
+    out = analyze(tmp_path, **small_files)
+    text = (out / "snr.csv").read_text(encoding="utf-8")
+    assert "inf" not in text.lower()
+    snr = pd.read_csv(out / "snr.csv").set_index(["sequence", "measure"])
+    images = int(flat.sum())
+    for measure in ("snr1", "snr2", "cnr"):
+        assert snr.loc[("T2W", measure), "n_not_estimable_dl"] == 2
+        assert snr.loc[("T2W", measure), "n_dl"] == images - 2
+        assert snr.loc[("FLAIR", measure), "n_not_estimable_dl"] == 0
+    assert snr.loc[("T2W", "snr1_tissue"), "n_dl"] == images
+    assert "[2 n.e.]" in (out / "report.html").read_text(encoding="utf-8")
+
+
 def test_long_export_drops_calibration_and_unsubmitted(small_files: dict[str, Path], tmp_path: Path) -> None:
     scores = pd.read_csv(small_files["scores"])
     scores["calibration"] = "FALSE"

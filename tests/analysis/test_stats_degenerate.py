@@ -268,6 +268,18 @@ def test_snr_with_one_version_only() -> None:
     assert snr["ci_low_dl"].notna().all()
 
 
+def test_a_zero_sd_is_data_and_a_negative_sd_is_refused() -> None:
+    rois = _rois(["C0", "C1"])
+    rois.loc[rois["roi"] == "background", "sd"] = 0.0
+    snr = run_analysis(_scores(n_cases=2), rois_df=rois).snr.set_index("measure")
+    assert (snr.loc[["snr1", "snr2", "cnr"], ["n_not_estimable_conventional", "n_not_estimable_dl"]] == 2).all().all()
+    assert snr.loc[["snr1", "snr2", "cnr"], ["mean_conventional", "mean_dl", "p_paired_t"]].isna().all().all()
+    assert (snr.loc["snr1_tissue", ["n_conventional", "n_dl"]] == 2).all()
+    rois.loc[0, "sd"] = -1.0
+    with pytest.raises(ValueError, match="sd must not be negative"):
+        run_analysis(_scores(n_cases=2), rois_df=rois)
+
+
 def test_snr_without_a_complete_image_is_an_empty_table() -> None:
     rois = _rois(["C0"])
     snr = run_analysis(_scores(n_cases=1, sites="A"), rois_df=rois[rois["roi"] != "background"]).snr

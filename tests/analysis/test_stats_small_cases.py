@@ -19,7 +19,7 @@ from apps.analysis.stats.agreement import (
 )
 from apps.analysis.stats.clmm import fit_clm_start, fit_clmm
 from apps.analysis.stats.descriptive import mean_ci
-from apps.analysis.stats.snr import snr_cnr, snr_table
+from apps.analysis.stats.snr import MIN_NOISE_PIXELS, image_measures, pooled_sd, ratio, snr_table
 
 # Two raters, three categories: (1,1) (1,2) (2,2) (3,3).
 RATER_A = np.array([1, 1, 2, 3])
@@ -123,11 +123,37 @@ def test_mean_ci_of_single_value_has_no_interval() -> None:
     assert math.isnan(low) and math.isnan(high)
 
 
-def test_snr_cnr_by_hand() -> None:
-    assert snr_cnr(300.0, 200.0, 10.0) == (30.0, 20.0, 10.0)
-    assert snr_cnr(200.0, 300.0, 20.0) == (10.0, 15.0, 5.0)
-    with pytest.raises(ValueError, match="background SD"):
-        snr_cnr(1.0, 1.0, 0.0)
+def test_ratio_by_hand_and_not_estimable_noise() -> None:
+    assert ratio(300.0, 10.0) == 30.0
+    assert ratio(0.0, 5.0) == 0.0
+    assert ratio(300.0, 10.0, MIN_NOISE_PIXELS) == 30.0
+    for sd, pixels in ((0.0, 50), (300e-7, 50), (-1.0, 50), (10.0, MIN_NOISE_PIXELS - 1), (math.nan, 50)):
+        value = ratio(300.0, sd, pixels)
+        assert math.isnan(value), (sd, pixels)
+    assert not np.isinf(ratio(np.array([1.0, 0.0]), np.array([0.0, 0.0]))).any()
+
+
+def test_pooled_sd_by_hand() -> None:
+    # (9 * 3^2 + 29 * 4^2) / 38 = 545 / 38
+    assert pooled_sd(3.0, 10, 4.0, 30) == pytest.approx(math.sqrt(545 / 38))
+    assert pooled_sd(3.0, math.nan, 4.0, 30) == pytest.approx(math.sqrt(12.5))
+
+
+def test_image_measures_by_hand() -> None:
+    rows = [
+        ("c1", "T2W", "dl", "S1", 400.0, 8.0, 20),
+        ("c1", "T2W", "dl", "S2", 300.0, 6.0, 30),
+        ("c1", "T2W", "dl", "background", 3.0, 0.0, 25),
+    ]
+    rois = pd.DataFrame(rows, columns=["case_id", "sequence", "version", "roi", "mean", "sd", "pixel_count"])
+    image = image_measures(rois).iloc[0]
+    assert image[["snr1", "snr2", "cnr"]].isna().all()
+    assert (image["snr1_tissue"], image["snr2_tissue"]) == (50.0, 50.0)
+    assert image["cnr_tissue"] == pytest.approx(100 / math.sqrt((19 * 64 + 29 * 36) / 48))
+    flat_s2 = rois.assign(sd=[8.0, 0.0, 2.0])
+    image = image_measures(flat_s2).iloc[0]
+    assert (image["snr1"], image["snr2"], image["cnr"]) == (200.0, 150.0, 50.0)
+    assert image["snr1_tissue"] == 50.0 and math.isnan(image["snr2_tissue"]) and math.isnan(image["cnr_tissue"])
 
 
 def _roi_rows(case: str, version: str, s1: float, s2: float, bg_sd: float) -> list[tuple]:
@@ -156,6 +182,29 @@ def test_snr_table_by_hand() -> None:
     # paired differences of SNR1: 30 and 60 -> t = 45 / (21.2132 / sqrt 2) = 3, df 1
     assert table.loc["snr1", "p_paired_t"] == pytest.approx(0.2048327646991335)
     assert table.loc["snr1", "n_paired"] == 2
+    assert (table[["n_not_estimable_conventional", "n_not_estimable_dl"]] == 0).all().all()
+    assert table.loc["snr1_tissue", "mean_dl"] == pytest.approx(70.0)  # 300 / 5 and 400 / 5
+
+
+def test_snr_table_skips_and_counts_a_flat_background() -> None:
+    """A DL background of SD 0 makes the paper's ratios not estimable: left out of mean, CI and test, counted."""
+    rows = (
+        _roi_rows("c1", "conventional", 300, 200, 10)
+        + _roi_rows("c2", "conventional", 400, 200, 10)
+        + _roi_rows("c3", "conventional", 500, 200, 10)
+        + _roi_rows("c1", "dl", 300, 200, 5)
+        + _roi_rows("c2", "dl", 400, 200, 0)
+        + _roi_rows("c3", "dl", 500, 200, 4)
+    )
+    rois = pd.DataFrame(rows, columns=["case_id", "sequence", "version", "roi", "mean", "sd"])
+    table = snr_table(rois).set_index("measure")
+    for measure in ("snr1", "snr2", "cnr"):
+        assert table.loc[measure, "n_dl"] == 2 and table.loc[measure, "n_not_estimable_dl"] == 1
+        assert table.loc[measure, "n_conventional"] == 3 and table.loc[measure, "n_not_estimable_conventional"] == 0
+        assert table.loc[measure, "n_paired"] == 2
+    assert table.loc["snr1", "mean_dl"] == pytest.approx((60 + 125) / 2)
+    assert not np.isinf(table.select_dtypes("number").to_numpy(dtype=float)).any()
+    assert table.loc["snr1_tissue", "n_dl"] == 3 and table.loc["snr1_tissue", "n_not_estimable_dl"] == 0
 
 
 def _simulated_scores(seed: int, effect: float) -> pd.DataFrame:

@@ -9,6 +9,7 @@ import pandas as pd
 SCORE_COLUMNS = ("case_id", "patient_id", "site", "reader", "sequence", "version", "item", "score")
 PATIENT_COLUMNS = ("patient_id", "site", "age", "sex", "tumor_type", "who_grade")
 ROI_COLUMNS = ("case_id", "sequence", "version", "roi", "mean", "sd")
+ROI_LABELS = ("S1", "S2", "background")
 VERSIONS = ("conventional", "dl")
 SCORE_MIN, SCORE_MAX = 1, 5
 
@@ -67,19 +68,25 @@ def validate_patients(patients: pd.DataFrame) -> pd.DataFrame:
 
 
 def validate_rois(rois: pd.DataFrame) -> pd.DataFrame:
-    """Return a clean copy of the ROI measurement table or raise ValueError."""
+    """Return a clean copy of the ROI measurement table or raise ValueError.
+
+    An SD of 0 is valid data (a denoiser may flatten the air): the ratios it would divide are "not estimable".
+    ``pixel_count`` is optional; where given, it lets too small a noise ROI be recognised.
+    """
     require_columns(rois, ROI_COLUMNS, "rois")
-    df = rois.loc[:, list(ROI_COLUMNS)].copy()
+    columns = [*ROI_COLUMNS, "pixel_count"] if "pixel_count" in rois.columns else list(ROI_COLUMNS)
+    df = rois.loc[:, columns].copy()
     for col in ("mean", "sd"):
         df[col] = pd.to_numeric(df[col], errors="coerce")
         if df[col].isna().any():
             raise ValueError(f"rois: {col} must be a number in every row")
-    unknown = sorted(set(df["roi"]) - {"S1", "S2", "background"})
+    if (df["sd"] < 0).any():
+        raise ValueError("rois: sd must not be negative")
+    if "pixel_count" in df.columns:
+        df["pixel_count"] = pd.to_numeric(df["pixel_count"], errors="coerce")
+    unknown = sorted(set(df["roi"]) - set(ROI_LABELS))
     if unknown:
-        raise ValueError(f"rois: unknown roi label(s) {', '.join(unknown)}; expected S1, S2, background")
-    background = df[df["roi"] == "background"]
-    if (background["sd"] <= 0).any():
-        raise ValueError("rois: background SD must be positive")
+        raise ValueError(f"rois: unknown roi label(s) {', '.join(unknown)}; expected {', '.join(ROI_LABELS)}")
     if df.duplicated(["case_id", "sequence", "version", "roi"]).any():
         raise ValueError("rois: more than one measurement for the same case, sequence, version and roi")
     return df

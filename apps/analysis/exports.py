@@ -11,6 +11,7 @@ README.md ("Export columns"); the long export's names are those `run_analysis` r
 from __future__ import annotations
 
 import csv
+import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC
@@ -20,6 +21,7 @@ import pandas as pd
 from django.db.models import OuterRef, Subquery
 
 from apps.analysis.models import ExportKind, RoiMeasurement
+from apps.analysis.stats.snr import roi_ratios
 from apps.imaging.models import Version
 from apps.studies.models import ReaderStudy, ReadingMode, ReadingTask, Score, ScoreAudit, TaskStatus
 from apps.studies.services.definition import ASSIGNMENT_COLUMNS, assignment_rows
@@ -81,7 +83,7 @@ PATIENT_COLUMNS = {
     "codeletion_1p19q": "text",
     "calibration": "bool",
 }
-ROI_COLUMNS = {
+ROI_MEASURED_COLUMNS = {
     "study_id": "int",
     "case_id": "text",
     "site": "text",
@@ -98,6 +100,15 @@ ROI_COLUMNS = {
     "radius_rows": "float",
     "radius_cols": "float",
     "updated_at": "time",
+}
+# Derived from the measured columns by `roi_ratios`: NA where not applicable or not estimable.
+ROI_COLUMNS = {
+    **ROI_MEASURED_COLUMNS,
+    "snr": "float",
+    "snr_tissue": "float",
+    "cnr": "float",
+    "cnr_tissue": "float",
+    "not_estimable": "text",
 }
 SCORE_AUDIT_COLUMNS = {
     "study_id": "int",
@@ -295,31 +306,39 @@ def patient_rows(study: ReaderStudy) -> Iterator[tuple]:
 
 
 def roi_rows(study: ReaderStudy) -> Iterator[tuple]:
-    """Two rows per ROI: its statistics on the conventional image, then on the DL image."""
+    """Two rows per ROI: its statistics on the conventional image, then on the DL image, each with its SNRs and its
+    image's CNRs as the same reader measured that image (read whole: the ratios need the image's other ROIs)."""
     rois = RoiMeasurement.objects.filter(study=study).select_related("case__institution", "drawn_by")
-    for roi in rois.iterator(chunk_size=CHUNK):
+    measured = [
+        (
+            study.pk,
+            roi.case.code,
+            roi.case.institution.pseudonym,
+            roi.sequence,
+            str(version),
+            roi.label,
+            mean,
+            sd,
+            count,
+            reader_label(roi.drawn_by.pseudonym, roi.drawn_by.username),
+            roi.slice_index,
+            roi.center_row,
+            roi.center_col,
+            roi.radius_rows,
+            roi.radius_cols,
+            roi.updated_at,
+        )
+        for roi in rois.iterator(chunk_size=CHUNK)
         for version, mean, sd, count in (
             (Version.CONVENTIONAL, roi.conventional_mean, roi.conventional_sd, roi.conventional_pixels),
             (Version.DL, roi.dl_mean, roi.dl_sd, roi.dl_pixels),
-        ):
-            yield (
-                study.pk,
-                roi.case.code,
-                roi.case.institution.pseudonym,
-                roi.sequence,
-                str(version),
-                roi.label,
-                mean,
-                sd,
-                count,
-                reader_label(roi.drawn_by.pseudonym, roi.drawn_by.username),
-                roi.slice_index,
-                roi.center_row,
-                roi.center_col,
-                roi.radius_rows,
-                roi.radius_cols,
-                roi.updated_at,
-            )
+        )
+    ]
+    if not measured:
+        return
+    ratios = roi_ratios(pd.DataFrame(measured, columns=list(ROI_MEASURED_COLUMNS)))
+    for row, derived in zip(measured, ratios.itertuples(index=False, name=None), strict=True):
+        yield (*row, *(None if isinstance(v, float) and math.isnan(v) else v for v in derived))
 
 
 def score_audit_rows(study: ReaderStudy) -> Iterator[tuple]:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from worker.enhance.context import DEFAULT_FACTOR, check_factor
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("READERSTUDY_VAR_DIR", BASE_DIR / "var"))
 
@@ -268,3 +270,6 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 ENHANCE_DEVICE = os.environ.get("READERSTUDY_ENHANCE_DEVICE", "")
 # A study must be enhanced by one model throughout: pin the version here; empty means the newest shipped.
 ENHANCE_MODEL = os.environ.get("READERSTUDY_ENHANCE_MODEL", "")
+# Noise-reduction factor of every enhancement job made on upload (1 to 100); the default is the factor the model
+# is tuned for. 1 would make identity copies, which QA fails: ask for it per job, never as the deployment default.
+ENHANCE_FACTOR = check_factor(os.environ.get("READERSTUDY_ENHANCE_FACTOR", DEFAULT_FACTOR))

@@ -21,6 +21,8 @@ AUDITED: dict[str, dict[str, list[str]]] = {
         "fields": ["case", "sequence", "sequence_overridden", "version", "source", "counterpart", "status"],
     },
     "imaging.DicomNode": {"fields": ["ae_title", "institution", "allowed_host"]},
+    "imaging.EnhancementJob": {"fields": ["series", "noise_reduction_factor", "qa_flagged", "qa_accepted_by",
+                                          "qa_accepted_at"]},
     "studies.ReaderStudy": {
         "fields": ["title", "reader_label", "sequences", "mode", "readers_per_case", "cross_site", "min_distance",
                    "seed", "status"],

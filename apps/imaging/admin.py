@@ -67,13 +67,18 @@ class UploadBatchAdmin(SiteScoped):
 @admin.register(EnhancementJob)
 class EnhancementJobAdmin(SiteScoped):
     site_field = "series__case__institution"
-    list_display = ("id", "series", "status", "model_version", "device", "attempts", "flagged", "finished_at")
-    list_filter = ("status", "device")
-    readonly_fields = [*(f.name for f in EnhancementJob._meta.fields), "difference"]
+    list_display = ("id", "series", "status", "noise_reduction_factor", "model_version", "device", "attempts",
+                    "qa_flagged", "held", "finished_at")
+    list_filter = ("status", "device", "qa_flagged")
+    readonly_fields = [*(f.name for f in EnhancementJob._meta.fields), "qa_failures", "difference"]
 
-    @admin.display(boolean=True, description="Structured residual")
-    def flagged(self, job: EnhancementJob) -> bool | None:
-        return job.qa.get("flagged") if job.qa else None
+    @admin.display(boolean=True, description="Held from readers")
+    def held(self, job: EnhancementJob) -> bool:
+        return job.held_for_review
+
+    @admin.display(description="Why the residual check failed")
+    def qa_failures(self, job: EnhancementJob) -> str:
+        return " ".join(enhancement.qa_failures(job)) or "—"
 
     @admin.display(description="Difference image (conventional minus DL)")
     def difference(self, job: EnhancementJob) -> str:
@@ -81,13 +86,24 @@ class EnhancementJobAdmin(SiteScoped):
             return "—"
         url = reverse("enhancement-job-difference-image", args=[job.pk])
         return format_html('<img src="{}" alt="difference image" style="max-width: 384px">', url)
-    actions = ["retry"]
+    actions = ["retry", "accept"]
 
     @admin.action(description="Run enhancement again")
     def retry(self, request, queryset) -> None:
         for job in queryset:
             enhancement.retry_enhancement(job)
         messages.info(request, f"{queryset.count()} job(s) queued again.")
+
+    @admin.action(description="Accept for reading despite the failed residual check")
+    def accept(self, request, queryset) -> None:
+        accepted = 0
+        for job in queryset.select_related("series__case"):
+            try:
+                enhancement.accept_qa(job, request.user)
+                accepted += 1
+            except ValueError as exc:
+                messages.warning(request, f"Job {job.pk}: {exc}")
+        messages.info(request, f"{accepted} job(s) accepted for reading.")
 
 
 

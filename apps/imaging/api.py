@@ -116,3 +116,14 @@ class EnhancementJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Si
         job = self.get_object()
         enhancement.retry_enhancement(job)
         return Response(EnhancementJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses={200: EnhancementJobSerializer})
+    @action(detail=True, methods=["post"])
+    def accept(self, request, pk=None):
+        """Lets a pair whose residual check failed be read; records who accepted it and when."""
+        job = self.get_object()
+        try:
+            enhancement.accept_qa(job, request.user)
+        except ValueError as exc:
+            raise ValidationError({"detail": str(exc)}) from exc
+        return Response(EnhancementJobSerializer(job).data)

@@ -210,11 +210,24 @@ class EnhancementJob(models.Model):
     )
     status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
     model_version = models.CharField(max_length=64, blank=True)
-    noise_reduction_factor = models.FloatField(default=16.0)
+    noise_reduction_factor = models.FloatField(
+        help_text="Asked of the model; 1 is an identity copy. No default: every job says what it was run at."
+    )
     device = models.CharField(max_length=32, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     timings = models.JSONField(default=dict, blank=True)
     qa = models.JSONField(default=dict, blank=True, help_text="Residual statistics, conventional minus DL.")
+    qa_flagged = models.BooleanField(
+        default=False, help_text="The residual check failed: the DL series is not read until someone accepts it."
+    )
+    qa_accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    qa_accepted_at = models.DateTimeField(null=True, blank=True)
+    replaces = models.ForeignKey(
+        Series, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="An earlier DL series of the same input that this job re-makes in place (same UIDs).",
+    )
     difference_image = models.FileField(max_length=255, blank=True)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -226,6 +239,11 @@ class EnhancementJob(models.Model):
 
     def __str__(self) -> str:
         return f"Enhancement {self.pk} ({self.get_status_display()})"
+
+    @property
+    def held_for_review(self) -> bool:
+        """Its DL series is kept from readers: the residual check failed and nobody has accepted it yet."""
+        return self.qa_flagged and self.qa_accepted_at is None
 
 
 def validate_ae_title(value: str) -> None:

@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from apps.imaging.models import Case, EnhancementJob, Series, UploadBatch, UploadFileResult
+from apps.imaging.services import enhancement
 from apps.institutions.models import Institution
 
 
@@ -57,8 +58,18 @@ class CaseSerializer(serializers.ModelSerializer):
 
 
 class EnhancementJobSerializer(serializers.ModelSerializer):
+    qa_failures = serializers.SerializerMethodField(help_text="Why the residual check failed, in words.")
+    qa_accepted_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    held_for_review = serializers.BooleanField(
+        read_only=True, help_text="The DL series is not offered for reading until someone accepts it."
+    )
+
     class Meta:
         model = EnhancementJob
-        fields = ["id", "series", "output_series", "status", "model_version", "noise_reduction_factor", "device",
-                  "attempts", "timings", "qa", "error", "created_at", "started_at", "finished_at"]
+        fields = ["id", "series", "output_series", "replaces", "status", "model_version", "noise_reduction_factor",
+                  "device", "attempts", "timings", "qa", "qa_flagged", "qa_failures", "held_for_review",
+                  "qa_accepted_by", "qa_accepted_at", "error", "created_at", "started_at", "finished_at"]
         read_only_fields = fields
+
+    def get_qa_failures(self, job: EnhancementJob) -> list[str]:
+        return enhancement.qa_failures(job)

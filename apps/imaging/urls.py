@@ -12,4 +12,5 @@ urlpatterns = [
     path("cases/import/", views.case_metadata_import, name="case_metadata_import"),
     path("enhancement/", views.job_list, name="job_list"),
     path("enhancement/<int:pk>/retry/", views.job_retry, name="job_retry"),
+    path("enhancement/<int:pk>/accept/", views.job_accept, name="job_accept"),
 ]

@@ -105,9 +105,11 @@ def case_metadata_import(request: HttpRequest) -> HttpResponse:
 def job_list(request: HttpRequest) -> HttpResponse:
     """Enhancement jobs of the coordinator's site: status, device, timings and the residual safety check."""
     jobs = restrict_to_site(
-        EnhancementJob.objects.select_related("series__case"), request.user, "series__case__institution"
+        EnhancementJob.objects.select_related("series__case", "qa_accepted_by"), request.user,
+        "series__case__institution",
     )[:300]
-    return render(request, "imaging/enhancementjob_list.html", {"jobs": jobs})
+    rows = [(job, enhancement.qa_failures(job)) for job in jobs]
+    return render(request, "imaging/enhancementjob_list.html", {"rows": rows})
 
 
 @coordinator_or_admin
@@ -117,4 +119,20 @@ def job_retry(request: HttpRequest, pk: int) -> HttpResponse:
     job = get_object_or_404(jobs, pk=pk)
     enhancement.retry_enhancement(job)
     messages.info(request, f"Enhancement job {job.pk} was queued again.")
+    return redirect("imaging:job_list")
+
+
+@coordinator_or_admin
+@require_POST
+def job_accept(request: HttpRequest, pk: int) -> HttpResponse:
+    """A coordinator or admin looked at a flagged pair (difference image) and lets readers see it."""
+    jobs = restrict_to_site(EnhancementJob.objects.select_related("series__case"), request.user,
+                            "series__case__institution")
+    job = get_object_or_404(jobs, pk=pk)
+    try:
+        enhancement.accept_qa(job, request.user)
+    except ValueError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.info(request, f"Enhancement job {job.pk}: accepted for reading despite the residual check.")
     return redirect("imaging:job_list")

@@ -37,7 +37,8 @@ def image_pair(case, sequence: str, slices: int = 3, size: int = 16) -> tuple[Se
     conventional.counterpart, dl.counterpart = dl, conventional
     conventional.save(update_fields=["counterpart"])
     dl.save(update_fields=["counterpart"])
-    EnhancementJob.objects.create(series=conventional, output_series=dl, model_version=MODEL_NAME, status="done")
+    EnhancementJob.objects.create(series=conventional, output_series=dl, model_version=MODEL_NAME, status="done",
+                                  noise_reduction_factor=16.0, qa={"flagged": False, "failures": []})
     rng = np.random.default_rng(case.pk)
     for index in range(slices):
         clean = rng.integers(200, 3000, (size, size))

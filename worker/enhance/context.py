@@ -32,6 +32,9 @@ CONTEXT_FIELDS = (
 CONTEXT_DIM = len(CONTEXT_FIELDS)
 MIN_FACTOR = 1.0
 MAX_FACTOR = 100.0
+# The factor the shipped model is tuned for; here rather than in `inference` so that web processes can read it
+# (the deployment default, READERSTUDY_ENHANCE_FACTOR) without importing torch.
+DEFAULT_FACTOR = 16.0
 
 
 def check_factor(factor: float) -> float:

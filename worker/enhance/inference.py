@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from .context import CONTEXT_DIM, check_factor, context_from_params, params_from_dataset
+from .context import CONTEXT_DIM, DEFAULT_FACTOR, check_factor, context_from_params, params_from_dataset
 from .model import ContextUNet
 from .phantom import AcquisitionParams
 
@@ -24,7 +24,6 @@ logger = logging.getLogger(__name__)
 
 MODEL_VERSION = "ceunet-c16-v2"
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-DEFAULT_FACTOR = 16.0
 TILE_OVERLAP = 32
 DEFAULT_TILE = 768
 

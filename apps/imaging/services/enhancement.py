@@ -1,10 +1,16 @@
 """Enhancement jobs: one per conventional study series, run by the GPU worker, retryable and idempotent."""
 
 import logging
+from dataclasses import dataclass, field
 
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
+from apps.accounts.access import is_admin, is_coordinator
+from apps.accounts.models import User
 from apps.imaging.models import (
     EnhancementJob,
     JobStatus,
@@ -14,6 +20,8 @@ from apps.imaging.models import (
     SeriesStatus,
     Version,
 )
+from worker.enhance.context import check_factor
+from worker.enhance.qa import FAILURE_MESSAGES
 
 logger = logging.getLogger(__name__)
 
@@ -35,20 +43,25 @@ def enqueue(job: EnhancementJob) -> None:
     transaction.on_commit(lambda: enhance_series.delay(job_id=job.pk))
 
 
-def request_enhancement(series: Series, factor: float = 1.0) -> EnhancementJob | None:
-    """Creates and queues a job for a series that should have a DL version and has none yet."""
+def request_enhancement(series: Series, factor: float | None = None) -> EnhancementJob | None:
+    """Creates and queues a job for a series that should have a DL version and has none yet.
+
+    The job runs at the deployment's factor (READERSTUDY_ENHANCE_FACTOR) unless a caller asks for another; an
+    identity copy (factor 1) is only ever made when asked for, and QA fails it.
+    """
     if not needs_enhancement(series):
         return None
     job = series.enhancement_jobs.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).first()
     if job is None:
+        factor = settings.ENHANCE_FACTOR if factor is None else check_factor(factor)
         job = EnhancementJob.objects.create(series=series, noise_reduction_factor=factor)
         enqueue(job)
     return job
 
 
 def retry_enhancement(job: EnhancementJob) -> None:
-    """Queues a failed (or stuck) job again; a job that already produced its series is left alone."""
-    if job.status == JobStatus.DONE and job.output_series_id:
+    """Queues a failed (or stuck) job again; a finished job (its series made, or superseded) is left alone."""
+    if job.status == JobStatus.DONE:
         return
     job.status = JobStatus.QUEUED
     job.error = ""
@@ -104,3 +117,98 @@ def attach_vendor_series(conventional: Series, vendor: Series) -> Series:
         finished_at=timezone.now(),
     )
     return vendor
+
+
+def qa_failures(job: EnhancementJob) -> list[str]:
+    """Why the residual check failed, in words for coordinators (empty when it passed or has not run)."""
+    return [FAILURE_MESSAGES.get(code, code) for code in job.qa.get("failures", [])] if job.qa_flagged else []
+
+
+def held_dl_series() -> QuerySet[Series]:
+    """DL series whose residual check failed and that nobody has accepted: never offered for reading."""
+    return Series.objects.filter(produced_by__qa_flagged=True, produced_by__qa_accepted_at__isnull=True)
+
+
+def accept_qa(job: EnhancementJob, user: User) -> EnhancementJob:
+    """Lets a flagged pair be read: a coordinator of its site (or an admin) looked at it and says it is fine.
+
+    Who and when are kept on the job (and in the audit trail); PermissionDenied for anyone else.
+    """
+    own_site = is_coordinator(user) and user.institution_id == job.series.case.institution_id
+    if not (is_admin(user) or own_site):
+        raise PermissionDenied("Only a coordinator of the series' site or an admin can accept it.")
+    if not job.held_for_review or job.output_series_id is None:
+        raise ValueError("Only a finished job whose residual check failed and is not accepted yet can be accepted.")
+    job.qa_accepted_by, job.qa_accepted_at = user, timezone.now()
+    job.save(update_fields=["qa_accepted_by", "qa_accepted_at"])
+    logger.info("Enhancement job %s: flagged residual accepted by %s", job.pk, user.username)
+    return job
+
+
+def identity_jobs() -> QuerySet[EnhancementJob]:
+    """Finished jobs whose DL series is an identity copy of its input (run at factor 1), still in use."""
+    return EnhancementJob.objects.filter(
+        status=JobStatus.DONE, noise_reduction_factor=1.0, output_series__isnull=False,
+        output_series__source=SeriesSource.ENHANCED,
+    ).select_related("series__case", "output_series")
+
+
+def studies_reading(series: Series, lock: bool = False) -> list[str]:
+    """Titles of the studies in which a reader has opened or scored a task showing this series.
+
+    `lock` holds those tasks (inside the caller's transaction) so none is opened while the series changes.
+    """
+    from apps.studies.models import ReaderStudy, ReadingTask, TaskStatus  # no import cycle at start-up
+
+    showing = ReadingTask.objects.filter(panels__series=series)
+    if lock:
+        list(showing.select_for_update(of=("self",)).values_list("pk", flat=True))
+    seen = showing.exclude(status=TaskStatus.PENDING)
+    return sorted(ReaderStudy.objects.filter(pk__in=seen.values("study_id")).values_list("title", flat=True))
+
+
+class AlreadyRead(Exception):
+    """The DL series has been shown to readers: replacing it would change what their scores are about."""
+
+
+def remake(job: EnhancementJob) -> EnhancementJob:
+    """Queues a job that re-makes this job's DL series in place at the deployment factor.
+
+    In place: the series keeps its row and UIDs (they derive from the input), so reading tasks that show it and
+    are not opened yet show the new images. Refused (AlreadyRead) once any reader opened such a task; the worker
+    checks again before it replaces anything. Queuing twice returns the job already queued.
+    """
+    dl = job.output_series
+    if dl is None:
+        raise ValueError(f"Enhancement job {job.pk} has no DL series to re-make.")
+    if settings.ENHANCE_FACTOR == 1.0:
+        raise ValueError("READERSTUDY_ENHANCE_FACTOR is 1: re-making would make the same identity copy again.")
+    studies = studies_reading(dl)
+    if studies:
+        raise AlreadyRead(
+            f"Job {job.pk} ({job.series}): its DL series has been read in {', '.join(studies)}; it is kept as is."
+        )
+    pending = EnhancementJob.objects.filter(replaces=dl, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).first()
+    if pending is not None:
+        return pending
+    new = EnhancementJob.objects.create(series=job.series, noise_reduction_factor=settings.ENHANCE_FACTOR, replaces=dl)
+    enqueue(new)
+    return new
+
+
+@dataclass
+class RemakeReport:
+    queued: list[EnhancementJob] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+
+
+def remake_identity_jobs() -> RemakeReport:
+    """Queues a re-make at the deployment factor for every identity DL series still in use (issue: jobs made on
+    upload ran at factor 1 and copied their input); series already read are refused and listed, not touched."""
+    report = RemakeReport()
+    for job in identity_jobs():
+        try:
+            report.queued.append(remake(job))
+        except AlreadyRead as exc:
+            report.refused.append(str(exc))
+    return report

@@ -17,7 +17,7 @@ from django.utils import timezone
 from apps.imaging import blinding, deidentify
 from apps.imaging.models import EnhancementJob, JobStatus, Series, SeriesSource, SeriesStatus, Version
 from apps.imaging.services import storage
-from apps.imaging.services.enhancement import link_pair
+from apps.imaging.services.enhancement import AlreadyRead, link_pair, studies_reading
 from worker.enhance import dicom_io, inference, qa
 
 logger = logging.getLogger(__name__)
@@ -51,17 +51,34 @@ def _dl_series(series: Series, series_uid: str, source: str, window: tuple[float
     )
 
 
+def _emptied_series(dl_id: int, series_uid: str, window: tuple[float, float]) -> tuple[Series, list[str]]:
+    """The DL series a re-make replaces, emptied for the new images (same row, same UIDs); with its old files.
+
+    Checked again here, with its reading tasks locked: a series a reader has opened meanwhile is not touched.
+    """
+    dl = Series.objects.select_for_update().get(pk=dl_id)
+    studies = studies_reading(dl, lock=True)
+    if studies:
+        raise AlreadyRead(f"The DL series has been read in {', '.join(studies)} meanwhile; it is kept as is.")
+    old_files = list(dl.instances.values_list("file", flat=True))
+    dl.instances.all().delete()
+    dl.series_uid, (dl.window_center, dl.window_width) = series_uid, window
+    dl.save(update_fields=["series_uid", "window_center", "window_width"])
+    return dl, old_files
+
+
 def run_job(job_id: int, device: str | None = None) -> EnhancementJob:
     """Enhances the job's series and stores the DL series, linked to its conventional counterpart.
 
     Idempotent: a job that already produced its series returns at once; a crash before the commit leaves no
-    rows and no files, so the job can simply run again.
+    rows and no files, so the job can simply run again. A job that `replaces` a DL series (a re-make) writes
+    its images into that series and takes it over from the job that made it.
     """
     job = EnhancementJob.objects.select_related("series__case").get(pk=job_id)
     if job.status == JobStatus.DONE and job.output_series_id:
         return job
     series = job.series
-    if series.counterpart_id is not None:
+    if series.counterpart_id is not None and series.counterpart_id != job.replaces_id:
         job.status, job.output_series_id, job.finished_at = JobStatus.DONE, series.counterpart_id, timezone.now()
         job.save(update_fields=["status", "output_series", "finished_at"])
         return job
@@ -90,7 +107,14 @@ def run_job(job_id: int, device: str | None = None) -> EnhancementJob:
     written: list[str] = []
     try:
         with transaction.atomic():
-            dl = _dl_series(series, uids.series_instance_uid, SeriesSource.ENHANCED, window)
+            if job.replaces_id is not None:
+                dl, old_files = _emptied_series(job.replaces_id, uids.series_instance_uid, window)
+                EnhancementJob.objects.filter(output_series=dl).update(
+                    output_series=None, error=f"Its DL series was re-made by job {job.pk}."
+                )
+                transaction.on_commit(lambda: storage.discard_files(old_files))
+            else:
+                dl = _dl_series(series, uids.series_instance_uid, SeriesSource.ENHANCED, window)
             for ds in datasets:
                 storage.store_instance(dl, ds, written)
             link_pair(series, dl)
@@ -104,6 +128,7 @@ def run_job(job_id: int, device: str | None = None) -> EnhancementJob:
             job.model_version = version
             job.timings = {k: round(v, 3) for k, v in timings.items()}
             job.qa = residual.as_dict()
+            job.qa_flagged = residual.flagged
             job.finished_at = timezone.now()
             job.save()
     except BaseException:

@@ -10,6 +10,7 @@ from django.utils import timezone
 from apps.accounts.access import is_reader
 from apps.accounts.models import User
 from apps.imaging.models import Case, Series, SeriesStatus, Version
+from apps.imaging.services.enhancement import held_dl_series
 from apps.studies import assignment as planner
 from apps.studies.models import (
     DEFAULT_ITEMS,
@@ -89,7 +90,10 @@ def set_cases(study: ReaderStudy, cases: Iterable[Case], calibration: Iterable[C
 
 
 def image_pairs(study: ReaderStudy, cases: Iterable[Case]) -> dict[tuple[int, str], dict[str, Series]]:
-    """For each (case id, sequence) of the study: the ready conventional series and its ready DL counterpart."""
+    """For each (case id, sequence) of the study: the ready conventional series and its ready DL counterpart.
+
+    A DL series whose residual check failed is left out until a coordinator or admin accepts it.
+    """
     pairs: dict[tuple[int, str], dict[str, Series]] = {}
     conventional = (
         Series.objects.filter(
@@ -97,6 +101,7 @@ def image_pairs(study: ReaderStudy, cases: Iterable[Case]) -> dict[tuple[int, st
             status=SeriesStatus.READY, counterpart__isnull=False, counterpart__status=SeriesStatus.READY,
             counterpart__version=Version.DL,
         )
+        .exclude(counterpart__in=held_dl_series())
         .select_related("counterpart")
         .order_by("pk")
     )
@@ -242,6 +247,12 @@ def open_for_reading(study: ReaderStudy) -> None:
         raise StudyStateError("Only a draft study can be opened for reading.")
     if not study.tasks.exists():
         raise StudyStateError("Generate the assignment first.")
+    held = study.tasks.filter(panels__series__in=held_dl_series()).values_list("case__code", flat=True)
+    if held.exists():
+        raise StudyStateError(
+            "DL series whose residual check failed are waiting for a coordinator or admin to accept them "
+            f"(/imaging/enhancement/): cases {', '.join(sorted(set(held)))}."
+        )
     study.status = StudyStatus.READING
     study.save(update_fields=["status"])
 

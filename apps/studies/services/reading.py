@@ -15,6 +15,7 @@ from django.utils import timezone
 from apps.accounts.access import is_reader
 from apps.accounts.models import User
 from apps.imaging.models import Instance, Sequence
+from apps.imaging.services.enhancement import held_dl_series
 from apps.studies.models import (
     LIKERT_MAX,
     LIKERT_MIN,
@@ -46,10 +47,13 @@ class InvalidScores(ValueError):
 
 
 def reader_tasks(reader: User) -> QuerySet[ReadingTask]:
-    """The only way to reach tasks for reading: the reader's own, in studies open to readers."""
+    """The only way to reach tasks for reading: the reader's own, in studies open to readers, showing no DL
+    series whose residual check failed and is not accepted yet."""
     if not is_reader(reader):
         return ReadingTask.objects.none()
-    return ReadingTask.objects.filter(reader=reader, study__status__in=VISIBLE_STATUSES)
+    return ReadingTask.objects.filter(reader=reader, study__status__in=VISIBLE_STATUSES).exclude(
+        panels__series__in=held_dl_series()
+    )
 
 
 def get_task(reader: User, token: str) -> ReadingTask:

@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from apps.imaging.services import enhancement
 from apps.imaging.services.demo import create_demo
 from apps.studies.services.demo import create_demo_study, wait_for_enhancement
 
@@ -21,6 +22,10 @@ class Command(BaseCommand):
                 f"Upload {batch.pk} ({batch.institution.code}): {batch.accepted_count} accepted, "
                 f"{batch.duplicate_count} already stored, {batch.rejected_count} rejected"
             )
+        remade = enhancement.remake_identity_jobs()  # a demo set up before factor 1 was fixed: copies, not DL
+        if remade.queued or remade.refused:
+            self.stdout.write(f"Identity DL series re-made: {len(remade.queued)} queued, {len(remade.refused)} "
+                              "kept (already read)")
 
         def report(finished: int, total: int) -> None:
             self.stdout.write(f"Enhancement on the worker: {finished}/{total} series done")

@@ -4,7 +4,8 @@ Each held-out slab of ``enhance_quality`` is degraded with several independent n
 for BM3D (true sigma) the in-head squared error is split into the squared bias of the mean output and the
 variance across draws, and reported separately on flat tissue and on the steepest quarter of edges.
 
-``python -m benchmarks.enhance_bias_variance [--noise 0.01] [--draws 3] [--weights PATH] [--no-bm3d]``
+``python -m benchmarks.enhance_bias_variance [--family mni|heldout] [--noise 0.01] [--draws 3] [--weights PATH]
+[--no-bm3d]``
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from benchmarks.enhance_quality import _bm3d, _cases
+from benchmarks.enhance_quality import _bm3d, _heldout_slabs, _mni_slabs
 from worker.enhance.degrade import degrade
 from worker.enhance.inference import DEFAULT_FACTOR, enhance_volume
 
@@ -42,6 +43,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--noise", type=float, default=0.01, help="sigma relative to the clean 99th percentile")
     parser.add_argument("--draws", type=int, default=3)
+    parser.add_argument("--family", choices=("mni", "heldout"), default="mni")
     parser.add_argument("--weights", default=None, help="default: the shipped weights")
     parser.add_argument("--no-bm3d", action="store_true")
     parser.add_argument("--threads", type=int, default=1)
@@ -52,19 +54,21 @@ def main() -> None:
         parser.error("--draws must be at least 2")
     methods = ["model"] + ([] if args.no_bm3d else ["BM3D"])
     rows: dict[str, list[dict[str, float]]] = {m: [] for m in methods}
-    for index, case in enumerate(_cases(1, 3, (("noise", args.noise, None),))["noise"]):
-        inner = case.inner
+    slabs = _heldout_slabs if args.family == "heldout" else _mni_slabs
+    for index, case in enumerate(slabs(1, 3)):
+        inner = slice(1, -1)
+        sigma = args.noise * float(np.percentile(case.clean, 99.0))
         outputs: dict[str, list[np.ndarray]] = {m: [] for m in methods}
         for draw in range(args.draws):
-            degraded = degrade(case.clean, None, case.sigma, seed=777 + 31 * draw + index)
+            degraded = degrade(case.clean, None, sigma, seed=777 + 31 * draw + index)
             outputs["model"].append(
                 enhance_volume(degraded, case.params, DEFAULT_FACTOR, None, weights=args.weights)[inner]
             )
             if "BM3D" in outputs:
-                outputs["BM3D"].append(_bm3d(degraded[inner], case.sigma))
+                outputs["BM3D"].append(_bm3d(degraded[inner], sigma))
         for method, stack in outputs.items():
             rows[method].append(split_error(np.stack(stack), case.clean[inner], case.rois["head"][inner]))
-    print(f"noise {args.noise:g}, {args.draws} draws, in-head squared error in stored units (3 slabs)")
+    print(f"{args.family}, noise {args.noise:g}, {args.draws} draws, in-head squared error in stored units (3 slabs)")
     print("| method | MSE | squared bias | variance | MSE flat tissue | MSE steepest 25 % of edges |")
     print("|---|---:|---:|---:|---:|---:|")
     for method, values in rows.items():

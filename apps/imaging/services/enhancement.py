@@ -49,11 +49,11 @@ def request_enhancement(series: Series, factor: float | None = None) -> Enhancem
     The job runs at the deployment's factor (READERSTUDY_ENHANCE_FACTOR) unless a caller asks for another; an
     identity copy (factor 1) is only ever made when asked for, and QA fails it.
     """
+    factor = settings.ENHANCE_FACTOR if factor is None else check_factor(factor)
     if not needs_enhancement(series):
         return None
     job = series.enhancement_jobs.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).first()
     if job is None:
-        factor = settings.ENHANCE_FACTOR if factor is None else check_factor(factor)
         job = EnhancementJob.objects.create(series=series, noise_reduction_factor=factor)
         enqueue(job)
     return job

@@ -357,7 +357,7 @@ def save_montage(examples: dict[str, dict[str, np.ndarray]], methods: list[str],
             ax.imshow(images[column], cmap="gray", vmin=0.0, vmax=top)
             ax.set_title(f"{contrast}: {column.split(' (')[0]}", fontsize=9)
             ax.axis("off")
-    fig.suptitle(f"held-out phantom family, {MONTAGE_CONDITION} noise", fontsize=11)
+    fig.suptitle(f"held-out phantom family, {MONTAGE_CONDITION}", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)

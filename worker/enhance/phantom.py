@@ -51,7 +51,7 @@ _RELAXATION: dict[str, tuple[tuple[float, float, float], tuple[float, float, flo
     "necrosis": ((2500.0, 450.0, 0.95), (2800.0, 450.0, 0.95)),
     "enhancing": ((1300.0, 115.0, 0.88), (1700.0, 120.0, 0.88)),
 }
-_TISSUES = tuple(_RELAXATION)
+TISSUES = tuple(_RELAXATION)
 _SCALE = {"T2W": 3000.0, "FLAIR": 5000.0, "T1W_POST": 20000.0}
 
 
@@ -82,7 +82,7 @@ class TissueModel(NamedTuple):
 
     def fractions(self) -> dict[str, np.ndarray]:
         """Fraction maps keyed by tissue name (the keys of the relaxation table)."""
-        return {name: getattr(self, name) for name in _TISSUES}
+        return {name: getattr(self, name) for name in TISSUES}
 
 
 class AcquisitionParams(NamedTuple):
@@ -149,6 +149,28 @@ def tissue_signal(tissue: str, contrast: Contrast, params: AcquisitionParams) ->
     raise ValueError(f"unknown contrast {contrast!r}; expected one of {CONTRASTS}")
 
 
+def random_params(
+    contrast: str, rng: np.random.Generator, spacing: tuple[float, float, float]
+) -> AcquisitionParams:
+    """Parameters around a typical protocol, jittered as between sites and vendors."""
+    field = float(rng.choice([1.5, 3.0]))
+    base = default_params(contrast, field)  # type: ignore[arg-type]
+    tr = base.tr * rng.uniform(0.8, 1.25)
+    te = base.te * rng.uniform(0.8, 1.2)
+    ti, flip = base.ti, base.flip_angle
+    if contrast == "FLAIR":
+        ti = csf_null_ti(tr, field) * rng.uniform(0.95, 1.05)
+    elif contrast == "T1W_POST":
+        ti = 0.0 if rng.uniform() < 0.25 else base.ti * rng.uniform(0.85, 1.2)
+        flip = rng.uniform(7.0, 13.0) if ti else rng.uniform(12.0, 20.0)
+    return AcquisitionParams(field, tr, te, ti, flip, spacing[1], spacing[0], spacing[0] <= 1.5)
+
+
+def scaled_signals(contrast: Contrast, params: AcquisitionParams) -> np.ndarray:
+    """Signal of a pure voxel of each tissue (in ``TISSUES`` order) in scanner-like units."""
+    return np.array([_SCALE[contrast] * tissue_signal(name, contrast, params) for name in TISSUES])
+
+
 def render_contrast(
     model: TissueModel, contrast: Contrast, params: AcquisitionParams | None = None
 ) -> np.ndarray:
@@ -157,8 +179,7 @@ def render_contrast(
         raise ValueError(f"unknown contrast {contrast!r}; expected one of {CONTRASTS}")
     params = params or default_params(contrast)
     image = np.zeros(model.shape, dtype=np.float32)
-    for name, fraction in model.fractions().items():
-        signal = _SCALE[contrast] * tissue_signal(name, contrast, params)
+    for signal, fraction in zip(scaled_signals(contrast, params), model.fractions().values(), strict=True):
         image += np.float32(signal) * fraction
     return image
 

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from . import synth
 from .context import CONTEXT_DIM, context_from_params
 from .degrade import degrade, random_mask
 from .inference import normalisation_scale
@@ -40,9 +41,8 @@ from .model import ContextUNet
 from .phantom import (
     CONTRASTS,
     AcquisitionParams,
-    csf_null_ti,
-    default_params,
     make_tissue_model,
+    random_params,
     render_contrast,
 )
 
@@ -75,6 +75,9 @@ class TrainConfig(NamedTuple):
     roi_weight: float = 0.0
     grad_weight: float = 0.0
     contrast_weight: float = 0.0
+    data: str = (
+        "phantom"  # "phantom": pairs made on the CPU (make_pair); "synth": made on the device (synth.py)
+    )
 
     @property
     def uses_labels(self) -> bool:
@@ -140,6 +143,15 @@ CONFIGS = {
     "full": TrainConfig(
         "full", 400, 20, (256, 320, 384, 512), 24, 192, 16, 100_000, 3e-4, 64, 3, 4, 256, 600.0
     ),
+    # Pairs synthesised on the device from cached anatomy (synth.py): train_phantoms anatomies of matrix
+    # matrices[0]; slices_per_phantom is unused (every brain slice of every anatomy is drawn from).
+    "synth-small": TrainConfig("synth-small", 2, 1, (64,), 0, 32, 4, 6, 2e-3, 8, 3, 3, 8, 5.0, data="synth"),
+    "gpu-c16": TrainConfig(
+        "gpu-c16", 64, 4, (256,), 0, 192, 16, 500_000, 3e-4, 16, 3, 4, 256, 8.0, data="synth"
+    ),
+    "gpu-c32": TrainConfig(
+        "gpu-c32", 64, 4, (256,), 0, 192, 16, 500_000, 5e-4, 32, 3, 4, 256, 8.0, data="synth"
+    ),
 }
 
 
@@ -160,23 +172,6 @@ class TrainingPair(NamedTuple):
     target: np.ndarray
     context: np.ndarray
     labels: np.ndarray | None = None  # (1, P, P) uint8 as in SliceStack
-
-
-def random_params(
-    contrast: str, rng: np.random.Generator, spacing: tuple[float, float, float]
-) -> AcquisitionParams:
-    """Parameters around a typical protocol, jittered as between sites and vendors."""
-    field = float(rng.choice([1.5, 3.0]))
-    base = default_params(contrast, field)  # type: ignore[arg-type]
-    tr = base.tr * rng.uniform(0.8, 1.25)
-    te = base.te * rng.uniform(0.8, 1.2)
-    ti, flip = base.ti, base.flip_angle
-    if contrast == "FLAIR":
-        ti = csf_null_ti(tr, field) * rng.uniform(0.95, 1.05)
-    elif contrast == "T1W_POST":
-        ti = 0.0 if rng.uniform() < 0.25 else base.ti * rng.uniform(0.85, 1.2)
-        flip = rng.uniform(7.0, 13.0) if ti else rng.uniform(12.0, 20.0)
-    return AcquisitionParams(field, tr, te, ti, flip, spacing[1], spacing[0], spacing[0] <= 1.5)
 
 
 def build_bank(seeds: list[int], cfg: TrainConfig, rng: np.random.Generator) -> list[SliceStack]:
@@ -336,26 +331,40 @@ def psnr(estimate: np.ndarray, reference: np.ndarray) -> float:
     return 10.0 * math.log10(float(reference.max()) ** 2 / max(mse, 1e-20))
 
 
+Tensors = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
 @torch.no_grad()
-def evaluate(model: ContextUNet, pairs: list[TrainingPair]) -> dict[str, float]:
-    """Validation L1 of the correction and mean PSNR of identity and model (full strength) vs clean."""
+def evaluate(model: ContextUNet, batches: list[Tensors]) -> dict[str, float]:
+    """Validation L1 of the correction and mean PSNR of identity and model (full strength) vs clean.
+
+    Batches may live on any device: each is moved to the model's.
+    """
     model.eval()
-    losses, psnr_in, psnr_out = [], [], []
-    for i in range(0, len(pairs), 8):
-        batch = collate(pairs[i : i + 8])
-        losses.append(float(correction_loss(model, batch)) * len(pairs[i : i + 8]))
-        image, target, context = batch
+    device = next(model.parameters()).device
+    losses, psnr_in, psnr_out, count = [], [], [], 0
+    for batch in batches:
+        image, target, context = (t.to(device) for t in batch)
+        losses.append(float(correction_loss(model, (image, target, context))) * len(image))
+        count += len(image)
         centre = image[:, model.in_chans // 2 : model.in_chans // 2 + 1]
         output = centre + model.correction(image, context)
-        for c, o, t in zip(centre.numpy(), output.numpy(), target.numpy(), strict=True):
+        for c, o, t in zip(
+            centre.float().cpu().numpy(), output.float().cpu().numpy(), target.cpu().numpy(), strict=True
+        ):
             psnr_in.append(psnr(c, t))
             psnr_out.append(psnr(o, t))
     model.train()
     return {
-        "val_l1": sum(losses) / len(pairs),
+        "val_l1": sum(losses) / count,
         "val_psnr_identity": float(np.mean(psnr_in)),
         "val_psnr_model": float(np.mean(psnr_out)),
     }
+
+
+def batches_of(pairs: list[TrainingPair], size: int = 8) -> list[Tensors]:
+    """Validation pairs collated into batches."""
+    return [collate(pairs[i : i + size]) for i in range(0, len(pairs), size)]
 
 
 def learning_rate(peak: float, progress: float) -> float:
@@ -363,6 +372,80 @@ def learning_rate(peak: float, progress: float) -> float:
     if progress < 0.03:
         return peak * max(progress / 0.03, 0.05)
     return peak * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+
+class PhantomPairs:
+    """Pairs made on the CPU from rendered phantom stacks (``make_pair``): the CPU configs' data."""
+
+    def __init__(self, cfg: TrainConfig, seed: int, rng: np.random.Generator) -> None:
+        self.cfg, self.rng = cfg, rng
+        self.bank = build_bank([seed * 10_000 + i for i in range(cfg.train_phantoms)], cfg, rng)
+
+    def batch(self, n: int) -> tuple[Tensors, torch.Tensor | None]:
+        cfg = self.cfg
+        pairs = [
+            make_pair(
+                self.bank[int(self.rng.integers(len(self.bank)))],
+                self.rng,
+                cfg.patch,
+                cfg.low_noise_fraction,
+                cfg.lesion_crop,
+            )
+            for _ in range(n)
+        ]
+        return collate(pairs), collate_labels(pairs)
+
+    def state(self) -> dict:
+        return {"numpy": self.rng.bit_generator.state}
+
+    def set_state(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["numpy"]
+
+
+class SynthPairs:
+    """Pairs synthesised on the training device (``synth.py``): the GPU configs' data."""
+
+    def __init__(self, bank: synth.AnatomyBank, cfg: TrainConfig, seed: int) -> None:
+        self.synthesizer = synth.PairSynthesizer(
+            bank, synth.SynthConfig(patch=cfg.patch, in_chans=cfg.in_chans), seed
+        )
+
+    def batch(self, n: int) -> tuple[Tensors, None]:
+        return tuple(self.synthesizer.batch(n)), None  # type: ignore[return-value]
+
+    def state(self) -> dict:
+        return self.synthesizer.state()
+
+    def set_state(self, state: dict) -> None:
+        self.synthesizer.set_state(state)
+
+
+def _data(
+    cfg: TrainConfig, seed: int, device: torch.device, cache: Path, workers: int
+) -> tuple[PhantomPairs | SynthPairs, list[Tensors]]:
+    """The training pair source and the fixed validation batches (phantom seeds disjoint from training)."""
+    if cfg.data == "synth":
+        matrix = cfg.matrices[0]
+        train_seeds = [seed * 10_000 + i for i in range(cfg.train_phantoms)]
+        val_seeds = [VALIDATION_SEED_OFFSET + i for i in range(cfg.val_phantoms)]
+        anatomies = synth.cached_anatomies(train_seeds + val_seeds, cache, matrix, workers)
+        n_train = len(train_seeds)
+        bank = synth.AnatomyBank(anatomies[:n_train], train_seeds, device)
+        val_bank = synth.AnatomyBank(anatomies[n_train:], val_seeds, device)
+        val_source = synth.PairSynthesizer(
+            val_bank, synth.SynthConfig(patch=cfg.patch, in_chans=cfg.in_chans), seed=VALIDATION_SEED_OFFSET
+        )
+        val = [tuple(val_source.batch(8)) for _ in range(max(cfg.val_pairs // 8, 1))]
+        return SynthPairs(bank, cfg, seed), val  # type: ignore[return-value]
+    rng = np.random.default_rng(seed)
+    source = PhantomPairs(cfg, seed, rng)
+    val_rng = np.random.default_rng([seed, VALIDATION_SEED_OFFSET])
+    val_bank = build_bank([VALIDATION_SEED_OFFSET + i for i in range(cfg.val_phantoms)], cfg, val_rng)
+    val_pairs = [
+        make_pair(val_bank[i % len(val_bank)], val_rng, cfg.patch, cfg.low_noise_fraction, cfg.lesion_crop)
+        for i in range(cfg.val_pairs)
+    ]
+    return source, batches_of(val_pairs)
 
 
 class TrainResult(NamedTuple):
@@ -374,73 +457,160 @@ class TrainResult(NamedTuple):
     losses: list[float]
     steps: int
     seconds: float
+    precision: str = "fp32"
 
 
-def train(cfg: TrainConfig, seed: int = 0, device: str = "cpu", init: Path | None = None) -> TrainResult:
-    """Train a CE U-Net from ``seed`` (fine-tune from ``init`` weights); the global numpy RNG is never used."""
+PRECISIONS = ("auto", "fp32", "tf32", "bf16")
+
+
+def _set_tf32(enabled: bool) -> None:
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+    torch.backends.cudnn.allow_tf32 = enabled
+
+
+def _load_init(model: ContextUNet, init: Path) -> None:
+    checkpoint = torch.load(init, map_location="cpu", weights_only=True)
+    if checkpoint["config"] != model.config():
+        raise ValueError(f"{init} holds a {checkpoint['config']} model, the config needs {model.config()}")
+    model.load_state_dict({k: v.float() for k, v in checkpoint["state_dict"].items()})
+    logger.info("initialised from %s (%s)", init, checkpoint.get("version"))
+
+
+def train(
+    cfg: TrainConfig,
+    seed: int = 0,
+    device: str = "cpu",
+    init: Path | None = None,
+    *,
+    checkpoint: Path | None = None,
+    checkpoint_minutes: float = 3.0,
+    resume: bool = False,
+    precision: str = "auto",
+    cache: Path = Path("var/phantom-cache"),
+    workers: int = 1,
+) -> TrainResult:
+    """Train a CE U-Net from ``seed`` (fine-tune from ``init`` weights); the global numpy RNG is never used.
+
+    ``checkpoint``: written every ``checkpoint_minutes`` (model, optimiser, step, random states, time spent),
+    so a run cut off loses at most that much; ``resume`` continues from it. ``precision`` on CUDA: ``auto``
+    times TF32 and bf16 autocast on the first steps and keeps the faster; on CPU always fp32.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
+    target = torch.device(device)
+    on_cuda = target.type == "cuda"
+    if on_cuda:
+        torch.backends.cudnn.benchmark = True
     started = time.monotonic()
-    train_bank = build_bank([seed * 10_000 + i for i in range(cfg.train_phantoms)], cfg, rng)
-    val_rng = np.random.default_rng([seed, VALIDATION_SEED_OFFSET])
-    val_bank = build_bank([VALIDATION_SEED_OFFSET + i for i in range(cfg.val_phantoms)], cfg, val_rng)
-    val_pairs = [
-        make_pair(val_bank[i % len(val_bank)], val_rng, cfg.patch, cfg.low_noise_fraction, cfg.lesion_crop)
-        for i in range(cfg.val_pairs)
-    ]
-    logger.info("data ready in %.0f s: %d train stacks", time.monotonic() - started, len(train_bank))
+    source, val_batches = _data(cfg, seed, target, cache, workers)
+    logger.info("data ready in %.0f s (%s)", time.monotonic() - started, cfg.data)
     model = ContextUNet(cfg.in_chans, cfg.chans, cfg.num_pool_layers, CONTEXT_DIM)
     if init is not None:
-        checkpoint = torch.load(init, map_location="cpu", weights_only=True)
-        if checkpoint["config"] != model.config():
-            raise ValueError(
-                f"{init} holds a {checkpoint['config']} model, the config needs {model.config()}"
-            )
-        model.load_state_dict({k: v.float() for k, v in checkpoint["state_dict"].items()})
-        logger.info("initialised from %s (%s)", init, checkpoint.get("version"))
-    model = model.to(device)
+        _load_init(model, init)
+    model = model.to(target)
+    if on_cuda:
+        model = model.to(memory_format=torch.channels_last)
     optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
-    initial = evaluate(model, val_pairs)
+    initial = evaluate(model, val_batches)
     logger.info("initial %s", initial)
     losses: list[float] = []
-    train_start = time.monotonic()
-    budget = max(started + 60.0 * cfg.max_minutes - train_start, 1.0)
-    step = 0
-    for step in range(1, cfg.steps + 1):
+    spent, first_step = 0.0, 1
+    budget = max(60.0 * cfg.max_minutes - (time.monotonic() - started), 1.0)
+    chosen = "fp32" if not on_cuda else ("tf32" if precision == "auto" else precision)
+    if resume and checkpoint is not None and checkpoint.exists():
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        source.set_state(state["source"])
+        losses, spent, budget = state["losses"], state["spent"], state["budget"]
+        first_step, initial, chosen = state["step"] + 1, state["initial"], state["precision"]
+        precision = chosen
+        logger.info("resumed from %s at step %d (%.0f s trained)", checkpoint, state["step"], spent)
+    timing: dict[str, list[float]] = {"tf32": [], "bf16": []}
+    train_start = time.monotonic() - spent
+    last_checkpoint = time.monotonic()
+
+    def save(step: int) -> None:
+        assert checkpoint is not None
+        spent = time.monotonic() - train_start
+        _save_checkpoint(checkpoint, model, optimiser, source, step, losses, spent, budget, initial, chosen)
+
+    step = first_step - 1
+    for step in range(first_step, cfg.steps + 1):
         progress = max(step / cfg.steps, (time.monotonic() - train_start) / budget)
         if progress > 1.0:
             logger.warning("time budget of %.0f min reached at step %d", cfg.max_minutes, step)
             break
+        if on_cuda and precision == "auto" and step - first_step < 60:
+            chosen = ("tf32", "bf16")[((step - first_step) // 10) % 2]
+            if step - first_step == 59:
+                medians = {k: float(np.median(v)) for k, v in timing.items()}
+                chosen = min(medians, key=medians.__getitem__)
+                precision = chosen
+                logger.info(
+                    "step time tf32 %.1f ms, bf16 %.1f ms: using %s",
+                    1e3 * medians["tf32"],
+                    1e3 * medians["bf16"],
+                    chosen,
+                )
         for group in optimiser.param_groups:
             group["lr"] = learning_rate(cfg.lr, progress)
-        pairs = [
-            make_pair(
-                train_bank[int(rng.integers(len(train_bank)))],
-                rng,
-                cfg.patch,
-                cfg.low_noise_fraction,
-                cfg.lesion_crop,
-            )
-            for _ in range(cfg.batch)
-        ]
-        batch = tuple(t.to(device) for t in collate(pairs))
-        labels = collate_labels(pairs)
-        labels = labels.to(device) if labels is not None else None
-        loss = correction_loss(model, batch, cfg, labels)  # type: ignore[arg-type]
+        tick = time.perf_counter()
+        batch, labels = source.batch(cfg.batch)
+        image, target_slice, context = (t.to(target, non_blocking=True) for t in batch)
+        if on_cuda:
+            image = image.contiguous(memory_format=torch.channels_last)
+            _set_tf32(chosen == "tf32")
+        labels = labels.to(target) if labels is not None else None
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=on_cuda and chosen == "bf16"):
+            loss = correction_loss(model, (image, target_slice, context), cfg, labels)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimiser.step()
         losses.append(loss.item())
+        if on_cuda and chosen in timing:
+            timing[chosen].append(time.perf_counter() - tick)
         if step % 200 == 0:
             logger.info(
                 "step %d loss %.5f (%.0f s)", step, np.mean(losses[-200:]), time.monotonic() - started
             )
         if step % 1000 == 0:
-            logger.info("step %d %s", step, evaluate(model, val_pairs))
-    final = evaluate(model.cpu(), val_pairs)
+            logger.info("step %d %s", step, evaluate(model, val_batches))
+        if checkpoint is not None and time.monotonic() - last_checkpoint > 60.0 * checkpoint_minutes:
+            save(step)
+            last_checkpoint = time.monotonic()
+    if checkpoint is not None:
+        save(step)
+    model = model.cpu().to(memory_format=torch.contiguous_format)
+    final = evaluate(model, val_batches)
     logger.info("final %s", final)
-    return TrainResult(model, initial, final, losses, step, time.monotonic() - started)
+    return TrainResult(model, initial, final, losses, step, time.monotonic() - started, chosen)
+
+
+def _save_checkpoint(
+    path: Path, model, optimiser, source, step, losses, spent, budget, initial, precision
+) -> None:
+    """Everything a resumed run needs, written to a temporary file and renamed (a kill leaves the old one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "optimiser": optimiser.state_dict(),
+            "source": source.state(),
+            "step": step,
+            "losses": losses,
+            "spent": spent,
+            "budget": budget,
+            "initial": initial,
+            "precision": precision,
+        },
+        tmp,
+    )
+    tmp.replace(path)
+    logger.info("checkpoint at step %d: %s", step, path)
 
 
 def save_weights(model: ContextUNet, path: Path, version: str, metadata: dict) -> str:
@@ -456,13 +626,26 @@ def save_weights(model: ContextUNet, path: Path, version: str, metadata: dict) -
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--config", choices=sorted(CONFIGS), default="small")
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument(
+        "--out", type=Path, default=None, help="weights file to write (needed unless --prepare-only)"
+    )
     parser.add_argument("--version", default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 leaves a core free)")
     parser.add_argument("--max-minutes", type=float, default=None)
     parser.add_argument("--init", type=Path, default=None, help="weights to fine-tune from")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="CUDA only; auto measures")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="default: OUT with .ckpt")
+    parser.add_argument("--checkpoint-minutes", type=float, default=2.0)
+    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint if it exists")
+    parser.add_argument("--cache", type=Path, default=Path("var/phantom-cache"), help="anatomy cache (synth)")
+    parser.add_argument("--workers", type=int, default=1, help="processes rendering anatomy (synth)")
+    parser.add_argument("--prepare-only", action="store_true", help="render the anatomy cache and stop")
+    parser.add_argument(
+        "--phantoms", type=int, default=None, help="training phantoms (default: the config's)"
+    )
+    parser.add_argument("--batch", type=int, default=None, help="pairs per step (default: the config's)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.threads:
@@ -470,12 +653,37 @@ def main(argv: list[str] | None = None) -> None:
     cfg = CONFIGS[args.config]
     if args.max_minutes is not None:
         cfg = cfg._replace(max_minutes=args.max_minutes)
-    result = train(cfg, args.seed, args.device, args.init)
+    if args.phantoms is not None:
+        cfg = cfg._replace(train_phantoms=args.phantoms)
+    if args.batch is not None:
+        cfg = cfg._replace(batch=args.batch)
+    if args.prepare_only:
+        seeds = [args.seed * 10_000 + i for i in range(cfg.train_phantoms)]
+        seeds += [VALIDATION_SEED_OFFSET + i for i in range(cfg.val_phantoms)]
+        synth.cached_anatomies(seeds, args.cache, cfg.matrices[0], args.workers)
+        return
+    if args.out is None:
+        parser.error("--out is required")
+    checkpoint = args.checkpoint or args.out.with_suffix(".ckpt")
+    result = train(
+        cfg,
+        args.seed,
+        args.device,
+        args.init,
+        checkpoint=checkpoint,
+        checkpoint_minutes=args.checkpoint_minutes,
+        resume=args.resume,
+        precision=args.precision,
+        cache=args.cache,
+        workers=args.workers,
+    )
     version = args.version or args.out.stem
     metadata = {
         "config": cfg._asdict(),
         "seed": args.seed,
         "device": args.device,
+        "device_name": torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu",
+        "precision": result.precision,
         "steps": result.steps,
         "seconds": round(result.seconds),
         "initial": result.initial,

@@ -35,8 +35,9 @@ MODEL_VERSION = "ceunet-c16-v2"
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 TILE_OVERLAP = 32
 DEFAULT_TILE = 768
-# Most pixels (slices x rows x columns) in one CUDA batch: a whole 64 x 512^2 series.
-CUDA_BATCH_PIXELS = 64 * 512 * 512
+# Slices per CUDA batch (the last batch of a series is padded to it) and the most pixels in one batch.
+CUDA_BATCH = 16
+CUDA_BATCH_PIXELS = 16 * 768 * 768
 # Noise floor kept where there is no signal, in steps of the stored values (Rayleigh scale 4 steps: 0.8 % of
 # background pixels round to 0).
 FLOOR_QUANTA = 4.0
@@ -131,18 +132,17 @@ def _tiles(length: int, tile: int) -> list[tuple[int, int, int, int]]:
     return spans
 
 
-def _run(loaded: LoadedModel, stack: np.ndarray, context: np.ndarray) -> np.ndarray:
+def _run(loaded: LoadedModel, image: torch.Tensor, context: np.ndarray) -> torch.Tensor:
     """Full correction predicted for a batch ``(N, S, H, W)`` of normalised slices -> ``(N, H, W)``."""
     device = loaded.device
-    image = torch.from_numpy(stack).to(device, non_blocking=True)
-    ctx = torch.from_numpy(np.repeat(context[None], len(stack), axis=0)).to(device)
+    ctx = torch.from_numpy(np.repeat(context[None], len(image), axis=0)).to(device)
     if device.type == "cuda":
         image = image.contiguous(memory_format=torch.channels_last)
         with torch.autocast("cuda", dtype=torch.bfloat16):
             out = loaded.model.correction(image, ctx)
     else:
         out = loaded.model.correction(image, ctx)
-    return out[:, 0].float().cpu().numpy()
+    return out[:, 0].float()
 
 
 def warm_up(
@@ -157,7 +157,9 @@ def warm_up(
     if loaded.device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     for ny, nx in matrices:
-        volume = np.random.default_rng(0).rayleigh(10.0, size=(_batch_slices(loaded, ny, nx, 2), ny, nx))
+        volume = np.random.default_rng(0).rayleigh(
+            10.0, size=(_batch_slices(loaded, ny, nx, CUDA_BATCH), ny, nx)
+        )
         enhance_volume(
             volume.astype(np.float32),
             np.zeros(CONTEXT_DIM, np.float32),
@@ -173,36 +175,49 @@ def warm_up(
 
 
 def _batch_slices(loaded: LoadedModel, ny: int, nx: int, nz: int) -> int:
-    """Slices per batch: the whole series on CUDA where it fits in ``CUDA_BATCH_PIXELS``, else 4 on CPU."""
+    """Slices per batch: a fixed ``CUDA_BATCH`` on CUDA (fewer only for very large matrices), 4 on the CPU.
+
+    Fixed, so that every series of a matrix runs the shapes that ``warm_up`` tuned (cuDNN picks its kernels
+    per shape; a new slice count would pay the tuning again on the first series that has it).
+    """
     if loaded.device.type != "cuda":
         return min(4, nz)
-    return max(1, min(nz, CUDA_BATCH_PIXELS // (ny * nx)))
+    return max(1, min(CUDA_BATCH, CUDA_BATCH_PIXELS // (ny * nx)))
 
 
-def noise_sd(residual: np.ndarray, mask: np.ndarray) -> float:
+def _sample_t(values: torch.Tensor, most: int = 1 << 20) -> torch.Tensor:
+    """Torch twin of ``_sample``: at most about ``most`` evenly strided values."""
+    flat = values.reshape(-1)
+    return flat[:: max(1, flat.numel() // most)]
+
+
+def noise_sd(residual: torch.Tensor, mask: torch.Tensor) -> float:
     """Robust noise SD (MAD) of the removed part of the image inside the signal mask."""
-    values = _sample(residual[mask] if mask.any() else residual)
-    return float(1.4826 * np.median(np.abs(values - np.median(values))))
+    values = _sample_t(residual[mask] if bool(mask.any()) else residual)
+    return float(1.4826 * (values - values.median()).abs().median())
 
 
-def magnitude_with_floor(full: np.ndarray, volume: np.ndarray, factor: float, quantum: float) -> np.ndarray:
+def magnitude_with_floor(
+    full: torch.Tensor, volume: torch.Tensor, factor: float, quantum: float
+) -> torch.Tensor:
     """The enhanced magnitude image from the model's full-strength estimate ``full`` and the input ``volume``.
 
     ``estimate + kept * (volume - estimate)`` with the estimate made non-negative (a magnitude): in tissue
     ``kept = 1 / factor`` (the factor's definition); where there is no signal, ``kept`` rises smoothly so that
     the noise left has a Rayleigh scale of at least ``FLOOR_QUANTA`` stored steps (never more than the input's
-    own). A convex mix of two non-negative images is never negative, so nothing is clipped.
+    own). A convex mix of two non-negative images is never negative, so nothing is clipped. Runs on the
+    tensors' device (on a GPU this post-processing took 0.21 s of 0.37 s per 30 x 512^2 series in numpy).
     """
-    estimate = np.maximum(full, 0.0)
+    estimate = full.clamp(min=0.0)
     residual = volume - estimate
-    signal = estimate > 0.1 * normalisation_scale(estimate)
-    sigma = noise_sd(residual, signal)
-    kept = np.full(full.shape, 1.0 / factor, dtype=np.float32)
+    level = torch.quantile(_sample_t(estimate), 0.99).clamp(min=1e-6)
+    sigma = noise_sd(residual, estimate > 0.1 * level)
+    kept = torch.full_like(full, 1.0 / factor)
     if sigma > 0:
         floor = min(1.0, max(1.0 / factor, FLOOR_QUANTA * quantum / sigma))
-        background = np.clip(1.0 - estimate / (3.0 * sigma), 0.0, 1.0)
+        background = (1.0 - estimate / (3.0 * sigma)).clamp(0.0, 1.0)
         kept += (floor - 1.0 / factor) * background
-    return (estimate + kept * residual).astype(np.float32)
+    return estimate + kept * residual
 
 
 def _quantum(context) -> float:
@@ -259,16 +274,22 @@ def enhance_volume(
     batch_size = batch_size or _batch_slices(loaded, min(ny, tile), min(nx, tile), nz)
     vector = build_context(context, (ny, nx), factor)
     scale = normalisation_scale(data)
-    normalised = data / scale
-    half = loaded.model.in_chans // 2
-    output = np.empty_like(normalised)
+    source = torch.from_numpy(data).to(loaded.device)
+    normalised = source / scale
+    offsets = torch.arange(
+        -(loaded.model.in_chans // 2), loaded.model.in_chans // 2 + 1, device=loaded.device
+    )
+    correction = torch.empty_like(source)
     for y0, y1, wy0, wy1 in _tiles(ny, tile):
         for x0, x1, wx0, wx1 in _tiles(nx, tile):
             for z0 in range(0, nz, batch_size):
-                indices = np.arange(z0, min(z0 + batch_size, nz))
-                neighbours = np.clip(indices[:, None] + np.arange(-half, half + 1)[None, :], 0, nz - 1)
+                indices = torch.arange(z0, min(z0 + batch_size, nz), device=loaded.device)
+                if loaded.device.type == "cuda" and len(indices) < batch_size:
+                    indices = torch.cat([indices, indices[-1:].expand(batch_size - len(indices))])
+                neighbours = (indices[:, None] + offsets[None, :]).clamp(0, nz - 1)
                 stack = normalised[neighbours, y0:y1, x0:x1]
-                correction = _run(loaded, np.ascontiguousarray(stack), vector)
-                output[indices, wy0:wy1, wx0:wx1] = correction[:, wy0 - y0 : wy1 - y0, wx0 - x0 : wx1 - x0]
-    full = data + output * scale
-    return magnitude_with_floor(full, data, factor, quantum if quantum is not None else _quantum(context))
+                predicted = _run(loaded, stack, vector)
+                correction[indices, wy0:wy1, wx0:wx1] = predicted[:, wy0 - y0 : wy1 - y0, wx0 - x0 : wx1 - x0]
+    full = source + correction * scale
+    quantum = quantum if quantum is not None else _quantum(context)
+    return magnitude_with_floor(full, source, factor, quantum).cpu().numpy()

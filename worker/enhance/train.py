@@ -583,8 +583,8 @@ def train(
             last_checkpoint = time.monotonic()
     if checkpoint is not None:
         save(step)
-    model = model.cpu().to(memory_format=torch.contiguous_format)
     final = evaluate(model, val_batches)
+    model = model.cpu().to(memory_format=torch.contiguous_format)
     logger.info("final %s", final)
     return TrainResult(model, initial, final, losses, step, time.monotonic() - started, chosen)
 

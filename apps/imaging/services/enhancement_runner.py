@@ -67,6 +67,26 @@ def _emptied_series(dl_id: int, series_uid: str, window: tuple[float, float]) ->
     return dl, old_files
 
 
+def deployment_model() -> tuple[str, Path]:
+    """The model version every job of this deployment runs (``READERSTUDY_ENHANCE_MODEL``) and its weights."""
+    version = settings.ENHANCE_MODEL or inference.MODEL_VERSION
+    return version, inference.weights_path(version)
+
+
+def warm_up_model() -> float | None:
+    """Loads and runs the deployment's model once, where ``READERSTUDY_ENHANCE_WARMUP`` asks for it.
+
+    Returns the seconds spent, or None when not warmed (``auto`` without CUDA: a CPU worker that also
+    ingests should not hold torch until an enhancement job arrives).
+    """
+    mode = settings.ENHANCE_WARMUP.lower()
+    device = inference.select_device(settings.ENHANCE_DEVICE or None)
+    if mode in ("0", "false", "no") or (mode == "auto" and device.type != "cuda"):
+        return None
+    _, weights = deployment_model()
+    return inference.warm_up(weights, str(device))
+
+
 def run_job(job_id: int, device: str | None = None) -> EnhancementJob:
     """Enhances the job's series and stores the DL series, linked to its conventional counterpart.
 
@@ -82,8 +102,7 @@ def run_job(job_id: int, device: str | None = None) -> EnhancementJob:
         job.status, job.output_series_id, job.finished_at = JobStatus.DONE, series.counterpart_id, timezone.now()
         job.save(update_fields=["status", "output_series", "finished_at"])
         return job
-    version = settings.ENHANCE_MODEL or inference.MODEL_VERSION
-    weights = inference.weights_path(version)
+    version, weights = deployment_model()
     chosen = inference.select_device(device or settings.ENHANCE_DEVICE or None)
     EnhancementJob.objects.filter(pk=job.pk).update(
         status=JobStatus.RUNNING, attempts=F("attempts") + 1, started_at=timezone.now(), device=str(chosen), error=""

@@ -75,9 +75,9 @@ class TrainConfig(NamedTuple):
     roi_weight: float = 0.0
     grad_weight: float = 0.0
     contrast_weight: float = 0.0
-    data: str = (
-        "phantom"  # "phantom": pairs made on the CPU (make_pair); "synth": made on the device (synth.py)
-    )
+    # "phantom": pairs made on the CPU (make_pair); "synth": made on the training device (synth.py)
+    data: str = "phantom"
+    coils: tuple[int, ...] = synth.SynthConfig().coils  # synth only: receive-coil counts drawn per pair
 
     @property
     def uses_labels(self) -> bool:
@@ -148,6 +148,10 @@ CONFIGS = {
     "synth-small": TrainConfig("synth-small", 2, 1, (64,), 0, 32, 4, 6, 2e-3, 8, 3, 3, 8, 5.0, data="synth"),
     "gpu-c16": TrainConfig(
         "gpu-c16", 64, 4, (256,), 0, 192, 16, 500_000, 3e-4, 16, 3, 4, 256, 8.0, data="synth"
+    ),
+    # CPU fine-tune of the GPU-trained c16 on single-coil pairs only (no root-sum-of-squares floor).
+    "cpu-synth-c16": TrainConfig(
+        "cpu-synth-c16", 16, 2, (256,), 0, 96, 8, 100_000, 1e-4, 16, 3, 4, 64, 35.0, data="synth", coils=(1,)
     ),
     "gpu-c32": TrainConfig(
         "gpu-c32", 64, 4, (256,), 0, 192, 16, 500_000, 5e-4, 32, 3, 4, 256, 8.0, data="synth"
@@ -407,7 +411,7 @@ class SynthPairs:
 
     def __init__(self, bank: synth.AnatomyBank, cfg: TrainConfig, seed: int) -> None:
         self.synthesizer = synth.PairSynthesizer(
-            bank, synth.SynthConfig(patch=cfg.patch, in_chans=cfg.in_chans), seed
+            bank, synth.SynthConfig(patch=cfg.patch, in_chans=cfg.in_chans, coils=cfg.coils), seed
         )
 
     def batch(self, n: int) -> tuple[Tensors, None]:
@@ -433,7 +437,9 @@ def _data(
         bank = synth.AnatomyBank(anatomies[:n_train], train_seeds, device)
         val_bank = synth.AnatomyBank(anatomies[n_train:], val_seeds, device)
         val_source = synth.PairSynthesizer(
-            val_bank, synth.SynthConfig(patch=cfg.patch, in_chans=cfg.in_chans), seed=VALIDATION_SEED_OFFSET
+            val_bank,
+            synth.SynthConfig(patch=cfg.patch, in_chans=cfg.in_chans, coils=cfg.coils),
+            seed=VALIDATION_SEED_OFFSET,
         )
         val = [tuple(val_source.batch(8)) for _ in range(max(cfg.val_pairs // 8, 1))]
         return SynthPairs(bank, cfg, seed), val  # type: ignore[return-value]

@@ -268,7 +268,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Enhancement: "" picks CUDA when available, else CPU; "cpu" or "cuda" forces one.
 ENHANCE_DEVICE = os.environ.get("READERSTUDY_ENHANCE_DEVICE", "")
-# A study must be enhanced by one model throughout: pin the version here; empty means the newest shipped.
+# A study must be enhanced by one model throughout: pin the version here; empty means inference.MODEL_VERSION.
 ENHANCE_MODEL = os.environ.get("READERSTUDY_ENHANCE_MODEL", "")
 # Noise-reduction factor of every enhancement job made on upload (1 to 100); the default is the factor the model
 # is tuned for. 1 would make identity copies, which QA fails: ask for it per job, never as the deployment default.

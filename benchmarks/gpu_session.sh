@@ -5,9 +5,13 @@
 #
 #   bash benchmarks/gpu_session.sh OUT_DIR [TRAIN_MINUTES] [DEVICE]
 #
-# The GPU machine has PyTorch but not nilearn, nibabel or pydicom: their wheels travel in .whl/ (see
-# benchmarks/RESULTS.md, "Enhancement on a GPU", for the command that fetches them). On a CPU the same script
-# runs as a rehearsal: SESSION_PHANTOMS=4 SESSION_BATCH=2 bash benchmarks/gpu_session.sh /tmp/out 0.5 cpu
+# The GPU machine has PyTorch but not nilearn, nibabel or pydicom: their wheels travel in .whl/ (ignored by git),
+# fetched here with
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#     --platform manylinux_2_28_x86_64 -d .whl nilearn==0.14.1 nibabel==5.4.2 pydicom==3.0.2
+# On a CPU the same script runs as a rehearsal: SESSION_PHANTOMS=4 SESSION_BATCH=2 bash benchmarks/gpu_session.sh
+# /tmp/out 0.5 cpu. Lessons of the first run (benchmarks/RESULTS.md, "Enhancement on a GPU"): train single-coil
+# pairs (or give the net the coil count) and one model per GPU.
 set -uo pipefail
 out=${1:?usage: gpu_session.sh OUT_DIR [TRAIN_MINUTES] [DEVICE]}
 minutes=${2:-6.5}

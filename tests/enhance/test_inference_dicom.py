@@ -176,3 +176,19 @@ def test_command_line_picks_a_shipped_model(series_dir, tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli.main([str(series_dir), str(tmp_path / "o2"), "--model", "../weights/evil"])
     assert "invalid choice" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not weights_path().exists(), reason="shipped weights not present")
+def test_enhanced_image_has_no_pile_up_at_zero_and_keeps_a_background_floor():
+    """DL output rounded to stored integers has about as many exact zeros as its input, and noise in the air."""
+    from worker.enhance.degrade import degrade
+
+    model = make_tissue_model((4, 128, 128), seed=2_000_321, spacing=(5.0, 1.8, 1.8))
+    clean = render_contrast(model, "T2W")
+    noisy = np.rint(degrade(clean, None, 0.005 * np.percentile(clean, 99), seed=3))
+    out = np.rint(enhance_volume(noisy, default_params("T2W")._replace(pixel_spacing=1.8), 16.0, "cpu"))
+    assert out.min() >= 0
+    assert (out == 0).mean() <= (noisy == 0).mean() + 0.01
+    air = ~model.head_mask
+    assert out[air].std() > 1.0  # a noise floor, never a flat background (SD 0 makes the paper's SNR infinite)
+    assert out[air].std() <= noisy[air].std() * 1.05

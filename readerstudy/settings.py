@@ -272,8 +272,17 @@ ENHANCE_DEVICE = os.environ.get("READERSTUDY_ENHANCE_DEVICE", "")
 ENHANCE_MODEL = os.environ.get("READERSTUDY_ENHANCE_MODEL", "")
 # Noise-reduction factor of every enhancement job made on upload (1 to 100); the default is the factor the model
 # is tuned for. 1 would make identity copies, which QA fails: ask for it per job, never as the deployment default.
-ENHANCE_FACTOR = check_factor(os.environ.get("READERSTUDY_ENHANCE_FACTOR", DEFAULT_FACTOR))
+try:
+    ENHANCE_FACTOR = check_factor(float(os.environ.get("READERSTUDY_ENHANCE_FACTOR", DEFAULT_FACTOR)))
+except ValueError as exc:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"READERSTUDY_ENHANCE_FACTOR: {exc}") from exc
 # Load and run the model once when a worker process of the "gpu" queue starts, so the first series pays no
 # start-up cost (on an H200: seconds of cuDNN tuning): "auto" (default) warms up where CUDA is available,
 # "1" always, "0" never.
-ENHANCE_WARMUP = os.environ.get("READERSTUDY_ENHANCE_WARMUP", "auto")
+ENHANCE_WARMUP = os.environ.get("READERSTUDY_ENHANCE_WARMUP", "auto").strip().lower()
+if ENHANCE_WARMUP not in {"auto", "1", "0"}:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"READERSTUDY_ENHANCE_WARMUP must be auto, 1 or 0, not {ENHANCE_WARMUP!r}.")

@@ -190,15 +190,15 @@ class PairSynthesizer:
     def _rand(self, shape, low: float = 0.0, high: float = 1.0) -> torch.Tensor:
         return _uniform(shape, low, high, self.generator, self.device)
 
-    def _anatomy(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Fractions ``(n, S, T, H, W)`` float32 of ``S`` neighbouring slices, and the phantom of each."""
+    def _anatomy(self, n: int) -> torch.Tensor:
+        """Fractions ``(n, S, T, H, W)`` float32 of ``S`` neighbouring slices of randomly drawn brain slices."""
         pick = torch.randint(len(self.bank.centres), (n,), generator=self.generator, device=self.device)
         phantom, centre = self.bank.centres[pick, 0], self.bank.centres[pick, 1]
         half = self.cfg.in_chans // 2
         offsets = torch.arange(-half, half + 1, device=self.device)
         last = (self.bank.depth_of[phantom] - 1)[:, None]
         z = torch.minimum((centre[:, None] + offsets[None]).clamp(min=0), last)
-        return self.bank.fractions[phantom[:, None], z].float(), phantom
+        return self.bank.fractions[phantom[:, None], z].float()
 
     def _warp(self, x: torch.Tensor) -> torch.Tensor:
         """Random affine map plus smooth deformation, the same for every slice and tissue of a sample."""
@@ -274,9 +274,9 @@ class PairSynthesizer:
         blob = torch.stack(slices, dim=1) * (self._rand((n, 1, 1, 1)) < self.cfg.lesion_probability)
         return (blob * x[:, :, list(_BRAIN)].sum(dim=2)).unsqueeze(2)
 
-    def _signals(self, n: int) -> tuple[torch.Tensor, list, list[str]]:
-        """Signal per tissue and lesion ``(n, T + 1)``, the acquisition parameters and contrasts drawn."""
-        rows, params, contrasts = [], [], []
+    def _signals(self, n: int) -> tuple[torch.Tensor, list]:
+        """Signal per tissue and lesion ``(n, T + 1)``, and the acquisition parameters and matrix drawn."""
+        rows, params = [], []
         for _ in range(n):
             contrast = CONTRASTS[int(self.rng.integers(len(CONTRASTS)))]
             matrix = int(self.rng.choice(MATRICES))
@@ -290,8 +290,7 @@ class PairSynthesizer:
             lesion = values[TISSUES.index("wm")] * self.rng.uniform(0.3, 1.8)
             rows.append([*(values * jitter), lesion])
             params.append((p, matrix))
-            contrasts.append(contrast)
-        return torch.tensor(rows, dtype=torch.float32, device=self.device), params, contrasts
+        return torch.tensor(rows, dtype=torch.float32, device=self.device), params
 
     def _ghosts(self, clean: torch.Tensor, head: torch.Tensor) -> torch.Tensor:
         """Complex image ``(n, S, H, W)`` with motion and pulsation ghosts along the phase-encode axis (rows)."""
@@ -355,11 +354,11 @@ class PairSynthesizer:
     def batch(self, n: int) -> Batch:
         """``n`` pairs, each with its own anatomy draw, contrast, artefacts, noise, coils and mask."""
         cfg = self.cfg
-        fractions, _ = self._anatomy(n)
+        fractions = self._anatomy(n)
         fractions = self._sharpen(self._sulci(self._warp(fractions)))
         lesion = self._lesion(fractions)
         fractions = torch.cat([fractions * (1.0 - lesion), lesion], dim=2)
-        signals, params, _ = self._signals(n)
+        signals, params = self._signals(n)
         clean = torch.einsum("nsthw,nt->nshw", fractions, signals)
         _, s, h, w = clean.shape
         texture = 1.0 + self._rand((n, 1, 1, 1), 0.0, cfg.texture) * _smooth_noise(

@@ -79,9 +79,8 @@ def warm_up_model() -> float | None:
     Returns the seconds spent, or None when not warmed (``auto`` without CUDA: a CPU worker that also
     ingests should not hold torch until an enhancement job arrives).
     """
-    mode = settings.ENHANCE_WARMUP.lower()
     device = inference.select_device(settings.ENHANCE_DEVICE or None)
-    if mode in ("0", "false", "no") or (mode == "auto" and device.type != "cuda"):
+    if settings.ENHANCE_WARMUP == "0" or (settings.ENHANCE_WARMUP == "auto" and device.type != "cuda"):
         return None
     _, weights = deployment_model()
     return inference.warm_up(weights, str(device))

@@ -136,8 +136,16 @@ class BatchStatus(models.TextChoices):
     PENDING = "pending", "Waiting for the worker"
     PROCESSING = "processing", "Processing"
     DONE = "done", "Done"
+    DONE_WITH_HOLDS = "done_with_holds", "Done, some series held for review"
     DONE_WITH_REJECTIONS = "done_with_rejections", "Done, some files rejected"
+    REJECTED = "rejected", "Nothing stored: every file rejected"
     FAILED = "failed", "Failed"
+
+
+# A batch in one of these has every file's outcome and no staged file left.
+FINISHED_STATUSES = (
+    BatchStatus.DONE, BatchStatus.DONE_WITH_HOLDS, BatchStatus.DONE_WITH_REJECTIONS, BatchStatus.REJECTED
+)
 
 
 class UploadBatch(models.Model):
@@ -152,6 +160,13 @@ class UploadBatch(models.Model):
     accepted_count = models.PositiveIntegerField(default=0)
     duplicate_count = models.PositiveIntegerField(default=0)
     rejected_count = models.PositiveIntegerField(default=0)
+    held_count = models.PositiveIntegerField(
+        default=0, help_text="Stored files whose series is held from readers (burned-in annotation) for review."
+    )
+    items = models.JSONField(
+        default=list, blank=True,
+        help_text="The neutral name each uploaded file or archive got, in upload order; never the original name.",
+    )
     error = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -176,6 +191,10 @@ class FileOutcome(models.TextChoices):
     REJECTED = "rejected", "Rejected"
 
 
+# The reason an accepted file carries when its series is stored but held from readers (burned-in annotation).
+HELD_BURNED_IN = "held_burned_in"
+
+
 class UploadFileResult(models.Model):
     """What happened to one file of an upload. `name` is the path inside the upload, never a header value."""
 
@@ -192,6 +211,11 @@ class UploadFileResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}: {self.outcome}"
+
+    @property
+    def held(self) -> bool:
+        """Stored, but its series is kept from readers until a coordinator releases it."""
+        return self.outcome == FileOutcome.ACCEPTED and self.reason == HELD_BURNED_IN
 
 
 class JobStatus(models.TextChoices):

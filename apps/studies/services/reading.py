@@ -124,12 +124,16 @@ def task_api_url(task: ReadingTask | None) -> str | None:
 
 
 def mark_opened(task: ReadingTask) -> None:
-    """Records when a reader first opened the task (time on task is reported by the viewer at submit)."""
-    if task.status == TaskStatus.PENDING:
-        ReadingTask.objects.filter(pk=task.pk, status=TaskStatus.PENDING).update(
-            status=TaskStatus.OPENED, started_at=timezone.now()
-        )
-        task.status = TaskStatus.OPENED
+    """Records when a reader first opened the task (time on task is reported by the viewer at submit).
+
+    Not in a locked study: its reading data, and so its exports, no longer change (the lock is checked in the same
+    statement, so a lock that lands while the task is being opened wins)."""
+    if task.status == TaskStatus.PENDING and not task.study.is_locked:
+        opened = ReadingTask.objects.filter(pk=task.pk, status=TaskStatus.PENDING).exclude(
+            study__status=StudyStatus.LOCKED
+        ).update(status=TaskStatus.OPENED, started_at=timezone.now())
+        if opened:
+            task.status = TaskStatus.OPENED
 
 
 def saved_scores(task: ReadingTask, panels: list[str] | None = None) -> dict[str, dict[str, int]]:

@@ -1,8 +1,12 @@
-"""Fixtures for the statistics tests: the shared R reference data and one analysis run over it."""
+"""Fixtures for the statistics tests: the R reference data and one analysis run over it.
+
+``data/stats-public`` is a copy of the project's public reference data (a synthetic study of the paper's design and
+R's results on it; its README says how they were made and the tolerances). It lives in the test suite so that every
+clone runs the parity tests; a missing file fails them, never skips them.
+"""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -10,20 +14,33 @@ import pytest
 
 from apps.analysis.stats import run_analysis, write_outputs
 
+STATS_PUBLIC = Path(__file__).resolve().parent / "data" / "stats-public"
+REFERENCE_FILES = (
+    "scores.csv",
+    "patients.csv",
+    "ref_means.csv",
+    "ref_kappa.csv",
+    "ref_clmm.csv",
+    "ref_table1_tests.csv",
+)
+
 
 def stats_public_dir() -> Path:
-    """``READERSTUDY_SHARED_DIR`` if set, else the ``shared`` folder beside the repository."""
-    shared = os.environ.get("READERSTUDY_SHARED_DIR")
-    base = Path(shared) if shared else Path(__file__).resolve().parents[2] / ".." / "shared"
-    return base / "data" / "stats-public"
+    return STATS_PUBLIC
+
+
+def require_reference_data() -> Path:
+    """The reference folder, or a failure that names each missing file."""
+    folder = stats_public_dir()
+    missing = [name for name in REFERENCE_FILES if not (folder / name).is_file()]
+    if missing:
+        pytest.fail(f"R reference data missing from {folder}: {', '.join(missing)}", pytrace=False)
+    return folder
 
 
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
-    folder = stats_public_dir()
-    if not (folder / "scores.csv").is_file():
-        pytest.skip(f"R reference data not found at {folder} (set READERSTUDY_SHARED_DIR)")
-    return folder
+    return require_reference_data()
 
 
 @pytest.fixture(scope="session")

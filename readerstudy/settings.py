@@ -199,9 +199,11 @@ STOW_SYNC_MAX_BYTES = int(os.environ.get("READERSTUDY_STOW_SYNC_MAX_BYTES", str(
 AUDITLOG_USE_FK_STRING_REPRESENTATION = True
 
 REST_FRAMEWORK = {
+    # HTTP Basic first: it names the challenge of a 401 (a caller with no or wrong credentials); a browser's session
+    # is tried when no Authorization header is sent. Reader endpoints use the session only (apps.studies.api).
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "apps.accounts.authentication.BasicAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -213,7 +215,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Blinded, multi-site reader studies of MRI image enhancement.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # The schema lists every admin and export endpoint and the conventional/DL enums: staff only, never readers.
+    "SERVE_PERMISSIONS": ["apps.accounts.access.IsCoordinatorOrAdmin"],
     # Enhancement and export jobs share one status set; name its enum once.
     "ENUM_NAME_OVERRIDES": {"JobStatusEnum": "apps.imaging.models.JobStatus"},
 }

@@ -7,7 +7,7 @@ import pytest
 from django.core.management import call_command
 from drf_spectacular.drainage import GENERATOR_STATS
 
-from tests.factories import ReaderFactory
+from tests.factories import CoordinatorFactory, ReaderFactory
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +59,11 @@ def test_export_job_answers_and_downloads_are_described(schema):
 
 
 @pytest.mark.django_db
-def test_schema_endpoint_answers_an_authenticated_user(client):
+def test_schema_endpoint_answers_staff_only(client):
+    """Readers are refused (tests/accounts/test_api_access.py): the schema names every admin and export endpoint."""
     client.force_login(ReaderFactory())
+    assert client.get("/api/schema/").status_code == 403
+    client.force_login(CoordinatorFactory())
     response = client.get("/api/schema/")
     assert response.status_code == 200
     assert b"/api/reading/tasks/{task_token}/" in response.content

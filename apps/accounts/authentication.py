@@ -14,7 +14,10 @@ LOCKED_OUT = ("Too many failed logins: this login is locked for a while. Try aga
 
 class BasicAuthentication(authentication.BasicAuthentication):
     """HTTP Basic (scripts, STOW-RS senders). A username locked after repeated failures gets 429, even with the
-    right password, so a sending script stops rather than retrying into a longer lock."""
+    right password, so a sending script stops rather than retrying into a longer lock. No or wrong credentials:
+    401 with this challenge (it is the first authentication class of the API, so DRF names it)."""
+
+    www_authenticate_realm = "readerstudy"
 
     def authenticate_credentials(self, userid, password, request=None):
         try:

@@ -1,9 +1,18 @@
 from django.urls import path
-from rest_framework.routers import DefaultRouter
+from rest_framework.routers import APIRootView, DefaultRouter
 
+from apps.accounts.access import IsCoordinatorOrAdmin
 from apps.imaging import api, dicomweb
 
+
+class ImagingApiRoot(APIRootView):
+    """The list of imaging endpoints: staff only, like the schema."""
+
+    permission_classes = [IsCoordinatorOrAdmin]
+
+
 router = DefaultRouter()
+router.APIRootView = ImagingApiRoot
 router.register("uploads", api.UploadBatchViewSet, basename="upload")
 router.register("cases", api.CaseViewSet, basename="case")
 router.register("series", api.SeriesViewSet, basename="series")

@@ -3,6 +3,11 @@
 Views, viewsets and admin pages ask these helpers instead of re-deriving the rules.
 """
 
+from collections.abc import Callable
+from functools import wraps
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from rest_framework.permissions import BasePermission
 
@@ -47,3 +52,22 @@ class IsCoordinatorOrAdmin(BasePermission):
 class IsReader(BasePermission):
     def has_permission(self, request, view) -> bool:
         return is_reader(request.user)
+
+
+def page_for(has_role: Callable[[User], bool], who: str) -> Callable:
+    """Decorates the pages of one role. A caller who is not logged in goes to the login page; a logged-in user of
+    another role gets the 403 page saying whom the page is for (`who`), never the login page, which would send a
+    logged-in user straight back here: a redirect loop."""
+
+    def decorator(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapped(request, *args, **kwargs):
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            if not has_role(request.user):
+                raise PermissionDenied(f"This page is for {who}.")
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator

@@ -1,4 +1,5 @@
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import NoReverseMatch, reverse
@@ -21,4 +22,5 @@ def home(request: HttpRequest) -> HttpResponse:
                 return redirect(reverse(url_name))
             except NoReverseMatch:
                 continue
-    return redirect("logout")
+    raise PermissionDenied("Your login has no role here yet: ask your study admin to make you a reader, a site "
+                           "coordinator or an admin.")

@@ -1,17 +1,14 @@
 """Admin pages: a study's exports (streamed or built by the worker) and its analysis report. Thin doors."""
 
 from collections.abc import Callable
-from functools import wraps
 
-from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from apps.accounts.access import is_admin
+from apps.accounts.access import is_admin, page_for
 from apps.analysis import exports, services
 from apps.analysis.models import ExportJob, ExportKind
 from apps.analysis.report import ReportMeta, render_html, render_pdf
@@ -19,19 +16,8 @@ from apps.analysis.stats import AnalysisResult
 from apps.imaging.models import JobStatus
 from apps.studies.models import ReaderStudy
 
-
-def admin_only(view: Callable) -> Callable:
-    """Anonymous callers go to the login page; logged-in non-admins get 403."""
-
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
-        if not is_admin(request.user):
-            raise PermissionDenied("Only admins export or see unblinded data.")
-        return view(request, *args, **kwargs)
-
-    return wrapped
+# Anonymous callers go to the login page; logged-in non-admins get the 403 page: only admins export or unblind.
+admin_only = page_for(is_admin, "study admins")
 
 
 def csv_response(study: ReaderStudy, kind: str) -> StreamingHttpResponse:

@@ -1,7 +1,6 @@
 """Coordinator pages: uploads with per-file outcomes, and case metadata. Thin doors onto the services."""
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required, user_passes_test
 from django.core.exceptions import PermissionDenied
 from django.db.models import Case as DbCase
 from django.db.models import When
@@ -10,15 +9,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from apps.accounts.access import is_admin, is_coordinator, restrict_to_site
+from apps.accounts.access import is_admin, is_coordinator, page_for, restrict_to_site
 from apps.imaging.forms import CaseMetadataImportForm, UploadForm
 from apps.imaging.models import Case, EnhancementJob, FileOutcome, UploadBatch
 from apps.imaging.serializers import UploadBatchSerializer
 from apps.imaging.services import enhancement, metadata, uploads
 
-
-def coordinator_or_admin(view):
-    return login_required(user_passes_test(lambda u: is_coordinator(u) or is_admin(u))(view))
+coordinator_or_admin = page_for(lambda u: is_coordinator(u) or is_admin(u), "site coordinators and admins")
 
 
 def upload_site(request: HttpRequest, form: UploadForm):

@@ -28,7 +28,7 @@ def _readers_only(view):
     @wraps(view)
     def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         if not is_reader(request.user):
-            raise PermissionDenied
+            raise PermissionDenied("This page is for readers.")
         try:
             response = view(request, *args, **kwargs)
         except reading.NotFound as exc:

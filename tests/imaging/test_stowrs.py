@@ -250,3 +250,40 @@ def test_basic_auth_needs_no_csrf_token_but_a_session_does(coordinator, study):
     session = Client(enforce_csrf_checks=True)
     session.force_login(coordinator)
     assert post(session, body(study[0][1:2])).status_code == 403
+
+
+@pytest.mark.parametrize(
+    "accept",
+    [
+        "application/dicom+json",  # the README's curl example, and what DICOMweb senders send
+        "application/dicom+json, application/json;q=0.5",
+        "application/json",
+        "*/*",
+    ],
+)
+def test_the_standard_accept_header_is_answered(client_of, coordinator, study, accept):
+    files, _ = study
+    response = post(client_of(coordinator), body(files[:2]), HTTP_ACCEPT=accept)
+
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"] == "application/dicom+json"
+    assert len(sop_uids(response)) == 2 and Instance.objects.count() == 2
+
+
+def test_the_accept_header_also_holds_for_refusals(client_of, coordinator, study):
+    """Errors are answered, not turned into 406: a sender asking for DICOM JSON learns why it was refused."""
+    client = client_of(coordinator)
+    response = post(client, body(study[0][:1]), content_type="application/dicom", HTTP_ACCEPT="application/dicom+json")
+    assert response.status_code == 415
+    assert "multipart/related" in response.json()["detail"]
+
+    anonymous = post(Client(), body(study[0][:1]), HTTP_ACCEPT="application/dicom+json")
+    assert anonymous.status_code == 401 and anonymous["WWW-Authenticate"].startswith("Basic")
+
+
+def test_an_answer_the_server_cannot_give_is_406_before_anything_is_stored(client_of, coordinator, study):
+    response = post(client_of(coordinator), body(study[0][:1]), HTTP_ACCEPT="application/dicom+xml")
+
+    assert response.status_code == 406
+    assert "application/dicom+json" in response.json()["detail"]
+    assert not UploadBatch.objects.exists()

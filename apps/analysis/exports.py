@@ -18,7 +18,6 @@ from datetime import UTC
 from typing import IO
 
 import pandas as pd
-from django.db.models import OuterRef, Subquery
 
 from apps.analysis.models import ExportKind, RoiMeasurement
 from apps.analysis.stats.snr import roi_ratios
@@ -177,11 +176,10 @@ def _version(version: str, left: str, right: str, panel: str) -> str:
 
 
 def long_rows(study: ReaderStudy) -> Iterator[tuple]:
-    """One row per score, in reader, position, panel and item order."""
-    first_saved = ScoreAudit.objects.filter(score=OuterRef("pk")).order_by("changed_at", "pk").values("changed_at")[:1]
+    """One row per score, in reader, position, panel and item order. created_at and updated_at are the score's own
+    times, stamped from one clock (apps.audit.timestamps): equal until a revision, updated_at never earlier."""
     scores = (
         Score.objects.filter(task__study=study)
-        .annotate(created_at=Subquery(first_saved))
         .order_by("task__reader__pseudonym", "task__reader__username", "task__position", "panel", "item__order")
         .values_list(
             "task__reader__pseudonym",
@@ -225,7 +223,7 @@ def long_rows(study: ReaderStudy) -> Iterator[tuple]:
             calibration,
             position,
             status,
-            created or updated,
+            created,
             updated,
             submitted,
             seconds,

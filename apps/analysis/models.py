@@ -4,6 +4,7 @@ from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
 
+from apps.audit.timestamps import CreatedAtField, UpdatedAtField, updated_not_before_created
 from apps.imaging.models import JobStatus, Sequence
 
 
@@ -75,13 +76,14 @@ class RoiMeasurement(models.Model):
     dl_mean = models.FloatField()
     dl_sd = models.FloatField()
     dl_pixels = models.PositiveIntegerField()
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = CreatedAtField()
+    updated_at = UpdatedAtField(help_text="Last redrawn; equals created_at until then.")
 
     class Meta:
         ordering = ["study", "case__code", "sequence", "label", "drawn_by"]
         constraints = [
-            models.UniqueConstraint(fields=["task", "label"], name="one_roi_per_label_and_task")
+            models.UniqueConstraint(fields=["task", "label"], name="one_roi_per_label_and_task"),
+            updated_not_before_created("roi"),
         ]
 
     def __str__(self) -> str:

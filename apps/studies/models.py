@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from apps.audit.timestamps import CreatedAtField, UpdatedAtField, updated_not_before_created
 from apps.imaging.models import Sequence, Version
 
 LIKERT_MIN, LIKERT_MAX = 1, 5
@@ -189,6 +190,11 @@ class ReadingTask(models.Model):
                 ),
                 name="task_single_or_paired",
             ),
+            models.CheckConstraint(
+                condition=models.Q(submitted_at__isnull=True) | models.Q(started_at__isnull=True)
+                | models.Q(submitted_at__gte=models.F("started_at")),
+                name="task_submitted_not_before_started",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -220,7 +226,8 @@ class Score(models.Model):
     panel = models.CharField(max_length=1, choices=Panel.choices)
     item = models.ForeignKey(StudyItem, on_delete=models.PROTECT, related_name="scores")
     value = models.PositiveSmallIntegerField(validators=[MinValueValidator(LIKERT_MIN), MaxValueValidator(LIKERT_MAX)])
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = CreatedAtField(help_text="First saved; the time of its first audit entry.")
+    updated_at = UpdatedAtField(help_text="Last changed; equals created_at until the score is revised.")
 
     class Meta:
         ordering = ["task", "panel", "item__order"]
@@ -229,6 +236,7 @@ class Score(models.Model):
             models.CheckConstraint(
                 condition=models.Q(value__gte=LIKERT_MIN, value__lte=LIKERT_MAX), name="likert_range"
             ),
+            updated_not_before_created("score"),
         ]
 
     def __str__(self) -> str:
@@ -240,7 +248,7 @@ class ScoreAudit(models.Model):
 
     score = models.ForeignKey(Score, on_delete=models.PROTECT, related_name="audit")
     changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
-    changed_at = models.DateTimeField(auto_now_add=True)
+    changed_at = CreatedAtField(help_text="The same instant as the score's created_at or updated_at it records.")
     old_value = models.PositiveSmallIntegerField(null=True, blank=True)
     new_value = models.PositiveSmallIntegerField()
 

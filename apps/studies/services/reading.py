@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from apps.accounts.access import is_reader
 from apps.accounts.models import User
+from apps.audit.timestamps import not_before, touch
 from apps.imaging.models import Instance, Sequence
 from apps.imaging.services.enhancement import held_dl_series
 from apps.studies.models import (
@@ -238,24 +239,27 @@ def _validated(sheet: _Sheet, panel: str, scores: object) -> dict[StudyItem, int
 def _write(task: ReadingTask, sheet: _Sheet, values: dict[str, dict[StudyItem, int]], user: User) -> bool:
     """Stores the values of every panel, auditing each change, in at most three statements whatever the number
     of panels and items; an unchanged value writes nothing. Returns whether any changed."""
+    now = timezone.now()  # one clock reading for the scores and their audit entries (apps.audit.timestamps)
     created, changed = [], []
     for panel, scores in values.items():
         for item, value in scores.items():
             score = sheet.saved.get((panel, item.pk))
             if score is None:
-                created.append(Score(task=task, panel=panel, item=item, value=value))
+                created.append(Score(task=task, panel=panel, item=item, value=value, created_at=now))
             elif score.value != value:
                 changed.append((score, value))
-    audits = [ScoreAudit(score=score, changed_by=user, old_value=score.value, new_value=value)
-              for score, value in changed]
-    now = timezone.now()
+    audits = []
     for score, value in changed:
-        score.value, score.updated_at = value, now
+        audits.append(ScoreAudit(score=score, changed_by=user, old_value=score.value, new_value=value))
+        score.value = value
+        touch(score, now)
+        audits[-1].changed_at = score.updated_at
     if changed:
         Score.objects.bulk_update([score for score, _ in changed], ["value", "updated_at"])
     if created:
         created = Score.objects.bulk_create(created)
-        audits += [ScoreAudit(score=s, changed_by=user, old_value=None, new_value=s.value) for s in created]
+        audits += [ScoreAudit(score=s, changed_by=user, old_value=None, new_value=s.value, changed_at=s.created_at)
+                   for s in created]
     if audits:
         ScoreAudit.objects.bulk_create(audits)
     sheet.saved.update({(s.panel, s.item_id): s for s in created})
@@ -299,7 +303,7 @@ def submit(reader: User, task: ReadingTask, scores: object, seconds_on_task: obj
     if task.status != TaskStatus.SUBMITTED:
         task.status = TaskStatus.SUBMITTED
         task.started_at = task.started_at or now
-        task.submitted_at = now
+        task.submitted_at = not_before(now, task.started_at)
         task.seconds_on_task = seconds
     elif changed:
         task.revision_seconds += seconds

@@ -1,6 +1,5 @@
 """REST API for coordinators and admins. Every queryset goes through `restrict_to_site`."""
 
-from django.db import transaction
 from django.http import FileResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
@@ -46,17 +45,21 @@ class UploadBatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, SiteS
             raise ValidationError({"institution": "Admins name the site the upload belongs to."})
         files = [(f.name, f) for f in form.validated_data["files"]]
         try:
-            with transaction.atomic():
-                batch = uploads.stage_files(site, request.user, files, channel="api")
-                uploads.enqueue_processing(batch)
+            # Not in a transaction: a refused upload stays on record under its id, with each item's reason.
+            batch = uploads.stage_files(site, request.user, files, channel="api")
         except uploads.UploadRefused as exc:
             return Response(UploadBatchSerializer(exc.batch).data, status=status.HTTP_400_BAD_REQUEST)
+        uploads.enqueue_processing(batch)
         return Response(UploadBatchSerializer(batch).data, status=status.HTTP_201_CREATED)
 
+    @extend_schema(request=None, responses={202: UploadBatchSerializer})
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
         batch = self.get_object()
-        uploads.retry_upload(batch)
+        try:
+            uploads.retry_upload(batch)
+        except uploads.NothingToRetry as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         return Response(UploadBatchSerializer(batch).data, status=status.HTTP_202_ACCEPTED)
 
 

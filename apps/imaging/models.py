@@ -161,7 +161,8 @@ class UploadBatch(models.Model):
     duplicate_count = models.PositiveIntegerField(default=0)
     rejected_count = models.PositiveIntegerField(default=0)
     held_count = models.PositiveIntegerField(
-        default=0, help_text="Stored files whose series is held from readers (burned-in annotation) for review."
+        default=0,
+        help_text="Stored files whose series is held from readers (e.g. burned-in annotation) until someone releases it.",
     )
     items = models.JSONField(
         default=list, blank=True,
@@ -191,10 +192,6 @@ class FileOutcome(models.TextChoices):
     REJECTED = "rejected", "Rejected"
 
 
-# The reason an accepted file carries when its series is stored but held from readers (burned-in annotation).
-HELD_BURNED_IN = "held_burned_in"
-
-
 class UploadFileResult(models.Model):
     """What happened to one file of an upload. `name` is the path inside the upload, never a header value."""
 
@@ -215,7 +212,7 @@ class UploadFileResult(models.Model):
     @property
     def held(self) -> bool:
         """Stored, but its series is kept from readers until a coordinator releases it."""
-        return self.outcome == FileOutcome.ACCEPTED and self.reason == HELD_BURNED_IN
+        return self.outcome == FileOutcome.ACCEPTED and self.reason.startswith("held_")
 
 
 class JobStatus(models.TextChoices):

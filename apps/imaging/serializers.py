@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
 from apps.imaging.models import Case, EnhancementJob, Series, UploadBatch, UploadFileResult
-from apps.imaging.services import enhancement
+from apps.imaging.services import enhancement, uploads
 from apps.institutions.models import Institution
 
 
@@ -15,15 +15,25 @@ class UploadBatchSerializer(serializers.ModelSerializer):
     institution = serializers.SlugRelatedField(slug_field="code", read_only=True)
     results = UploadFileResultSerializer(many=True, read_only=True)
     progress = serializers.FloatField(read_only=True)
+    status_display = serializers.CharField(source="get_status_display", read_only=True)
+    summary = serializers.SerializerMethodField(help_text="What happened to the upload, in words.")
+    items = serializers.ListField(
+        child=serializers.CharField(), read_only=True,
+        help_text="The neutral name each uploaded file or archive got, in the order sent (an unpacked archive: its "
+        "folder, ending in '/'); pair it with your own file names to tell which of your files an outcome is.",
+    )
 
     class Meta:
         model = UploadBatch
         fields = [
-            "id", "institution", "channel", "status", "file_count", "processed_count", "accepted_count",
-            "duplicate_count", "rejected_count", "progress", "error", "attempts", "created_at", "started_at",
-            "finished_at", "results",
+            "id", "institution", "channel", "status", "status_display", "summary", "file_count", "processed_count",
+            "accepted_count", "duplicate_count", "rejected_count", "held_count", "progress", "error", "attempts",
+            "created_at", "started_at", "finished_at", "items", "results",
         ]
         read_only_fields = fields
+
+    def get_summary(self, batch: UploadBatch) -> str:
+        return uploads.describe(batch)
 
 
 class UploadCreateSerializer(serializers.Serializer):

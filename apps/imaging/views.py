@@ -47,7 +47,8 @@ def upload_create(request: HttpRequest) -> HttpResponse:
     else:
         uploads.enqueue_processing(batch)
     if request.headers.get("Accept") == "application/json":
-        return JsonResponse({"id": batch.pk, "url": batch_url(batch)}, status=201)
+        # The page pairs `items` (neutral names, in the order sent) with the file names only it knows.
+        return JsonResponse({"id": batch.pk, "url": batch_url(batch), "items": batch.items}, status=201)
     return redirect("imaging:upload_detail", pk=batch.pk)
 
 
@@ -60,17 +61,26 @@ def upload_detail(request: HttpRequest, pk: int) -> HttpResponse:
     batch = get_object_or_404(restrict_to_site(UploadBatch.objects.all(), request.user), pk=pk)
     if request.headers.get("Accept") == "application/json":
         return JsonResponse(UploadBatchSerializer(batch).data)
-    rejected_first = DbCase(When(outcome=FileOutcome.REJECTED, then=0), default=1)
+    rejected_first = DbCase(
+        When(outcome=FileOutcome.REJECTED, then=0), When(reason__startswith="held_", then=1), default=2
+    )
     results = batch.results.order_by(rejected_first, "name")
-    return render(request, "imaging/uploadbatch_detail.html", {"batch": batch, "results": results})
+    context = {
+        "batch": batch, "results": results, "summary": uploads.describe(batch), "can_retry": uploads.can_retry(batch),
+    }
+    return render(request, "imaging/uploadbatch_detail.html", context)
 
 
 @coordinator_or_admin
 @require_POST
 def upload_retry(request: HttpRequest, pk: int) -> HttpResponse:
     batch = get_object_or_404(restrict_to_site(UploadBatch.objects.all(), request.user), pk=pk)
-    uploads.retry_upload(batch)
-    messages.info(request, "The upload was queued again; files already stored are skipped.")
+    try:
+        uploads.retry_upload(batch)
+    except uploads.NothingToRetry as exc:
+        messages.error(request, f"{exc}.")
+    else:
+        messages.info(request, "The upload was queued again; files already stored are skipped.")
     return redirect("imaging:upload_detail", pk=batch.pk)
 
 

@@ -83,7 +83,9 @@ def test_hostile_zip_through_the_api_is_a_400_with_the_reason(client, coordinato
     login(client, coordinator)
     response = upload(client, [buffer])
     assert response.status_code == 400
-    assert "Archive refused (path_traversal)" in response.json()["error"]
+    assert response.json()["status"] == BatchStatus.REJECTED
+    assert response.json()["results"][0]["reason"] == "archive_path_traversal"
+    assert "Archive refused (path_traversal)" in response.json()["results"][0]["message"]
     assert not Case.objects.exists()
 
 

@@ -16,7 +16,16 @@ from pynetdicom import AE, _config
 from pynetdicom.sop_class import Verification
 
 from apps.imaging import dicom_network
-from apps.imaging.models import BatchStatus, Case, DicomNode, FileOutcome, Instance, Series, UploadBatch
+from apps.imaging.models import (
+    FINISHED_STATUSES,
+    BatchStatus,
+    Case,
+    DicomNode,
+    FileOutcome,
+    Instance,
+    Series,
+    UploadBatch,
+)
 from apps.imaging.services import enhancement, uploads
 from apps.institutions.services import add_site
 from tests.imaging.dicom_samples import write_patient_study
@@ -24,7 +33,7 @@ from tests.imaging.dicom_samples import write_patient_study
 pytestmark = pytest.mark.django_db(transaction=True)
 
 SENDER = "SCANNER1"
-FINAL = (BatchStatus.DONE, BatchStatus.DONE_WITH_REJECTIONS, BatchStatus.FAILED)
+FINAL = (*FINISHED_STATUSES, BatchStatus.FAILED)
 
 
 @pytest.fixture
@@ -190,7 +199,7 @@ def test_an_oversized_data_set_is_refused(node, scp_port, tmp_path, settings):
 
     assert status.Status == dicom_network.TOO_LARGE_STATUS
     batch = wait_for_batch()
-    assert batch.status == BatchStatus.DONE_WITH_REJECTIONS
+    assert batch.status == BatchStatus.REJECTED, "its only file was rejected: nothing stored"
     assert list(batch.results.values_list("reason", flat=True)) == ["too_large"]
     assert not Instance.objects.exists()
 

@@ -206,8 +206,10 @@ def test_hostile_zip_is_refused_without_writing_anything(tmp_path, settings, sit
         uploads.stage_files(site, None, [("upload.zip", io.BytesIO(data))], channel="api")
     batch = refused.value.batch
     batch.refresh_from_db()
-    assert batch.status == BatchStatus.FAILED
-    assert batch.error.startswith("Archive refused")
+    assert batch.status == BatchStatus.REJECTED, "kept on record: the archive is one rejected item"
+    [result] = batch.results.all()
+    assert result.outcome == FileOutcome.REJECTED and result.message.startswith("Archive refused")
+    assert batch.items == [result.name] and batch.file_count == batch.rejected_count == 1
     assert not outside.exists()
     assert not Path("/etc/absolute.dcm").exists()
     assert not (Path(settings.UPLOAD_STAGING_DIR) / str(batch.pk)).exists()

@@ -12,7 +12,7 @@ from django.conf import settings as django_settings
 from django.db import connection
 from kombu import Connection
 
-from apps.imaging.models import BatchStatus, UploadBatch
+from apps.imaging.models import FINISHED_STATUSES, BatchStatus, UploadBatch
 from apps.imaging.services import uploads
 from apps.institutions.services import add_site
 from tests.imaging.dicom_samples import write_patient_study
@@ -57,7 +57,7 @@ def wait_until_finished(batch: UploadBatch, worker: subprocess.Popen, seconds: f
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         batch.refresh_from_db()
-        if batch.status in (BatchStatus.DONE, BatchStatus.DONE_WITH_REJECTIONS, BatchStatus.FAILED):
+        if batch.status in (*FINISHED_STATUSES, BatchStatus.FAILED):
             return batch
         if worker.poll() is not None:
             break

@@ -13,7 +13,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='uploadbatch',
             name='held_count',
-            field=models.PositiveIntegerField(default=0, help_text='Stored files whose series is held from readers (burned-in annotation) for review.'),
+            field=models.PositiveIntegerField(default=0, help_text='Stored files whose series is held from readers (e.g. burned-in annotation) until someone releases it.'),
         ),
         migrations.AddField(
             model_name='uploadbatch',

@@ -23,6 +23,7 @@ from pydicom.dataset import Dataset
 
 from apps.imaging import blinding, classification, deidentify, validation
 from apps.imaging.models import (
+    FINISHED_STATUSES,
     BatchStatus,
     Case,
     FileOutcome,
@@ -105,6 +106,24 @@ def _record(batch: UploadBatch, name: str, outcome: str, reason: str = "", messa
     )
 
 
+HOLD_MESSAGES = {
+    SeriesStatus.HELD_BURNED_IN: (
+        "Stored, but its series is held from readers: the header says the pixels carry burned-in annotation, "
+        "which may show patient data. Check the series on the Cases page, then release or reject it."
+    ),
+}
+
+
+def _accepted(batch: UploadBatch, name: str, series: Series, instance: Instance) -> UploadFileResult:
+    """An accepted file; one whose series is held from readers says so, with the series status as its reason."""
+    if series.status.startswith("held_"):
+        message = HOLD_MESSAGES.get(
+            series.status, f"Stored, but its series is held from readers ({series.get_status_display()})."
+        )
+        return _record(batch, name, FileOutcome.ACCEPTED, series.status, message, instance=instance)
+    return _record(batch, name, FileOutcome.ACCEPTED, instance=instance)
+
+
 def store_series(batch: UploadBatch, files: list[ReadFile]) -> list[UploadFileResult]:
     """De-identifies and stores one series atomically; returns the per-file results it committed."""
     written: list[str] = []
@@ -154,7 +173,7 @@ def store_series(batch: UploadBatch, files: list[ReadFile]) -> list[UploadFileRe
                     continue
                 instance = storage.store_instance(series, ds, written)
                 kept.append(ds)
-                results.append(_record(batch, item.name, FileOutcome.ACCEPTED, instance=instance))
+                results.append(_accepted(batch, item.name, series, instance))
             if kept:
                 # The display window, once, while the volume is in memory (from the store if slices were added).
                 windows.save_window(
@@ -220,7 +239,7 @@ def _process_group(batch: UploadBatch, paths: list[Path]) -> None:
 def process_batch(batch_id: int) -> UploadBatch:
     """Processes every staged file of a batch that has no outcome yet; safe to run again after a crash."""
     batch = UploadBatch.objects.select_related("institution").get(pk=batch_id)
-    if batch.status in (BatchStatus.DONE, BatchStatus.DONE_WITH_REJECTIONS):
+    if batch.status in FINISHED_STATUSES:
         return batch
     UploadBatch.objects.filter(pk=batch.pk).update(
         status=BatchStatus.PROCESSING, attempts=F("attempts") + 1, started_at=timezone.now(), error=""
@@ -245,10 +264,12 @@ def finish_batch(batch: UploadBatch) -> UploadBatch:
     batch.accepted_count = counts[FileOutcome.ACCEPTED]
     batch.duplicate_count = counts[FileOutcome.DUPLICATE]
     batch.rejected_count = counts[FileOutcome.REJECTED]
-    batch.status = BatchStatus.DONE_WITH_REJECTIONS if batch.rejected_count else BatchStatus.DONE
+    batch.held_count = batch.results.filter(outcome=FileOutcome.ACCEPTED, reason__startswith="held_").count()
+    batch.status = finished_status(batch)
     batch.finished_at = timezone.now()
     batch.save(update_fields=[
-        "processed_count", "accepted_count", "duplicate_count", "rejected_count", "status", "finished_at",
+        "processed_count", "accepted_count", "duplicate_count", "rejected_count", "held_count", "status",
+        "finished_at",
     ])
     batch.refresh_from_db()
     logger.info(
@@ -256,6 +277,17 @@ def finish_batch(batch: UploadBatch) -> UploadBatch:
         batch.pk, batch.accepted_count, batch.duplicate_count, batch.rejected_count,
     )
     return batch
+
+
+def finished_status(batch: UploadBatch) -> str:
+    """Nothing stored, some files rejected, some series held, or done: the worst thing the coordinator must know."""
+    if batch.rejected_count and not (batch.accepted_count or batch.duplicate_count):
+        return BatchStatus.REJECTED
+    if batch.rejected_count:
+        return BatchStatus.DONE_WITH_REJECTIONS
+    if batch.held_count:
+        return BatchStatus.DONE_WITH_HOLDS
+    return BatchStatus.DONE
 
 
 def mark_failed(batch_id: int, message: str) -> None:

@@ -3,6 +3,11 @@
 An upload is first copied (or unpacked) into its own staging folder, outside the image store, and only then
 processed; the staging folder is removed once every file has an outcome, so no identifiable file outlives its
 batch.
+
+Every uploaded file or archive gets an outcome of its own: an archive refused on arrival (a zip bomb, a path
+that climbs out) is one rejected item of its batch and the other files go on. A batch whose every item was
+refused on arrival is recorded, finished at once and reported with `UploadRefused`, so nobody is offered to
+process it again.
 """
 
 import logging
@@ -17,7 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.imaging.archives import ArchiveRejected, extract_archive
-from apps.imaging.models import BatchStatus, UploadBatch
+from apps.imaging.models import FINISHED_STATUSES, BatchStatus, FileOutcome, UploadBatch, UploadFileResult
 from apps.institutions.models import Institution
 
 logger = logging.getLogger(__name__)
@@ -26,7 +31,8 @@ ARCHIVE_SUFFIXES = (".zip",)
 
 
 class UploadRefused(Exception):
-    """The upload as a whole cannot be accepted (for example a hostile archive); the batch records why."""
+    """Nothing of the upload can be processed (every item refused on arrival, or no file at all); the batch is
+    kept and records why."""
 
     def __init__(self, batch: UploadBatch, message: str) -> None:
         super().__init__(message)
@@ -93,9 +99,27 @@ def _refuse(batch: UploadBatch, message: str) -> UploadRefused:
     return UploadRefused(batch, message)
 
 
-def _unpack(batch: UploadBatch, archive: Path, into: Path) -> None:
+def _reject_item(batch: UploadBatch, name: str, reason: str, message: str) -> str:
+    """Records the outcome of an item refused on arrival, under a name no other file of the batch has."""
+    taken = set(batch.results.values_list("name", flat=True))
+    candidate, number = name, 1
+    while candidate in taken:
+        number += 1
+        stem, dot, suffix = name.rpartition(".")
+        candidate = f"{stem}_{number}.{suffix}" if dot else f"{name}_{number}"
+    UploadFileResult.objects.create(
+        batch=batch, name=candidate, outcome=FileOutcome.REJECTED, reason=reason[:40], message=message[:500]
+    )
+    return candidate
+
+
+def _unpack(batch: UploadBatch, archive: Path, into: Path, name: str) -> str:
+    """Unpacks one archive of the batch into `into`; a refused or empty archive becomes one rejected item.
+
+    Returns the name the archive is known by in the batch: the folder of its members, or its rejected item.
+    """
     try:
-        extract_archive(
+        members = extract_archive(
             archive,
             into,
             max_total_bytes=settings.INGEST_MAX_ARCHIVE_UNPACKED_BYTES,
@@ -103,7 +127,14 @@ def _unpack(batch: UploadBatch, archive: Path, into: Path) -> None:
             max_members=settings.INGEST_MAX_ARCHIVE_MEMBERS,
         )
     except ArchiveRejected as exc:
-        raise _refuse(batch, f"Archive refused ({exc.reason}): {exc.message}") from exc
+        shutil.rmtree(into, ignore_errors=True)
+        return _reject_item(batch, name, f"archive_{exc.reason}", f"Archive refused ({exc.reason}): {exc.message}")
+    if not members:
+        shutil.rmtree(into, ignore_errors=True)
+        return _reject_item(
+            batch, name, "archive_empty", "The archive holds no files (folders and system files are skipped)."
+        )
+    return into.relative_to(staging_dir(batch) / "files").as_posix() + "/"
 
 
 def stage_files(
@@ -119,7 +150,7 @@ def stage_files(
             archive = staging_dir(batch) / f"archive{index}.zip"
             with archive.open("wb") as out:
                 shutil.copyfileobj(stream, out, 1024 * 1024)
-            _unpack(batch, archive, root / f"archive{index}")
+            batch.items.append(_unpack(batch, archive, root / f"archive{index}", relative.as_posix()))
             archive.unlink()
             continue
         target = root / relative
@@ -128,6 +159,7 @@ def stage_files(
         target.parent.mkdir(parents=True, exist_ok=True)
         with target.open("wb") as out:
             shutil.copyfileobj(stream, out, 1024 * 1024)
+        batch.items.append(staged_name(batch, target))
     return _finish_staging(batch)
 
 
@@ -148,17 +180,25 @@ def stage_path(institution: Institution, user, path: Path, channel: str = "comma
         target = root / neutral(source.relative_to(path).as_posix(), index)
         target.parent.mkdir(parents=True, exist_ok=True)
         if source.suffix.lower() in ARCHIVE_SUFFIXES:
-            _unpack(batch, source, target.with_suffix(""))
+            _unpack(batch, source, target.with_suffix(""), staged_name(batch, target))
         else:
             shutil.copyfile(source, target)
     return _finish_staging(batch)
 
 
 def _finish_staging(batch: UploadBatch) -> UploadBatch:
-    batch.file_count = len(staged_files(batch))
+    """Counts the staged files and the items refused on arrival; a batch with nothing left to process is finished
+    here, kept on record, and reported with `UploadRefused`."""
+    staged = len(staged_files(batch))
+    batch.file_count = staged + batch.results.count()
     if batch.file_count == 0:
         raise _refuse(batch, "The upload contains no files.")
-    batch.save(update_fields=["file_count"])
+    batch.save(update_fields=["file_count", "items"])
+    if staged == 0:
+        from apps.imaging.services.ingest import finish_batch
+
+        batch = finish_batch(batch)
+        raise UploadRefused(batch, describe(batch))
     return batch
 
 
@@ -188,11 +228,53 @@ def enqueue_processing(batch: UploadBatch) -> None:
     transaction.on_commit(lambda: process_upload_batch.delay(batch_id=batch.pk))
 
 
+class NothingToRetry(ValueError):
+    """Every file of the batch has its outcome and nothing is staged: processing it again could only fail."""
+
+
+def can_retry(batch: UploadBatch) -> bool:
+    """Only an unfinished batch whose staged files are still there can be processed again."""
+    return batch.status not in FINISHED_STATUSES and bool(staged_files(batch))
+
+
 def retry_upload(batch: UploadBatch) -> None:
     """Queues a batch again; files that already have an outcome are skipped, so this is always safe."""
-    if batch.status in (BatchStatus.DONE, BatchStatus.DONE_WITH_REJECTIONS) and not staged_files(batch):
-        return
+    if not can_retry(batch):
+        raise NothingToRetry(
+            "Nothing to process again: every file of this upload has its outcome"
+            if batch.status in FINISHED_STATUSES
+            else "Nothing to process again: no file of this upload is left on the server; upload the files again."
+        )
     batch.status = BatchStatus.PENDING
     batch.error = ""
     batch.save(update_fields=["status", "error"])
     enqueue_processing(batch)
+
+
+def _files(count: int) -> str:
+    return f"{count} file" if count == 1 else f"{count} files"
+
+
+def describe(batch: UploadBatch) -> str:
+    """What happened to an upload, in one or two sentences, for the upload page and the API."""
+    if batch.status == BatchStatus.PENDING:
+        return f"Waiting for the worker: {_files(batch.file_count)} received."
+    if batch.status == BatchStatus.PROCESSING:
+        return f"Processing: {batch.processed_count} of {_files(batch.file_count)} done."
+    if batch.status == BatchStatus.FAILED:
+        return f"Failed: {batch.error}" if batch.error else "Failed."
+    if batch.status == BatchStatus.REJECTED:
+        every = "the file was" if batch.rejected_count == 1 else f"all {batch.rejected_count} files were"
+        return f"Nothing was stored: {every} rejected. The reasons are listed per file."
+    parts = [f"{batch.accepted_count} stored"]
+    if batch.duplicate_count:
+        parts.append(f"{batch.duplicate_count} already stored before")
+    if batch.rejected_count:
+        parts.append(f"{batch.rejected_count} rejected (the reasons are listed per file)")
+    text = f"{_files(batch.file_count)}: {', '.join(parts)}."
+    if batch.held_count:
+        text += (
+            f" {batch.held_count} of the stored files belong to series held from readers (the reason is listed"
+            " per file): check those series on the Cases page, then release or reject them."
+        )
+    return text

@@ -27,15 +27,22 @@ class Command(BaseCommand):
         except FileNotFoundError as exc:
             raise CommandError(str(exc)) from exc
         except uploads.UploadRefused as exc:
-            raise CommandError(str(exc)) from exc
+            self.print_results(exc.batch, quiet)
+            reasons = "; ".join(f"{r.name}: {r.message}" for r in exc.batch.results.all()[:3])
+            raise CommandError(f"Upload {exc.batch.pk}: {exc} {reasons}".strip()) from exc
         batch = ingest.process_batch(batch.pk)
-        if not quiet:
-            for result in batch.results.all():
-                detail = f"  {result.reason}: {result.message}" if result.outcome == FileOutcome.REJECTED else ""
-                self.stdout.write(f"{result.outcome:9} {result.name}{detail}")
+        self.print_results(batch, quiet)
         self.stdout.write(
             f"Upload {batch.pk}: {batch.accepted_count} accepted, {batch.duplicate_count} already stored, "
             f"{batch.rejected_count} rejected of {batch.file_count} files."
         )
         if batch.rejected_count:
             raise CommandError(f"{batch.rejected_count} file(s) rejected.")
+
+    def print_results(self, batch, quiet: bool) -> None:
+        if quiet:
+            return
+        for result in batch.results.all():
+            shown = result.outcome == FileOutcome.REJECTED or result.held
+            detail = f"  {result.reason}: {result.message}" if shown else ""
+            self.stdout.write(f"{result.outcome:9} {result.name}{detail}")

@@ -2,7 +2,13 @@
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator
 from django.db import models
+
+# The clinical values a case may hold: the model, the admin, the API, the metadata CSV and the database check the
+# same ones. Age in whole years; an empty value (None for numbers) means not known.
+AGE_MAX = 120
+WHO_GRADES = (1, 2, 3, 4)
 
 
 class Sex(models.TextChoices):
@@ -10,6 +16,10 @@ class Sex(models.TextChoices):
     MALE = "M", "Male"
     OTHER = "O", "Other"
     UNKNOWN = "", "Unknown"
+
+
+IDH_CHOICES = [("mutant", "Mutant"), ("wildtype", "Wild type"), ("unknown", "Unknown")]
+CODELETION_CHOICES = [("codeleted", "Codeleted"), ("intact", "Intact"), ("unknown", "Unknown")]
 
 
 class Case(models.Model):
@@ -23,25 +33,43 @@ class Case(models.Model):
     institution = models.ForeignKey("institutions.Institution", on_delete=models.PROTECT, related_name="cases")
     patient_key = models.CharField(max_length=64, help_text="Keyed hash of the original Patient ID.")
     date_shift_days = models.IntegerField(default=0)
-    age = models.PositiveSmallIntegerField(null=True, blank=True)
-    sex = models.CharField(max_length=1, choices=Sex.choices, blank=True)
-    tumour_type = models.CharField(max_length=100, blank=True)
-    who_grade = models.PositiveSmallIntegerField(null=True, blank=True, choices=[(g, str(g)) for g in (1, 2, 3, 4)])
-    idh_status = models.CharField(
-        max_length=16, blank=True, choices=[("mutant", "Mutant"), ("wildtype", "Wild type"), ("unknown", "Unknown")]
+    age = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MaxValueValidator(AGE_MAX)],
+        help_text=f"Whole years, 0 to {AGE_MAX}; empty when not known.",
     )
+    sex = models.CharField(max_length=1, choices=Sex.choices, blank=True)
+    tumour_type = models.CharField(
+        max_length=100, blank=True, help_text="As diagnosed (WHO 2021), e.g. glioblastoma, astrocytoma."
+    )
+    who_grade = models.PositiveSmallIntegerField(null=True, blank=True, choices=[(g, str(g)) for g in WHO_GRADES])
+    idh_status = models.CharField(max_length=16, blank=True, choices=IDH_CHOICES)
     codeletion_1p19q = models.CharField(
         max_length=16,
         blank=True,
         verbose_name="1p/19q",
-        choices=[("codeleted", "Codeleted"), ("intact", "Intact"), ("unknown", "Unknown")],
+        choices=CODELETION_CHOICES,
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["code"]
         constraints = [
-            models.UniqueConstraint(fields=["institution", "patient_key"], name="one_case_per_patient_per_site")
+            models.UniqueConstraint(fields=["institution", "patient_key"], name="one_case_per_patient_per_site"),
+            models.CheckConstraint(
+                condition=models.Q(age__isnull=True) | models.Q(age__gte=0, age__lte=AGE_MAX), name="case_age_range"
+            ),
+            models.CheckConstraint(condition=models.Q(sex__in=Sex.values), name="case_sex_known"),
+            models.CheckConstraint(
+                condition=models.Q(who_grade__isnull=True) | models.Q(who_grade__in=WHO_GRADES),
+                name="case_who_grade_known",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(idh_status__in=["", *(v for v, _ in IDH_CHOICES)]), name="case_idh_status_known"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(codeletion_1p19q__in=["", *(v for v, _ in CODELETION_CHOICES)]),
+                name="case_codeletion_1p19q_known",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -71,7 +71,7 @@ def test_reader_submits_and_revises_through_the_api_and_revision_times_are_never
 
 
 def test_database_refuses_an_update_time_before_the_creation_time() -> None:
-    world = build_world(cases_per_site=1, sequences=("T2W",))
+    world = build_world(cases_per_site=1, sequences=("T2W",), readers_per_case=2)  # every reader has tasks
     reader = world.readers[0]
     task = ReadingTask.objects.filter(study=world.study, reader=reader).first()
     from apps.studies.services import reading
@@ -104,7 +104,7 @@ def test_migration_repairs_existing_rows_before_adding_the_checks() -> None:
 
     from apps.studies.services import reading
 
-    world = build_world(cases_per_site=1, sequences=("T2W",))
+    world = build_world(cases_per_site=1, sequences=("T2W",), readers_per_case=2)  # every reader has tasks
     reader = world.readers[0]
     tasks = list(ReadingTask.objects.filter(study=world.study, reader=reader).order_by("position"))[:2]
     for task in tasks:

@@ -7,6 +7,11 @@ owns its `random.Random`; the global random state is never touched.
 Vocabulary: an *image* is one (case, sequence); it exists in two versions. In single mode each version is its
 own task and the two tasks of one image are kept at least `min_distance` positions apart in a reader's order
 (distance 1 means adjacent); in paired mode one task shows both versions side by side, left/right randomised.
+
+Calibration cases are read first, by every eligible reader, each in their own random order (the paper's
+calibration session before formal review; readers see them flagged and compare scores afterwards; they are
+excluded from analysis). Their two versions keep the same `min_distance` inside that first block, so a reader
+needs at least `min_distance` calibration images; fewer is refused (`CalibrationTooShort`), never shortened.
 """
 
 from __future__ import annotations
@@ -65,6 +70,26 @@ class PlannedTask(NamedTuple):
 Assignment = dict[str, list[PlannedTask]]
 
 
+class CalibrationTooShort(ValueError):
+    """Some readers' calibration has fewer images than min_distance, so its two versions cannot be kept apart."""
+
+    def __init__(self, min_distance: int, images: Mapping[str, int]) -> None:
+        self.min_distance, self.images = min_distance, dict(images)
+        super().__init__(self.describe())
+
+    def describe(self, names: Mapping[str, str] | None = None) -> str:
+        """The reason in words, readers named by `names` (reader key -> name) where given."""
+        names = names or {}
+        short = "; ".join(f"{names.get(key, key)}: {count} calibration images" for key, count in self.images.items())
+        return (
+            f"Calibration is read first, so the two versions of each calibration image must be at least "
+            f"{self.min_distance} positions apart (min_distance) within the calibration tasks, which needs at least "
+            f"{self.min_distance} calibration images per reader ({short}). Either add calibration cases (from sites "
+            f"other than these readers', since readers never read their own site's cases under the cross-site "
+            f"rule) or lower min_distance."
+        )
+
+
 def generate_assignment(
     seed: int,
     cases: Iterable[CaseInput],
@@ -114,6 +139,11 @@ def generate_assignment(
             raise ValueError(f"No reader may read calibration case {case.key} under the cross-site rule.")
         for reader in eligible:
             calibration_by_reader[reader.key].append(case)
+    if rules.mode == "single":
+        images = {key: sum(len(c.sequences) for c in chosen) for key, chosen in calibration_by_reader.items()}
+        short = {key: count for key, count in images.items() if 0 < count < rules.min_distance}
+        if short:
+            raise CalibrationTooShort(rules.min_distance, short)
 
     main_cases = [c for c in new_cases if c.key not in calibration]
     rng.shuffle(main_cases)
@@ -131,8 +161,8 @@ def generate_assignment(
 
     result: Assignment = {}
     for reader in reader_list:
-        calibration_tasks = _order(calibration_by_reader[reader.key], True, rules, rng, strict=False)
-        main_tasks = _order(cases_by_reader[reader.key], False, rules, rng, strict=True)
+        calibration_tasks = _order(calibration_by_reader[reader.key], True, rules, rng)
+        main_tasks = _order(cases_by_reader[reader.key], False, rules, rng)
         result[reader.key] = calibration_tasks + main_tasks
     return result
 
@@ -151,9 +181,7 @@ def _task_count(rules: Rules, images: int) -> int:
     return images * (2 if rules.mode == "single" else 1)
 
 
-def _order(
-    cases: Sequence[CaseInput], calibration: bool, rules: Rules, rng: random.Random, strict: bool
-) -> list[PlannedTask]:
+def _order(cases: Sequence[CaseInput], calibration: bool, rules: Rules, rng: random.Random) -> list[PlannedTask]:
     """Puts one reader's tasks for `cases` in a random order that respects the mode's rules."""
     images = [(case.key, sequence) for case in cases for sequence in sorted(case.sequences)]
     if rules.mode == "paired":
@@ -167,12 +195,12 @@ def _order(
         ]
     distance = rules.min_distance
     if distance > len(images):
-        if strict and images:
+        if images:  # the configured distance is kept or refused, never lowered
             raise ValueError(
                 f"The two versions of an image cannot be {distance} positions apart in a list of "
                 f"{len(images)} images; lower min_distance or add more cases to this batch."
             )
-        distance = max(1, len(images))
+        return []
     return [
         PlannedTask(case, sequence, calibration, version=version)
         for (case, sequence), version in spaced_pairs_order(images, distance, rng)

@@ -112,21 +112,61 @@ def test_which_version_comes_first_is_not_fixed():
 
 def test_calibration_cases_come_first_for_every_eligible_reader_and_are_flagged():
     cases = make_cases(30)
-    rules = Rules(min_distance=5, calibration_cases=("C000", "C001"))
+    calibration = ("C000", "C001", "C002", "C003")  # sites A, B, C, A: every reader gets two or three cases
+    rules = Rules(min_distance=5, calibration_cases=calibration)
     assignment = generate_assignment(9, cases, READERS, rules)
+    site = {c.key: c.site for c in cases}
     for reader, tasks in assignment.items():
         flags = [t.calibration for t in tasks]
         n_calibration = sum(flags)
         assert flags[:n_calibration] == [True] * n_calibration
         assert {t.case for t in tasks if t.calibration} == {
-            c for c, site in (("C000", "A"), ("C001", "B")) if site != dict((r.key, r.site) for r in READERS)[reader]
+            c for c in calibration if site[c] != dict((r.key, r.site) for r in READERS)[reader]
         }
+        # The configured distance holds inside the calibration block as everywhere else.
+        assert min(b - a for a, b in positions(tasks[:n_calibration]).values()) >= 5
     assert readers_of(assignment)["C000"] == {"R2", "R3"}
+
+
+def test_calibration_orders_differ_between_readers_and_say_nothing_about_the_version():
+    """Calibration is read first by design (the paper's calibration session precedes formal review), but each
+    reader gets their own random order, and which version of an image comes first is a coin toss."""
+    cases = make_cases(30, sites="AB")
+    readers = [ReaderInput(f"R{i}", "C") for i in range(6)]
+    rules = Rules(min_distance=4, calibration_cases=("C000", "C001"))
+    assignment = generate_assignment(11, cases, readers, rules)
+    orders = {tuple((t.case, t.sequence, t.version) for t in tasks if t.calibration) for tasks in assignment.values()}
+    assert len(orders) > 1
+    firsts = Counter(order[0][2] for order in orders)
+    assert set(firsts) <= {"conventional", "dl"}
+
+
+@pytest.mark.parametrize("min_distance", [4, 6])
+def test_calibration_too_short_for_the_distance_is_refused_not_shortened(min_distance):
+    """One calibration case of three sequences gives three images: the two versions of each cannot be four apart
+    while calibration comes first. The rule is refused with the reason, never silently lowered to three."""
+    rules = Rules(min_distance=min_distance, calibration_cases=("C000",))
+    with pytest.raises(ValueError) as raised:
+        generate_assignment(1, make_cases(30), READERS, rules)
+    message = str(raised.value)
+    assert f"at least {min_distance} positions apart" in message
+    assert "R2: 3 calibration images" in message and "R3: 3 calibration images" in message
+    assert "add calibration cases" in message and "lower min_distance" in message
+
+
+def test_calibration_within_the_distance_or_paired_mode_is_fine():
+    assignment = generate_assignment(1, make_cases(30), READERS, Rules(min_distance=3, calibration_cases=("C000",)))
+    for reader in ("R2", "R3"):
+        tasks = [t for t in assignment[reader] if t.calibration]
+        assert len(tasks) == 6 and min(b - a for a, b in positions(tasks).values()) >= 3
+    paired = generate_assignment(1, make_cases(30), READERS, Rules(mode="paired", min_distance=9,
+                                                                   calibration_cases=("C000",)))
+    assert sum(t.calibration for t in paired["R2"]) == 3
 
 
 def test_same_seed_same_assignment_and_input_order_does_not_matter():
     cases = make_cases(45)
-    rules = Rules(min_distance=8, calibration_cases=("C003",))
+    rules = Rules(min_distance=6, calibration_cases=("C003", "C004", "C005"))
     first = generate_assignment(123, cases, READERS, rules)
     again = generate_assignment(123, list(reversed(cases)), list(reversed(READERS)), rules)
     assert first == again
@@ -158,7 +198,7 @@ def test_balanced_with_cross_site_rule():
 
 
 def test_appending_keeps_existing_tasks_and_follows_the_rules():
-    rules = Rules(readers_per_case=1, min_distance=6, calibration_cases=("C000",))
+    rules = Rules(readers_per_case=1, min_distance=6, calibration_cases=("C000", "C001", "C002"))
     first_cases = make_cases(30)
     first = generate_assignment(77, first_cases, READERS, rules)
     more_cases = make_cases(15, start=30)

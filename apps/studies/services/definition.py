@@ -190,7 +190,12 @@ def _plan_and_store(study: ReaderStudy, cases: list[Case]) -> int:
     case_inputs, reader_inputs = _planner_inputs(study, cases, pairs)
     rules = planner_rules(study)
     existing = _existing_plan(study)
-    plan = planner.generate_assignment(study.seed, case_inputs, reader_inputs, rules, existing=existing)
+    try:
+        plan = planner.generate_assignment(study.seed, case_inputs, reader_inputs, rules, existing=existing)
+    except planner.CalibrationTooShort as exc:  # the same reason, with the readers' names instead of their ids
+        names = {str(m.reader_id): m.reader.pseudonym or m.reader.username
+                 for m in study.memberships.select_related("reader")}
+        raise ValueError(exc.describe(names)) from exc
     cases_by_code = {case.code: case for case in cases}
     last = dict(
         study.tasks.values("reader_id").annotate(last=Max("position")).values_list("reader_id", "last")

@@ -29,14 +29,17 @@ def wait_for_enhancement(timeout_s: float, report: Callable[[int, int], None]) -
 
 
 def create_demo_study(seed: int = 2026) -> ReaderStudy:
-    """A cross-site single-mode study of every demo case, one calibration case, open for reading."""
+    """A cross-site single-mode study of every demo case, open for reading, with one calibration case per site:
+    each reader then reads two calibration cases (six images) first, enough to keep the two versions of each
+    image four positions apart there too."""
     existing = ReaderStudy.objects.filter(title=DEMO_TITLE).first()
     if existing is not None:
         return existing
     study = definition.create_study(DEMO_TITLE, seed=seed, readers_per_case=2, min_distance=4)
     cases = list(Case.objects.order_by("code"))
+    calibration = list({case.institution_id: case for case in reversed(cases)}.values())  # each site's first
     definition.set_readers(study, User.objects.filter(role=Role.READER).order_by("pseudonym"))
-    definition.set_cases(study, cases[1:], calibration=cases[:1])
+    definition.set_cases(study, [c for c in cases if c not in calibration], calibration=calibration)
     definition.generate(study)
     definition.open_for_reading(study)
     study.refresh_from_db()

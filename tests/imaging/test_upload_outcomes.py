@@ -199,3 +199,24 @@ def test_a_burned_in_series_is_shown_held_not_accepted(client, coordinator, tmp_
     assert "Done, some series held for review" in page
     assert page.count('class="warn">Stored, held for review') == len(held)
     assert reverse("imaging:case_list") in page
+
+
+# Item 4: the answer names each uploaded item's neutral name, in the order sent, so the sender can pair it with
+# the file names only it knows; the server keeps none of them.
+def test_the_upload_answer_pairs_each_item_with_its_neutral_name(client, coordinator, tmp_path,
+                                                                django_capture_on_commit_callbacks):
+    from tests.imaging.test_ingest import all_database_text
+
+    items = seven_bad_files(tmp_path)
+    response = api_upload(client, items, django_capture_on_commit_callbacks)
+    answer = response.json()
+    assert len(answer["items"]) == len(items)
+    detail = client.get(reverse("upload-detail", args=[answer["id"]])).json()
+    reason_by_name = {r["name"]: r["reason"] for r in detail["results"]}
+    assert [reason_by_name[stored] for stored in answer["items"]] == [reason for *_, reason in items]
+    assert detail["items"] == answer["items"]
+    assert "DOE_JANE" not in all_database_text()
+
+    page = client.post(reverse("imaging:upload_create"), {"files": [named(items[0][1], items[0][0])]},
+                       HTTP_ACCEPT="application/json")
+    assert page.status_code == 201 and page.json()["items"] == ["file-000000"]

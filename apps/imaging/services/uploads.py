@@ -274,7 +274,8 @@ def describe(batch: UploadBatch) -> str:
     text = f"{_files(batch.file_count)}: {', '.join(parts)}."
     if batch.held_count:
         text += (
-            f" {batch.held_count} of the stored files belong to series held from readers (the reason is listed"
+            f" {batch.held_count} of the stored files {'belongs' if batch.held_count == 1 else 'belong'} to series"
+            " held from readers (the reason is listed"
             " per file): check those series on the Cases page, then release or reject them."
         )
     return text

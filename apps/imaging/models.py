@@ -97,6 +97,7 @@ class SeriesSource(models.TextChoices):
 class SeriesStatus(models.TextChoices):
     READY = "ready", "Ready"
     HELD_BURNED_IN = "held_burned_in", "Held: burned-in annotation"
+    HELD_VENDOR = "held_vendor", "Held: vendor-enhanced, waiting to be linked"
     REJECTED = "rejected", "Rejected by coordinator"
 
 
@@ -117,6 +118,10 @@ class Series(models.Model):
         help_text="The other version of the same image (conventional <-> DL).",
     )
     status = models.CharField(max_length=20, choices=SeriesStatus.choices, default=SeriesStatus.READY)
+    hold_reason = models.CharField(
+        max_length=300, blank=True,
+        help_text="Why the series is held, in words for the coordinator (from the product's vocabulary, never header text).",
+    )
     description = models.CharField(max_length=200, blank=True, help_text="De-identified Series Description.")
     rows = models.PositiveIntegerField()
     columns = models.PositiveIntegerField()

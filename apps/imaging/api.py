@@ -75,18 +75,19 @@ class SeriesViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Upd
     queryset = Series.objects.select_related("case")
     serializer_class = SeriesSerializer
     site_field = "case__institution"
-    http_method_names = ["get", "patch", "head", "options"]
+    # POST only reaches the attach-vendor action (there is no create); it answered 405 while POST was left out.
+    http_method_names = ["get", "patch", "post", "head", "options"]
 
     def perform_update(self, serializer):
         for field, value in serializer.validated_data.items():
             setattr(serializer.instance, field, value)
         series_service.save_coordinator_changes(serializer.instance, set(serializer.validated_data))
 
-
     @extend_schema(request=VendorAttachSerializer, responses={200: SeriesSerializer})
     @action(detail=True, methods=["post"], url_path="attach-vendor")
     def attach_vendor(self, request, pk=None):
-        """Declares another series of the same study to be this series' vendor-enhanced version."""
+        """Links a held vendor-enhanced series (body: {"vendor_series": id}) as this conventional series' DL version:
+        same study, geometry and sequence, else 400 saying what differs; releases its hold; audited."""
         conventional = self.get_object()
         form = VendorAttachSerializer(data=request.data)
         form.is_valid(raise_exception=True)

@@ -25,6 +25,7 @@ OTHER = "OTHER"
 _SPLIT = re.compile(r"[\s_\-/.,:;()\[\]*#=&]+")
 _CONTRAST_MARK = re.compile(r"(?<![a-z0-9])(?:\+\s*(?:c|gd|km|contrast)|c\+|gd\+|km\+)(?![a-z0-9])")
 _DARK_FLUID = re.compile(r"dark[\s_-]*fluid|da[\s_-]fl(?![a-z])")
+_DEEP_RESOLVE = re.compile(r"deep[\s_-]*resolve")
 _T2_STAR = re.compile(r"t2\s*\*|t2[\s_-]*star|t2s(?![a-z])")
 
 _OTHER_TOKEN_TEXT = """
@@ -51,15 +52,23 @@ _NO_AGENT = frozenset({"", "none", "no", "n/a", "na", "nil", "0", "nein", "geen"
 
 
 def classify_sequence(ds: Dataset) -> str:
-    """The study sequence this series is, from names first and header timing second."""
+    """The study sequence this series is, from names first and header timing second.
+
+    A DERIVED\\SECONDARY series (made after the examination: MPR, subtraction, resampling) is OTHER unless it is a
+    vendor's enhancement of an acquisition (`vendor_enhancement`), which keeps its contrast so that it can be
+    matched with its conventional series; DERIVED\\PRIMARY images (e.g. distortion-corrected) are the acquisition's.
+    """
     text = " ".join(
         str(ds.get(keyword, "") or "") for keyword in ("SeriesDescription", "ProtocolName", "SequenceName")
     ).lower()
+    text = _DEEP_RESOLVE.sub(" ", text)  # Siemens' DL product, not RESOLVE diffusion
     tokens = {token for token in _SPLIT.split(text.replace("+", " + ")) if token}
     image_type = _values(ds, "ImageType")
     contrast = _has_contrast(ds, text, tokens)
 
     if tokens & _OTHER_TOKENS or image_type & _OTHER_IMAGE_TYPES or _T2_STAR.search(text):
+        return OTHER
+    if _image_type(ds)[:2] == ["DERIVED", "SECONDARY"] and vendor_enhancement(ds) is None:
         return OTHER
     by_name = _by_name(text, tokens, contrast)
     if by_name is not None:
@@ -145,3 +154,61 @@ def _by_timing(ds: Dataset, contrast: bool | None) -> str:
     if t1_weighted:
         return T1W_POST if contrast else OTHER
     return OTHER
+
+
+# Vendor DL enhancement: product names (any series that names one is the vendor's DL output, even ORIGINAL images
+# of a scanner-integrated DL reconstruction), and enhancement words that count only in a DERIVED series'
+# derivation (Derivation Description, Derivation Code Sequence meanings).
+_DL_PRODUCTS = {
+    "AIR Recon DL": r"air\s*recon\s*dl", "Sonic DL": r"sonic\s*dl", "Deep Resolve": r"deep\s*resolve",
+    "SmartSpeed AI": r"smart\s*speed\s*(?:ai|precise)", "AiCE": r"aice", "SwiftMR": r"swift\s*mr",
+    "SubtleMR": r"subtle\s*mr", "DeepRecon": r"deep\s*recon", "deep learning": r"deep\s*learning",
+    "artificial intelligence": r"artificial\s*intelligence", "neural network": r"neural\s*net(?:work)?",
+    "DLR": r"dlr", "DL": r"dl", "AI": r"ai",
+}
+_ENHANCEMENT_WORDS = {
+    "denoising": r"de-?nois\w*", "noise reduction": r"noise\s*reduc\w*", "super-resolution": r"super\s*-?\s*resol\w*",
+    "enhancement": r"enhanc\w*",
+}
+
+
+def _find(names: dict[str, str], text: str) -> str | None:
+    """The first name whose pattern occurs in `text` as whole words (split as the classifier splits names)."""
+    words = " ".join(token for token in _SPLIT.split(text.lower()) if token)
+    for name, pattern in names.items():
+        if re.search(rf"(?<![a-z0-9]){pattern}(?![a-z0-9])", words):
+            return name
+    return None
+
+
+def _image_type(ds: Dataset) -> list[str]:
+    value = ds.get("ImageType", None)
+    if value is None or value == "":
+        return []
+    return [str(item).strip().upper() for item in ([value] if isinstance(value, str) else value)]
+
+
+def vendor_enhancement(ds: Dataset) -> str | None:
+    """Why this series is a vendor's DL-enhanced version of another, in words, or None when nothing says so.
+
+    A DERIVED series whose derivation (description or code meaning) names a DL product or an enhancement
+    (denoising, noise reduction, super-resolution), or any series whose description, protocol, image type or
+    software names a vendor DL product ("AIR Recon DL", "Deep Resolve", "SwiftMR", "deep learning", "DL", ...).
+    The reason names only the product's vocabulary, never free header text.
+    """
+    image_type = _image_type(ds)
+    derived = bool(image_type) and image_type[0] == "DERIVED"
+    codes = " ".join(str(item.get("CodeMeaning", "") or "") for item in ds.get("DerivationCodeSequence", None) or [])
+    derivation = f"{ds.get('DerivationDescription', '') or ''} {codes}"
+    names = " ".join(
+        [*(str(ds.get(k, "") or "") for k in ("SeriesDescription", "ProtocolName", "SoftwareVersions")), *image_type]
+    )
+    kind = "\\".join(image_type[:2]) or "no ImageType"
+    if derived:
+        found = _find(_DL_PRODUCTS, derivation) or _find(_ENHANCEMENT_WORDS, derivation)
+        if found:
+            return f"Vendor-enhanced series: ImageType {kind} and its derivation names {found}."
+    found = _find(_DL_PRODUCTS, names)
+    if found:
+        return f"Vendor-enhanced series: ImageType {kind} and its description names {found}."
+    return None

@@ -43,16 +43,25 @@ class UploadCreateSerializer(serializers.Serializer):
 
 
 class VendorAttachSerializer(serializers.Serializer):
-    vendor_series = serializers.IntegerField(help_text="Id of the uploaded vendor-enhanced series.")
+    vendor_series = serializers.IntegerField(
+        min_value=1, max_value=2**31 - 1, help_text="Id of the uploaded vendor-enhanced series."
+    )
 
 
 class SeriesSerializer(serializers.ModelSerializer):
     case = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    link_candidates = serializers.SerializerMethodField(
+        help_text="For a held vendor-enhanced series: the conventional series it can be linked to (attach-vendor)."
+    )
+
+    def get_link_candidates(self, series: Series) -> list[int]:
+        return enhancement.vendor_candidates(series)
 
     class Meta:
         model = Series
         fields = ["id", "case", "sequence", "sequence_overridden", "version", "source", "status", "description",
-                  "rows", "columns", "pixel_spacing", "slice_thickness", "counterpart"]
+                  "rows", "columns", "pixel_spacing", "slice_thickness", "counterpart", "hold_reason",
+                  "link_candidates"]
         read_only_fields = [f for f in fields if f not in ("sequence", "status")]
 
 

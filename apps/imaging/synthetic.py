@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import (
@@ -476,3 +477,42 @@ def _save(ds: Dataset, path: Path, transfer_syntax: UID) -> None:
     else:
         meta.TransferSyntaxUID = transfer_syntax
     ds.save_as(path, enforce_file_format=True)
+
+
+def write_vendor_enhanced(
+    source_files: Sequence[Path],
+    out_dir: Path,
+    *,
+    product: str = "AIR Recon DL",
+    image_type: tuple[str, ...] = ("DERIVED", "SECONDARY", "M", "ND"),
+    derivation_description: str | None = None,
+    seed: int = 0,
+) -> list[Path]:
+    """A vendor's DL-enhanced copy of one written series, as commercial software sends it back: same study, frame
+    of reference and geometry, new series and instance UIDs, smoothed pixels, ImageType DERIVED\\SECONDARY, a
+    Derivation Description and code naming the product, and a Source Image Sequence pointing at the originals.
+    ``derivation_description=""`` leaves the derivation out, so only the series description names the product."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in sorted(source_files):
+        ds = pydicom.dcmread(path)
+        root = ds.SOPInstanceUID.rsplit(".", 2)[0] + "."
+        entropy = [str(seed), product, str(ds.SeriesInstanceUID)]
+        original = (ds.SOPClassUID, ds.SOPInstanceUID)
+        ds.SeriesInstanceUID = generate_uid(root, [*entropy, "series"])
+        ds.SOPInstanceUID = generate_uid(root, [*entropy, "sop", str(ds.InstanceNumber)])
+        ds.SeriesNumber = int(ds.SeriesNumber) + 1000
+        ds.SeriesDescription = f"{ds.SeriesDescription} {product}"
+        ds.ImageType = list(image_type)
+        if derivation_description != "":
+            ds.DerivationDescription = derivation_description or f"Denoised by {product} (deep-learning reconstruction)"
+            ds.DerivationCodeSequence = [_code("DLR", "99VENDOR", "Deep learning reconstruction")]
+        ds.SourceImageSequence = [_reference(*original)]
+        plane = ds.pixel_array.astype(float)
+        smoothed = (plane + np.roll(plane, 1, 0) + np.roll(plane, -1, 0) + np.roll(plane, 1, 1) + np.roll(plane, -1, 1)) / 5
+        _pixels(ds, _to_stored(smoothed))
+        target = out_dir / path.name
+        _save(ds, target, ExplicitVRLittleEndian)
+        written.append(target)
+    return written

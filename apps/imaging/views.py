@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 
 from apps.accounts.access import is_admin, is_coordinator, page_for, restrict_to_site
 from apps.imaging.forms import CaseMetadataImportForm, UploadForm
-from apps.imaging.models import Case, EnhancementJob, FileOutcome, UploadBatch
+from apps.imaging.models import Case, EnhancementJob, FileOutcome, Series, SeriesStatus, UploadBatch
 from apps.imaging.serializers import UploadBatchSerializer
 from apps.imaging.services import enhancement, metadata, uploads
 
@@ -116,7 +116,12 @@ def job_list(request: HttpRequest) -> HttpResponse:
         "series__case__institution",
     )[:300]
     rows = [(job, enhancement.qa_failures(job)) for job in jobs]
-    return render(request, "imaging/enhancementjob_list.html", {"rows": rows})
+    held = restrict_to_site(
+        Series.objects.filter(status=SeriesStatus.HELD_VENDOR).select_related("case"), request.user,
+        "case__institution",
+    )
+    vendor_rows = [(series, enhancement.vendor_candidates(series)) for series in held]
+    return render(request, "imaging/enhancementjob_list.html", {"rows": rows, "vendor_rows": vendor_rows})
 
 
 @coordinator_or_admin

@@ -117,3 +117,70 @@ def test_synthetic_series_classify_as_generated(synthetic_studies, site_index):
     found = {pydicom.dcmread(path).SeriesNumber: classification.classify_sequence(pydicom.dcmread(path))
              for path in files}
     assert sorted(found.values()) == sorted(synthetic.SEQUENCES)
+
+
+# Vendor-enhanced series (issue 10, item 5): never a second conventional series.
+def _derived(description="t2_tse_tra", image_type=("DERIVED", "SECONDARY", "M", "ND"), derivation=None, code=None,
+             software=None) -> Dataset:
+    ds = _header(description, sequence_name="*tse2d1_15", tr=6000, te=99, image_type=image_type)
+    if derivation is not None:
+        ds.DerivationDescription = derivation
+    if code is not None:
+        item = Dataset()
+        item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = "X1", "99VENDOR", code
+        ds.DerivationCodeSequence = [item]
+    if software is not None:
+        ds.SoftwareVersions = software
+    return ds
+
+
+VENDOR_ENHANCED = [
+    pytest.param(_derived(derivation="Denoised with AIR Recon DL"), "air recon dl", id="derivation-air-recon-dl"),
+    pytest.param(_derived(derivation="deep learning denoising"), "deep learning", id="derivation-deep-learning"),
+    pytest.param(_derived(derivation="Noise reduction, factor 3"), "noise reduction", id="derivation-denoising"),
+    pytest.param(_derived(code="Deep Learning Reconstruction"), "deep learning", id="derivation-code"),
+    pytest.param(_derived("t2_tse_tra_Deep_Resolve"), "deep resolve", id="description-deep-resolve"),
+    pytest.param(_derived("T2 AX SwiftMR"), "swiftmr", id="description-swiftmr"),
+    pytest.param(_derived("Ax T2 FSE", software="SubtleMR 2.3.0"), "subtlemr", id="software-subtlemr"),
+    pytest.param(_derived("T2W_TSE DL", image_type=("DERIVED", "PRIMARY", "M")), "dl", id="derived-primary-dl"),
+    pytest.param(_derived("Ax T2 FSE AIR Recon DL", image_type=("ORIGINAL", "PRIMARY", "OTHER")), "air recon dl",
+                 id="scanner-dl-recon-original"),
+]
+
+
+@pytest.mark.parametrize(("ds", "named"), VENDOR_ENHANCED)
+def test_vendor_enhanced_series_are_recognised_with_their_reason(ds, named):
+    reason = classification.vendor_enhancement(ds)
+    assert reason is not None and named in reason.lower()
+    # Still classified by its contrast, so the coordinator sees which conventional series it belongs to.
+    assert classification.classify_sequence(ds) == T2W
+
+
+NOT_VENDOR_ENHANCED = [
+    pytest.param(_header("t2_tse_tra", tr=6000, te=99), T2W, id="original"),
+    pytest.param(_derived("t2_tse_tra", image_type=("DERIVED", "PRIMARY", "M", "ND", "NORM")), T2W,
+                 id="derived-primary-distortion-corrected"),
+    pytest.param(_derived("t2_tse_tra_MPR", image_type=("DERIVED", "SECONDARY", "MPR")), OTHER, id="mpr"),
+    pytest.param(_derived("t1_sub", image_type=("DERIVED", "SECONDARY", "SUBTRACTION")), OTHER, id="subtraction"),
+    pytest.param(_derived("t2_tse_tra", derivation="Resampled to 1 mm"), OTHER, id="derived-secondary-resampled"),
+    pytest.param(_header("t2_tse_tra_main", tr=6000, te=99), T2W, id="ai-inside-a-word"),
+    pytest.param(_header("T1W_3D_TFE +Gd enhanced", scanning="GR", tr=8.1, te=3.7, acquisition="3D"), T1W_POST,
+                 id="contrast-enhanced-is-not-dl"),
+]
+
+
+@pytest.mark.parametrize(("ds", "expected"), NOT_VENDOR_ENHANCED)
+def test_other_series_are_not_vendor_enhanced(ds, expected):
+    """A derived series that is not an enhancement (MPR, subtraction, resampling) is not read as a study sequence
+    when it is SECONDARY (made after the examination); DERIVED\\PRIMARY images are the acquisition's own."""
+    assert classification.vendor_enhancement(ds) is None
+    assert classification.classify_sequence(ds) == expected
+
+
+def test_synthetic_vendor_series_is_recognised(synthetic_studies, tmp_path):
+    _, files = synthetic_studies[1]
+    t2w = [p for p in files if classification.classify_sequence(pydicom.dcmread(p)) == T2W]
+    vendor = synthetic.write_vendor_enhanced(t2w, tmp_path / "vendor")
+    ds = pydicom.dcmread(vendor[0])
+    assert "air recon dl" in classification.vendor_enhancement(ds).lower()
+    assert classification.classify_sequence(ds) == T2W

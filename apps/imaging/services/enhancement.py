@@ -89,33 +89,78 @@ def _geometry(series: Series) -> tuple:
             tuple(round(v, 3) for v in series.pixel_spacing), tuple(round(v, 3) for v in series.orientation))
 
 
-@transaction.atomic
-def attach_vendor_series(conventional: Series, vendor: Series) -> Series:
-    """Makes an uploaded series the DL version of a conventional one (for example from commercial software).
-
-    Both must belong to the same study and have the same geometry; otherwise a ValueError says what differs.
-    """
+def vendor_link_problem(conventional: Series, vendor: Series) -> str | None:
+    """Why `vendor` cannot be linked as the DL version of `conventional`, in words; None when it can."""
     if conventional.pk == vendor.pk:
-        raise ValueError("A series cannot be its own enhanced version.")
-    if conventional.version != Version.CONVENTIONAL or vendor.counterpart_id or conventional.counterpart_id:
-        raise ValueError("Both series must be unpaired, and the first must be a conventional series.")
+        return "A series cannot be its own enhanced version."
+    if conventional.version != Version.CONVENTIONAL or conventional.source != SeriesSource.UPLOADED:
+        return "The series in the URL must be an uploaded conventional series."
+    if vendor.counterpart_id is not None or (
+        conventional.counterpart_id is not None and conventional.counterpart.source == SeriesSource.VENDOR
+    ):
+        return "One of the two series is already linked to a vendor-enhanced or conventional series."
     if conventional.case_id != vendor.case_id or conventional.study_uid != vendor.study_uid:
-        raise ValueError("The vendor-enhanced series belongs to another study than the conventional series.")
+        return "The vendor-enhanced series belongs to another study than the conventional series."
     ours, theirs = _geometry(conventional), _geometry(vendor)
     names = ("rows", "columns", "slice positions", "pixel spacing", "orientation")
     differing = [name for name, a, b in zip(names, ours, theirs, strict=True) if a != b]
     if differing:
-        raise ValueError(f"The series do not match in geometry: {', '.join(differing)} differ.")
-    vendor.version = Version.DL
-    vendor.source = SeriesSource.VENDOR
-    vendor.sequence = conventional.sequence
-    vendor.save(update_fields=["version", "source", "sequence"])
+        return f"The series do not match in geometry: {', '.join(differing)} differ."
+    if conventional.sequence != vendor.sequence:
+        return (f"The vendor-enhanced series is classified {vendor.sequence}, the conventional series "
+                f"{conventional.sequence}; correct the sequence first if a classification is wrong.")
+    return None
+
+
+def vendor_candidates(vendor: Series) -> list[int]:
+    """Ids of the conventional series a held vendor series could be linked to (same study, geometry, sequence)."""
+    if vendor.source != SeriesSource.VENDOR or vendor.counterpart_id is not None:
+        return []
+    others = Series.objects.filter(
+        case_id=vendor.case_id, study_uid=vendor.study_uid, version=Version.CONVENTIONAL, source=SeriesSource.UPLOADED
+    ).select_related("counterpart").order_by("pk")
+    return [series.pk for series in others if vendor_link_problem(series, vendor) is None]
+
+
+@transaction.atomic
+def attach_vendor_series(conventional: Series, vendor: Series) -> Series:
+    """Links an uploaded vendor-enhanced series (e.g. from commercial DL software) as the DL version of a
+    conventional one and releases its vendor hold.
+
+    Both must belong to the same study and have the same geometry and sequence; otherwise a ValueError says what
+    differs. A DL series the engine made for the conventional one is unlinked and marked rejected (the vendor's is
+    the one studied), unless a reading task shows it: then the link is refused. The changes reach the audit trail
+    (version, source, status, counterpart of each series) with the requesting user as actor.
+    """
+    conventional = Series.objects.select_for_update().select_related("counterpart").get(pk=conventional.pk)
+    vendor = Series.objects.select_for_update().get(pk=vendor.pk)
+    problem = vendor_link_problem(conventional, vendor)
+    if problem:
+        raise ValueError(problem)
+    engine_dl = conventional.counterpart
+    if engine_dl is not None:
+        from apps.studies.models import ReadingTask  # no import cycle at start-up
+
+        if ReadingTask.objects.filter(panels__series=engine_dl).exists():
+            raise ValueError("The conventional series' engine-made DL version is already in a reader study's "
+                             "assignment; regenerate that study without it first.")
+        engine_dl.counterpart, engine_dl.status = None, SeriesStatus.REJECTED
+        engine_dl.save(update_fields=["counterpart", "status"])
+        EnhancementJob.objects.filter(output_series=engine_dl).update(
+            error="Superseded by an attached vendor-enhanced series."
+        )
+        conventional.counterpart = None
+    vendor.version, vendor.source, vendor.sequence = Version.DL, SeriesSource.VENDOR, conventional.sequence
+    if vendor.status == SeriesStatus.HELD_VENDOR:
+        vendor.status, vendor.hold_reason = SeriesStatus.READY, ""
+    vendor.save(update_fields=["version", "source", "sequence", "status", "hold_reason"])
     link_pair(conventional, vendor)
     pending = [JobStatus.QUEUED, JobStatus.FAILED]
     EnhancementJob.objects.filter(series__in=[conventional, vendor], status__in=pending).update(
         status=JobStatus.DONE, output_series=None, error="Superseded by an attached vendor-enhanced series.",
         finished_at=timezone.now(),
     )
+    logger.info("Series %s linked as the vendor-enhanced version of series %s", vendor.pk, conventional.pk)
     return vendor
 
 

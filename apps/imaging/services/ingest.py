@@ -29,6 +29,7 @@ from apps.imaging.models import (
     FileOutcome,
     Instance,
     Series,
+    SeriesSource,
     SeriesStatus,
     UploadBatch,
     UploadFileResult,
@@ -111,6 +112,10 @@ HOLD_MESSAGES = {
         "Stored, but its series is held from readers: the header says the pixels carry burned-in annotation, "
         "which may show patient data. Check the series on the Cases page, then release or reject it."
     ),
+    SeriesStatus.HELD_VENDOR: (
+        "Stored, but held: a vendor-enhanced (DL) series, never enhanced again nor read as conventional. Link it "
+        "to its conventional series on the Enhancement page (or POST /api/imaging/series/<id>/attach-vendor/)."
+    ),
 }
 
 
@@ -129,6 +134,9 @@ def store_series(batch: UploadBatch, files: list[ReadFile]) -> list[UploadFileRe
     written: list[str] = []
     first = files[0].dataset
     sequence = classification.classify_sequence(first)
+    # A vendor's DL output is the DL version of another series: held until a coordinator links it (never enhanced,
+    # never offered as conventional). Decided on the original header, which de-identification changes.
+    vendor_reason = classification.vendor_enhancement(first)
     try:
         with transaction.atomic():
             case = get_or_create_case(batch, str(first.get("PatientID", "") or ""))
@@ -146,8 +154,11 @@ def store_series(batch: UploadBatch, files: list[ReadFile]) -> list[UploadFileRe
                     "case": case,
                     "study_uid": str(first.StudyInstanceUID),
                     "sequence": sequence,
-                    "version": Version.CONVENTIONAL,
-                    "status": SeriesStatus.HELD_BURNED_IN if burned_in else SeriesStatus.READY,
+                    "version": Version.DL if vendor_reason else Version.CONVENTIONAL,
+                    "source": SeriesSource.VENDOR if vendor_reason else SeriesSource.UPLOADED,
+                    "status": (SeriesStatus.HELD_BURNED_IN if burned_in
+                               else SeriesStatus.HELD_VENDOR if vendor_reason else SeriesStatus.READY),
+                    "hold_reason": vendor_reason or "",
                     "description": str(first.get("SeriesDescription", "") or "")[:200],
                     "rows": int(first.Rows),
                     "columns": int(first.Columns),

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from apps.accounts.access import is_reader
 from apps.accounts.models import User
-from apps.imaging.models import Case, Series, SeriesStatus, Version
+from apps.imaging.models import Case, Series, SeriesSource, SeriesStatus, Version
 from apps.imaging.services.enhancement import held_dl_series
 from apps.studies import assignment as planner
 from apps.studies.models import (
@@ -92,12 +92,14 @@ def set_cases(study: ReaderStudy, cases: Iterable[Case], calibration: Iterable[C
 def image_pairs(study: ReaderStudy, cases: Iterable[Case]) -> dict[tuple[int, str], dict[str, Series]]:
     """For each (case id, sequence) of the study: the ready conventional series and its ready DL counterpart.
 
-    A DL series whose residual check failed is left out until a coordinator or admin accepts it.
+    A DL series whose residual check failed is left out until a coordinator or admin accepts it. A vendor-enhanced
+    series is only ever the DL side, once linked (held until then).
     """
     pairs: dict[tuple[int, str], dict[str, Series]] = {}
     conventional = (
         Series.objects.filter(
             case__in=list(cases), sequence__in=study.sequences, version=Version.CONVENTIONAL,
+            source=SeriesSource.UPLOADED,  # never a vendor's or the engine's output, whatever its version says
             status=SeriesStatus.READY, counterpart__isnull=False, counterpart__status=SeriesStatus.READY,
             counterpart__version=Version.DL,
         )

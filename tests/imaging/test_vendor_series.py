@@ -1,0 +1,217 @@
+"""Vendor-enhanced series (issue 10, item 5): a series a vendor's DL software made from a conventional one (ImageType
+DERIVED\\SECONDARY, a derivation naming DL enhancement, same study and geometry) is held with its reason, never
+enhanced, never offered as conventional; a coordinator links it as the DL version of its conventional series
+(`POST /api/imaging/series/<conventional id>/attach-vendor/`), and readers then get the pair, blinded."""
+
+from pathlib import Path
+
+import pytest
+from auditlog.models import LogEntry
+from django.contrib.contenttypes.models import ContentType
+from django.urls import reverse
+
+from apps.accounts.models import Role
+from apps.accounts.services import create_member
+from apps.imaging import synthetic
+from apps.imaging.models import (
+    BatchStatus,
+    Case,
+    EnhancementJob,
+    JobStatus,
+    Series,
+    SeriesSource,
+    SeriesStatus,
+    UploadBatch,
+    Version,
+)
+from apps.imaging.services import enhancement, uploads
+from apps.institutions.services import add_site
+from apps.studies.models import ReadingMode
+from apps.studies.services import definition
+from tests.studies.test_blinding import assert_images_alike
+
+pytestmark = pytest.mark.django_db
+
+VENDOR_TELLS = [b"AIR Recon", b"DERIVED", b"SECONDARY", b"Deep learning", b"deep-learning", b"Denoised", b"99VENDOR"]
+
+
+@pytest.fixture
+def world(tmp_path):
+    north, east = add_site("north", "North University Hospital"), add_site("east", "East Regional")
+    patient = synthetic.make_patient(0, index=1, seed=5)
+    conventional = synthetic.write_study(tmp_path / "conventional", patient, seed=5, sequences=("T2W",))
+    vendor = synthetic.write_vendor_enhanced(conventional, tmp_path / "vendor" / "01")
+    return {
+        "north": north, "east": east, "patient": patient, "tmp": tmp_path,
+        "conventional": tmp_path / "conventional", "vendor": tmp_path / "vendor", "vendor_files": vendor,
+        "coordinator": create_member("coordinator-north", "pw-coordinator-north", Role.COORDINATOR, north),
+        "reader": create_member("reader-east", "pw-reader-east", Role.READER, east),
+    }
+
+
+@pytest.fixture
+def no_engine(monkeypatch):
+    """Enhancement jobs are created as on upload but not run (the model is not what these tests are about)."""
+    monkeypatch.setattr(enhancement, "enqueue", lambda job: None)
+
+
+def upload(world, folder: Path, capture) -> UploadBatch:
+    """As `import_dicom` does: stage, and run the real ingestion task (and what it queues) on commit."""
+    with capture(execute=True):
+        batch = uploads.stage_path(world["north"], world["coordinator"], folder)
+        uploads.enqueue_processing(batch)
+    batch.refresh_from_db()
+    return batch
+
+
+def vendor_series() -> Series:
+    return Series.objects.get(source=SeriesSource.VENDOR)
+
+
+def the_conventional() -> Series:
+    return Series.objects.get(version=Version.CONVENTIONAL)
+
+
+def attach(client, conventional_id, body):
+    return client.post(
+        reverse("series-attach-vendor", args=[conventional_id]), body, content_type="application/json"
+    )
+
+
+def test_a_vendor_series_is_held_with_its_reason_and_never_enhanced(
+    world, client, no_engine, django_capture_on_commit_callbacks
+):
+    batch = upload(world, world["tmp"], django_capture_on_commit_callbacks)  # both series in one upload
+
+    assert Series.objects.count() == 2
+    vendor, conventional = vendor_series(), the_conventional()
+    assert vendor.version == Version.DL and vendor.status == SeriesStatus.HELD_VENDOR
+    assert vendor.counterpart_id is None and vendor.sequence == conventional.sequence == "T2W"
+    assert "AIR Recon DL" in vendor.hold_reason and "DERIVED" in vendor.hold_reason
+    # Only the conventional series is enhanced: exactly one job, and none for the vendor's.
+    assert list(EnhancementJob.objects.values_list("series_id", flat=True)) == [conventional.pk]
+
+    # The coordinator is told, on the upload, in the API and on the cases and enhancement pages.
+    assert batch.status == BatchStatus.DONE_WITH_HOLDS
+    held = batch.results.filter(reason="held_vendor")
+    assert held.count() == len(world["vendor_files"])
+    assert "vendor" in held.first().message.lower()
+    client.force_login(world["coordinator"])
+    api = client.get(reverse("series-detail", args=[vendor.pk])).json()
+    assert api["status"] == "held_vendor" and api["hold_reason"] == vendor.hold_reason
+    assert api["link_candidates"] == [conventional.pk]
+    for page in ("imaging:case_list", "imaging:job_list"):
+        text = client.get(reverse(page)).content.decode()
+        assert "AIR Recon DL" in text and "Held: vendor-enhanced" in text, page
+
+
+def test_study_generation_never_reads_a_vendor_series_as_conventional(
+    world, django_capture_on_commit_callbacks
+):
+    """The vendor series arrives first (lower id), then the conventional one; the engine runs on what it queues."""
+    upload(world, world["vendor"], django_capture_on_commit_callbacks)
+    upload(world, world["conventional"], django_capture_on_commit_callbacks)
+
+    vendor, conventional = vendor_series(), the_conventional()
+    assert vendor.pk < conventional.pk
+    job = EnhancementJob.objects.get()
+    assert job.series == conventional and job.status == JobStatus.DONE, job.error
+    if job.held_for_review:  # the residual check is strict on the tiny test phantom; a coordinator accepts it
+        enhancement.accept_qa(job, world["coordinator"])
+    study = definition.create_study("Vendor", mode=ReadingMode.SINGLE, readers_per_case=1, min_distance=1,
+                                    sequences=["T2W"])
+    definition.set_readers(study, [world["reader"]])
+    definition.set_cases(study, [conventional.case])
+    assert definition.generate(study) == 2
+    shown = {panel.series for task in study.tasks.all() for panel in task.panels.all()}
+    assert shown == {conventional, job.output_series}
+    assert vendor not in shown
+
+
+def test_attach_links_the_vendor_series_and_a_reader_gets_the_pair_blinded(
+    world, client, django_capture_on_commit_callbacks
+):
+    upload(world, world["tmp"], django_capture_on_commit_callbacks)
+    vendor, conventional = vendor_series(), the_conventional()
+    engine_dl = conventional.counterpart  # made by the engine on upload
+    assert engine_dl is not None and engine_dl.source == SeriesSource.ENHANCED
+
+    client.force_login(world["coordinator"])
+    response = attach(client, conventional.pk, {"vendor_series": vendor.pk})
+
+    assert response.status_code == 200, response.content
+    assert response.json()["counterpart"] == vendor.pk
+    vendor.refresh_from_db()
+    conventional.refresh_from_db()
+    engine_dl.refresh_from_db()
+    assert vendor.status == SeriesStatus.READY and vendor.hold_reason == "" and vendor.version == Version.DL
+    assert conventional.counterpart == vendor and vendor.counterpart == conventional
+    assert engine_dl.counterpart_id is None and engine_dl.status == SeriesStatus.REJECTED
+    # In the audit trail, by the coordinator: the vendor series released and linked.
+    entries = LogEntry.objects.filter(content_type=ContentType.objects.get_for_model(Series), object_id=vendor.pk)
+    changes = {}
+    for entry in entries.filter(actor=world["coordinator"]).order_by("pk"):
+        changes.update(entry.changes_dict)
+    assert changes["status"] == ["held_vendor", "ready"] and changes["counterpart"][1] == str(conventional)
+
+    study = definition.create_study("Vendor pair", mode=ReadingMode.PAIRED, readers_per_case=1, sequences=["T2W"])
+    definition.set_readers(study, [world["reader"]])
+    definition.set_cases(study, [conventional.case])
+    assert definition.generate(study) == 1
+    definition.open_for_reading(study)
+    task = study.tasks.get()
+    assert {panel.series for panel in task.panels.all()} == {conventional, vendor}
+
+    client.force_login(world["reader"])
+    body = client.get(f"/api/reading/tasks/{task.token}/").json()
+    urls = {panel["panel"]: panel["image_urls"] for panel in body["panels"]}
+    assert len(urls["A"]) == len(urls["B"]) == len(world["vendor_files"])
+    for url_a, url_b in zip(urls["A"], urls["B"], strict=True):
+        image_a, image_b = client.get(url_a), client.get(url_b)
+        assert image_a.status_code == image_b.status_code == 200
+        assert_images_alike(image_a, image_b)
+        for tell in VENDOR_TELLS:
+            assert tell not in image_a.content and tell not in image_b.content
+
+
+def test_attach_refuses_what_is_not_a_matching_pair(world, client, no_engine, django_capture_on_commit_callbacks,
+                                                     tmp_path):
+    other = synthetic.make_patient(0, index=2, seed=5)
+    other_t2w = synthetic.write_study(tmp_path / "other" / "study", other, seed=5, sequences=("T2W",))
+    synthetic.write_vendor_enhanced(other_t2w, tmp_path / "other" / "vendor")
+    t1 = synthetic.write_study(tmp_path / "t1" / "study", world["patient"], seed=5, sequences=("T1W_POST",))
+    synthetic.write_vendor_enhanced(t1, tmp_path / "t1" / "vendor", product="Deep Resolve")
+    upload(world, world["tmp"], django_capture_on_commit_callbacks)
+    client.force_login(world["coordinator"])
+    vendors = Series.objects.filter(source=SeriesSource.VENDOR)
+    assert vendors.count() == 3
+    case = Case.objects.get(series__sequence="T1W_POST", series__version=Version.CONVENTIONAL)
+    conventional = case.series.get(sequence="T2W", version=Version.CONVENTIONAL)
+    own_vendor = vendors.get(case=conventional.case, sequence="T2W")
+    t1_vendor = vendors.get(sequence="T1W_POST")
+    other_vendor = vendors.exclude(case=conventional.case).get()
+
+    def refused(target, body, words):
+        response = attach(client, target, body)
+        assert response.status_code == 400, response.content
+        assert words in str(response.json()), response.json()
+
+    refused(conventional.pk, {"vendor_series": other_vendor.pk}, "another study")
+    refused(conventional.pk, {"vendor_series": t1_vendor.pk}, "geometry")
+    refused(conventional.pk, {}, "required")
+    refused(conventional.pk, {"vendor_series": "abc"}, "integer")
+    refused(conventional.pk, [own_vendor.pk], "dictionary")
+    refused(conventional.pk, {"vendor_series": 10**9}, "No such series")
+    refused(own_vendor.pk, {"vendor_series": conventional.pk}, "conventional")
+    refused(conventional.pk, {"vendor_series": conventional.pk}, "its own")
+    assert all(v.status == SeriesStatus.HELD_VENDOR and v.counterpart_id is None for v in vendors.all())
+
+    assert attach(client, conventional.pk, {"vendor_series": own_vendor.pk}).status_code == 200
+    refused(conventional.pk, {"vendor_series": own_vendor.pk}, "already")
+
+    client.force_login(world["reader"])
+    assert attach(client, conventional.pk, {"vendor_series": own_vendor.pk}).status_code == 403
+    other_site = create_member("coordinator-east", "pw-coordinator-east", Role.COORDINATOR, world["east"])
+    client.force_login(other_site)
+    assert attach(client, conventional.pk, {"vendor_series": own_vendor.pk}).status_code == 404
+

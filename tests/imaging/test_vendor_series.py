@@ -215,3 +215,21 @@ def test_attach_refuses_what_is_not_a_matching_pair(world, client, no_engine, dj
     client.force_login(other_site)
     assert attach(client, conventional.pk, {"vendor_series": own_vendor.pk}).status_code == 404
 
+
+
+def test_a_job_running_when_the_vendor_series_is_linked_makes_nothing(
+    world, no_engine, django_capture_on_commit_callbacks
+):
+    from apps.imaging.services import enhancement_runner
+
+    upload(world, world["tmp"], django_capture_on_commit_callbacks)
+    vendor, conventional = vendor_series(), the_conventional()
+    job = EnhancementJob.objects.get(series=conventional)
+    EnhancementJob.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING)  # the worker has it
+    enhancement.attach_vendor_series(conventional, vendor)
+
+    job = enhancement_runner.run_job(job.pk)
+
+    assert job.status == JobStatus.DONE and job.output_series_id is None and "vendor" in job.error
+    conventional.refresh_from_db()
+    assert conventional.counterpart == vendor and Series.objects.count() == 2

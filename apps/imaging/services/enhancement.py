@@ -132,7 +132,9 @@ def attach_vendor_series(conventional: Series, vendor: Series) -> Series:
     the one studied), unless a reading task shows it: then the link is refused. The changes reach the audit trail
     (version, source, status, counterpart of each series) with the requesting user as actor.
     """
-    conventional = Series.objects.select_for_update().select_related("counterpart").get(pk=conventional.pk)
+    conventional = Series.objects.select_for_update(of=("self",)).select_related("counterpart").get(
+        pk=conventional.pk
+    )
     vendor = Series.objects.select_for_update().get(pk=vendor.pk)
     problem = vendor_link_problem(conventional, vendor)
     if problem:

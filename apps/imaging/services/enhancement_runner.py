@@ -22,6 +22,8 @@ from worker.enhance import dicom_io, inference, qa
 
 logger = logging.getLogger(__name__)
 
+SUPERSEDED = "Superseded by an attached vendor-enhanced series."
+
 
 def _source_series(series: Series, folder: Path) -> dicom_io.DicomSeries:
     for index, instance in enumerate(series.instances.all()):
@@ -98,6 +100,10 @@ def run_job(job_id: int, device: str | None = None) -> EnhancementJob:
         return job
     series = job.series
     if series.counterpart_id is not None and series.counterpart_id != job.replaces_id:
+        if series.counterpart.source == SeriesSource.VENDOR:  # linked meanwhile: nothing to make, nothing adopted
+            job.status, job.error, job.finished_at = JobStatus.DONE, SUPERSEDED, timezone.now()
+            job.save(update_fields=["status", "error", "finished_at"])
+            return job
         job.status, job.output_series_id, job.finished_at = JobStatus.DONE, series.counterpart_id, timezone.now()
         job.save(update_fields=["status", "output_series", "finished_at"])
         return job
@@ -125,6 +131,15 @@ def run_job(job_id: int, device: str | None = None) -> EnhancementJob:
     written: list[str] = []
     try:
         with transaction.atomic():
+            # A vendor-enhanced series may have been linked while the model ran: it is the DL version then.
+            linked = Series.objects.select_for_update().values_list("counterpart_id", flat=True).get(pk=series.pk)
+            if job.replaces_id is None and linked is not None:
+                EnhancementJob.objects.filter(pk=job.pk).update(
+                    status=JobStatus.DONE, error=SUPERSEDED,
+                    finished_at=timezone.now(),
+                )
+                job.refresh_from_db()
+                return job
             if job.replaces_id is not None:
                 dl, old_files = _emptied_series(job.replaces_id, uids.series_instance_uid, window)
                 EnhancementJob.objects.filter(output_series=dl).update(

@@ -1,6 +1,7 @@
 """A private installation for a benchmark run: its own database, image store and settings, never a real one."""
 
 import os
+import secrets
 import socket
 import subprocess
 import time
@@ -16,7 +17,8 @@ def private_environment(tmp: Path, database_url: str | None = None) -> dict[str,
         "READERSTUDY_VAR_DIR": str(tmp / "var"),
         "READERSTUDY_MEDIA_ROOT": str(tmp / "media"),
         "READERSTUDY_STATIC_ROOT": str(tmp / "static"),
-        "READERSTUDY_SECRET_KEY": "benchmark-only-secret-key",
+        "READERSTUDY_SECRET_KEY": secrets.token_urlsafe(48),
+        "READERSTUDY_DEID_SECRET": secrets.token_urlsafe(48),
         "READERSTUDY_SECURE_COOKIES": "0",
         "READERSTUDY_LOG_LEVEL": "WARNING",
         "DJANGO_SETTINGS_MODULE": "readerstudy.settings",

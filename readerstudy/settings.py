@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dj_database_url
 
+from readerstudy.keys import MissingKey, installation_key
 from worker.enhance.context import DEFAULT_FACTOR, check_factor
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -29,19 +30,28 @@ def env_list(name: str, default: str = "") -> list[str]:
 
 
 DEBUG = env_bool("READERSTUDY_DEBUG", False)
-SECRET_KEY = os.environ.get("READERSTUDY_SECRET_KEY", "")
-if not SECRET_KEY:
-    if not DEBUG and not env_bool("READERSTUDY_ALLOW_INSECURE_KEY", False):
-        from django.core.exceptions import ImproperlyConfigured
+# Keys: from the environment; else this installation's own files under var/keys (a one-machine installation, DEBUG,
+# makes them on first start); production never makes its own (readerstudy/keys.py).
+KEYS_DIR = VAR_DIR / "keys"
+_ALLOW_THROWAWAY_KEYS = env_bool("READERSTUDY_ALLOW_INSECURE_KEY", False)  # build steps only: keys never stored
+try:
+    SECRET_KEY = installation_key(
+        "READERSTUDY_SECRET_KEY", KEYS_DIR / "secret-key", may_create=DEBUG, throwaway=_ALLOW_THROWAWAY_KEYS,
+        missing=f"READERSTUDY_SECRET_KEY must be set (or {KEYS_DIR / 'secret-key'} present, or READERSTUDY_DEBUG=1 "
+                "for a one-machine installation, which makes its own keys under var/keys).",
+    )
+    # Keyed hashing of UIDs, patient identifiers and date shifts. Changing it changes every remapped UID and case
+    # code, so it is separate from SECRET_KEY (which may be rotated) and must be kept for the life of a deployment.
+    DEID_SECRET = installation_key(
+        "READERSTUDY_DEID_SECRET", KEYS_DIR / "deid-secret", may_create=DEBUG, throwaway=_ALLOW_THROWAWAY_KEYS,
+        missing=f"READERSTUDY_DEID_SECRET must be set (or {KEYS_DIR / 'deid-secret'} present). A deployment that "
+                "ran before without it used READERSTUDY_SECRET_KEY for de-identification: set it to that same value, "
+                "or images uploaded again get new case codes and UIDs.",
+    )
+except MissingKey as exc:
+    from django.core.exceptions import ImproperlyConfigured
 
-        raise ImproperlyConfigured(
-            "READERSTUDY_SECRET_KEY must be set (or READERSTUDY_DEBUG=1 for a local demo)."
-        )
-    SECRET_KEY = "insecure-local-development-key-do-not-use-in-production"
-
-# Keyed hashing of UIDs and patient identifiers. Changing it changes every remapped UID, so it is separate from
-# SECRET_KEY (which may be rotated) and must be kept for the life of a deployment.
-DEID_SECRET = os.environ.get("READERSTUDY_DEID_SECRET", SECRET_KEY)
+    raise ImproperlyConfigured(str(exc)) from None
 # Days by which dates are shifted per case ("remove" blanks dates instead).
 DEID_DATE_MODE = os.environ.get("READERSTUDY_DEID_DATE_MODE", "shift")
 DEID_MAX_DATE_SHIFT_DAYS = int(os.environ.get("READERSTUDY_DEID_MAX_DATE_SHIFT_DAYS", "365"))

@@ -1,10 +1,13 @@
-"""Settings for the test suite: the production settings with a development key and plain-HTTP cookies."""
+"""Settings for the test suite: the production settings with keys of this test run and plain-HTTP cookies."""
 
 import os
+import secrets
 import tempfile
 from pathlib import Path
 
-os.environ.setdefault("READERSTUDY_ALLOW_INSECURE_KEY", "1")
+# Random keys of this run, in the environment so that the processes a test starts (a worker, a command) share them.
+os.environ.setdefault("READERSTUDY_SECRET_KEY", secrets.token_urlsafe(48))
+os.environ.setdefault("READERSTUDY_DEID_SECRET", secrets.token_urlsafe(48))
 os.environ.setdefault("READERSTUDY_SECURE_COOKIES", "0")
 
 from readerstudy.settings import *  # noqa: E402,F403

@@ -327,3 +327,44 @@ def test_an_ended_login_is_told_and_the_page_goes_on_after_logging_in_again(page
     task.refresh_from_db()
     assert task.status == TaskStatus.SUBMITTED, "the submit after logging in again passed the CSRF check"
     assert page.errors == []
+
+
+def test_score_keys_pressed_while_the_next_task_loads_are_kept_for_it(page, live_server):
+    """Issue 12, defect 1: a reader who types on right after Enter scores the next image; no key is dropped."""
+    world = build_reading_world(mode="single", cases=1, slices=6, size=64, username="e2e-typeahead")
+    tasks = list(ReadingTask.objects.filter(reader=world.reader).order_by("position"))
+    login(page, world.username, world.password)
+    page.goto(f"/reading/task/{tasks[0].token}/")
+    wait_rendered(page)
+    for key in SCORE_KEYS:
+        page.keyboard.press(key)
+    page.wait_for_selector('.rs-save[data-status="saved"]')
+
+    page.keyboard.press("Enter")
+    for key in "352":  # no wait: these land while the submit is in flight and the next task is being shown
+        page.keyboard.press(key)
+    page.wait_for_function("() => window.__readerMetrics.transitions.length === 1", timeout=15_000)
+    assert page.text_content(".rs-position") == f"Image 2 of {len(tasks)}"
+    page.wait_for_function("() => [...document.querySelectorAll('.rs-item')].slice(0, 3)"
+                           ".every(r => r.dataset.value)", timeout=5_000)
+    assert checked_values(page)[:4] == ["3", "5", "2", ""]
+    assert "3 keys" in page.text_content(".rs-message")  # said, not silent
+    page.wait_for_selector('.rs-save[data-status="saved"]')
+    keys = [i.key for i in world.study.items.order_by("order", "pk")]
+    saved = dict(Score.objects.filter(task=tasks[1]).values_list("item__key", "value"))
+    assert saved == {keys[0]: 3, keys[1]: 5, keys[2]: 2}
+    tasks[0].refresh_from_db()
+    assert tasks[0].status == TaskStatus.SUBMITTED
+    assert sorted(Score.objects.filter(task=tasks[0]).values_list("value", flat=True)) == sorted(
+        int(k) for k in SCORE_KEYS)
+
+    # After the last image there is nothing to score: keys typed then are refused in words, not dropped.
+    assert len(tasks) == 2
+    for key in SCORE_KEYS[3:]:
+        page.keyboard.press(key)
+    page.wait_for_selector('.rs-save[data-status="saved"]')
+    page.keyboard.press("Enter")
+    page.keyboard.press("4")
+    page.wait_for_selector('#reading-app[data-state="done"]')
+    assert "1 key" in page.text_content("#reading-app") and "not used" in page.text_content("#reading-app")
+    assert page.errors == []

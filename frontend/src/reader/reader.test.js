@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ApiError, currentCsrfToken, isLoginExpired } from './api.js';
+import { createKeyBuffer, describeKept } from './keyBuffer.js';
 import { actionForKey } from './keyboard.js';
 import { LockedError, createAutosaveQueue, createScoreState, nextFocus } from './scoreState.js';
 
@@ -158,5 +159,26 @@ describe('an ended login', () => {
     expect(currentCsrfToken('sessionid=s', 'page-token')).toBe('page-token');
     expect(currentCsrfToken('xcsrftoken=evil', 'page-token')).toBe('page-token');
     expect(currentCsrfToken('', 'page-token')).toBe('page-token');
+  });
+});
+
+describe('keys typed while the task changes', () => {
+  it('keeps scoring keys in order and nothing else', () => {
+    const kept = createKeyBuffer({ limit: 3 });
+    expect(kept.keep({ type: 'score', value: 3 })).toBe(true);
+    expect(kept.keep({ type: 'slice', delta: 1 })).toBe(false);
+    expect(kept.keep({ type: 'submit' })).toBe(false);
+    expect(kept.keep({ type: 'item', delta: 1 })).toBe(true);
+    expect(kept.keep({ type: 'panel', panel: 'B' })).toBe(true);
+    expect(kept.keep({ type: 'score', value: 1 })).toBe(false); // full: refused, not dropped silently
+    expect(kept.list()).toHaveLength(3);
+    expect(kept.drain().map((a) => a.type)).toEqual(['score', 'item', 'panel']);
+    expect(kept.size).toBe(0);
+  });
+  it('tells the reader what happened to them', () => {
+    const actions = [{ type: 'score', value: 3 }, { type: 'item', delta: -1 }, { type: 'score', value: 5 }];
+    expect(describeKept(actions, 'waiting')).toBe('Kept for the next image: 3 ↑ 5');
+    expect(describeKept(actions, 'applied')).toBe('3 keys typed during the change applied to this image (3 ↑ 5).');
+    expect(describeKept(actions.slice(0, 1), 'no image left.')).toBe('1 key typed during the change not used (3): no image left.');
   });
 });

@@ -4,6 +4,7 @@
 import './reading.css';
 import { ApiError, createApi, isLoginExpired } from './api.js';
 import { h } from './dom.js';
+import { KEPT_ACTIONS, createKeyBuffer, describeKept } from './keyBuffer.js';
 import { KEY_HELP, PAIRED_KEY_HELP, actionForKey } from './keyboard.js';
 import { createRoiPanel } from './roiPanel.js';
 import { ROI_LABELS } from './roiState.js';
@@ -74,6 +75,7 @@ export function mountReadingApp(root) {
   let pendingTransition = null; // { t0, waiting: Set(role) }
   let leftButtonMode = 'windowLevel';
   let rois = null;
+  const kept = createKeyBuffer(); // scoring keys typed while the task changes (issue 12, defect 1)
 
   root.classList.add('rs-app');
   root.dataset.state = 'loading';
@@ -100,7 +102,9 @@ export function mountReadingApp(root) {
     try {
       const [first] = await Promise.all([api.getTask(taskUrl), viewerReady]);
       await showTask(first);
+      replayKept();
     } catch (err) {
+      kept.drain();
       showError(err);
     }
   }
@@ -280,13 +284,14 @@ export function mountReadingApp(root) {
     submitting = true;
     root.dataset.submitting = '1';
     const t0 = performance.now();
+    let outcome = 'not submitted';
     try {
       const res = await api.submit(taskUrl, state.all(), Math.round(clock.seconds() * 10) / 10);
       metrics.lastSubmitMs = performance.now() - t0;
       clock.stop();
       autosave.stop();
       backup.clear();
-      await goNext(res.next_url, t0);
+      outcome = await goNext(res.next_url, t0);
     } catch (err) {
       if (err instanceof LockedError) {
         task.locked = true;
@@ -303,19 +308,56 @@ export function mountReadingApp(root) {
     } finally {
       submitting = false;
       delete root.dataset.submitting;
+      settleKept(outcome);
     }
   }
 
+  /** After a submit: kept keys go to the image now shown, or are refused in words. */
+  function settleKept(outcome) {
+    if (outcome === 'shown') replayKept();
+    else if (outcome === 'done') noteOnDone(kept.drain());
+    else if (outcome === 'not submitted' && kept.size) {
+      const note = describeKept(kept.drain(), 'this image was not submitted, so they were not applied to it.');
+      els.message.append(' ', note);
+    } else kept.drain();
+  }
+
+  /** Replays the kept keys on the task just shown, in the order they were typed. */
+  function replayKept() {
+    const actions = kept.drain();
+    if (!actions.length || !task) return;
+    if (task.locked) {
+      els.message.textContent = describeKept(actions, 'this image is read-only.');
+      return;
+    }
+    for (const action of actions) perform(action);
+    els.message.textContent = describeKept(actions, 'applied');
+  }
+
+  /** The reading is over: say which keys found no image to score. */
+  function noteOnDone(actions) {
+    if (!actions.length) return;
+    const done = root.querySelector('.rs-done');
+    if (!done) return;
+    let note = done.querySelector('.rs-kept');
+    if (!note) {
+      note = h('p', { class: 'rs-kept', role: 'status' });
+      done.append(note);
+    }
+    note.textContent = describeKept(actions, 'there is no image left to score.');
+  }
+
+  /** Shows the next task in place; resolves to 'shown', 'done' (no task left) or 'navigating' (a page load). */
   async function goNext(nextUrl, t0) {
     if (!nextUrl) {
       showDone();
-      return;
+      return 'done';
     }
     const usePrefetched = prefetched && prefetched.pageUrl === nextUrl;
     const nextApi = usePrefetched ? prefetched.apiUrl : nextUrl === task.next_url ? task.next_task_api : null;
     if (!nextApi) {
       window.location.assign(nextUrl);
-      return;
+      return 'navigating';
     }
     // Refresh the JSON when it was prefetched long ago: scores may have changed elsewhere.
     const nextTask = usePrefetched ? prefetched.task : await api.getTask(nextApi);
@@ -324,12 +366,16 @@ export function mountReadingApp(root) {
     root.dataset.taskUrl = nextApi;
     window.history.pushState({ taskUrl: nextApi }, '', nextUrl);
     await showTask(nextTask, t0, Boolean(usePrefetched));
+    return 'shown';
   }
 
   // ---- keyboard -------------------------------------------------------------------------------
 
   function onKeyDown(evt) {
-    if (!task || root.dataset.state !== 'ready') return;
+    const appState = root.dataset.state;
+    // The task is changing: the submit is in flight, the next task is being shown, or the first one loads.
+    const changing = submitting || appState === 'loading';
+    if (!changing && !(task && appState === 'ready') && appState !== 'done') return;
     const action = actionForKey(
       {
         key: evt.key,
@@ -341,10 +387,23 @@ export function mountReadingApp(root) {
         targetTag: evt.target?.tagName,
         targetType: evt.target?.type,
       },
-      { paired: state.panels.length > 1 },
+      { paired: (state?.panels.length ?? 1) > 1 },
     );
     if (!action) return;
     evt.preventDefault();
+    if (changing) {
+      if (kept.keep(action)) els.message.textContent = describeKept(kept.list(), 'waiting');
+      else if (KEPT_ACTIONS.has(action.type)) els.message.textContent = 'Too many keys typed during the change: this one was not kept.';
+      return;
+    }
+    if (appState === 'done') {
+      if (action.type === 'score') noteOnDone([action]);
+      return;
+    }
+    perform(action);
+  }
+
+  function perform(action) {
     const activeViewer = (panes.find((p) => p.role === panel.activePanel) || panes[0])?.viewer;
     switch (action.type) {
       case 'score':

@@ -68,10 +68,19 @@ class ReaderTaskView(APIView):
 class TaskDetail(ReaderTaskView):
     @JSON_SCHEMA
     def get(self, request, task_token: str) -> Response:
+        """The task as the viewer needs it. Opens nothing: the page prefetches the next task with it."""
         task = self.task(request, task_token)
-        reading.mark_opened(task)
         images.prepare_windows(task)
         return Response(reading.task_payload(task))
+
+
+class TaskOpen(ReaderTaskView):
+    @JSON_SCHEMA
+    def post(self, request, task_token: str) -> Response:
+        """The page shows the task now: the first call records when it was opened."""
+        task = self.task(request, task_token)
+        reading.mark_opened(task)
+        return Response({"status": task.status})
 
 
 class TaskScores(ReaderTaskView):

@@ -368,3 +368,35 @@ def test_score_keys_pressed_while_the_next_task_loads_are_kept_for_it(page, live
     page.wait_for_selector('#reading-app[data-state="done"]')
     assert "1 key" in page.text_content("#reading-app") and "not used" in page.text_content("#reading-app")
     assert page.errors == []
+
+
+def test_prefetching_the_next_task_does_not_open_it_showing_it_does(page, live_server):
+    """Issue 12, defect 2: the next task is prefetched while the reader scores this one; it stays 'not opened', with
+    no start time, until the page shows it, so start times and the order of opening in the exports are true."""
+    world = build_reading_world(mode="single", cases=1, slices=6, size=64, username="e2e-prefetch")
+    first, second = ReadingTask.objects.filter(reader=world.reader).order_by("position")
+    login(page, world.username, world.password)
+    page.goto(f"/reading/task/{first.token}/")
+    wait_rendered(page)
+    page.wait_for_selector(f'#reading-app[data-opened="{first.token}"]', timeout=10_000)
+    first.refresh_from_db()
+    assert first.status == TaskStatus.OPENED and first.started_at
+
+    page.wait_for_selector(f'#reading-app[data-prefetched="{second.token}"]', timeout=15_000)
+    second.refresh_from_db()
+    assert (second.status, second.started_at) == (TaskStatus.PENDING, None)
+    for key in SCORE_KEYS:
+        page.keyboard.press(key)
+    page.wait_for_selector('.rs-save[data-status="saved"]')
+    second.refresh_from_db()
+    assert (second.status, second.started_at) == (TaskStatus.PENDING, None)
+
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => window.__readerMetrics.transitions.length === 1", timeout=15_000)
+    assert page.evaluate("() => window.__readerMetrics.transitions[0].prefetched") is True
+    page.wait_for_selector(f'#reading-app[data-opened="{second.token}"]', timeout=10_000)
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert second.status == TaskStatus.OPENED
+    assert second.started_at >= first.submitted_at >= first.started_at
+    assert page.errors == []

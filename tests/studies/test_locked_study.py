@@ -47,6 +47,7 @@ def test_nothing_a_reader_does_changes_a_locked_study(client, world):
         assert client.get(f"/reading/task/{task.token}/").status_code == 200
         body = client.get(api.format(task.token)).json()
         assert body["locked"] is True
+        assert client.post(api.format(task.token) + "open/").status_code == 200
         assert client.get(f"/reading/study/{world.study.token}/resume/").status_code == 302
         for panel in body["panels"]:
             assert client.get(panel["image_urls"][0]).status_code == 200

@@ -17,6 +17,7 @@ def reader_urls(task: ReadingTask) -> list[tuple[str, str]]:
         ("get", f"/reading/task/{task.token}/"),
         ("get", f"/api/reading/tasks/{task.token}/"),
         ("put", f"/api/reading/tasks/{task.token}/scores/"),
+        ("post", f"/api/reading/tasks/{task.token}/open/"),
         ("post", f"/api/reading/tasks/{task.token}/submit/"),
         ("get", f"/api/reading/tasks/{task.token}/calibration-scores/"),
         ("get", f"/reading/img/{panel.image_token}/0.dcm"),

@@ -41,8 +41,35 @@ def test_task_api_follows_the_contract(client, world):
     assert body["next_url"].startswith("/reading/task/") and body["prev_url"] is None
     assert body["next_task_api"].startswith("/api/reading/tasks/")
     assert body["worklist_url"] == "/reading/" and body["calibration_scores_url"] is None
+
+
+def test_fetching_a_task_does_not_open_it_only_showing_it_does(client, world):
+    """Issue 12, defect 2: the page prefetches the next task while the reader scores this one; that GET must not
+    open it (status, started_at, and so order of opening and time on task in the exports). The page opens a task
+    when it shows it."""
+    reader = world.readers[0]
+    client.force_login(reader)
+    task = first_task(world, reader)
+    url = f"/api/reading/tasks/{task.token}/"
+    assert client.get(url).status_code == 200
+    assert client.get(url).status_code == 200
     task.refresh_from_db()
-    assert task.status == TaskStatus.OPENED and task.started_at
+    assert (task.status, task.started_at) == (TaskStatus.PENDING, None)
+
+    opened = client.post(url + "open/")
+    assert opened.status_code == 200 and opened.json() == {"status": "opened"}
+    task.refresh_from_db()
+    started = task.started_at
+    assert task.status == TaskStatus.OPENED and started
+    assert client.post(url + "open/").json() == {"status": "opened"}  # opening again keeps the first time
+    task.refresh_from_db()
+    assert task.started_at == started
+    assert client.get(url + "open/").status_code == 405
+
+    other = first_task(world, world.readers[1])
+    assert client.post(f"/api/reading/tasks/{other.token}/open/").status_code == 404
+    other.refresh_from_db()
+    assert other.started_at is None
 
 
 def test_autosave_submit_next_and_resume(client, world):

@@ -127,6 +127,10 @@ def task_api_url(task: ReadingTask | None) -> str | None:
 def mark_opened(task: ReadingTask) -> None:
     """Records when a reader first opened the task (time on task is reported by the viewer at submit).
 
+    Only showing a task opens it (the page's open call, an autosave, a submit): fetching it does not, because the
+    page prefetches the next task while the reader scores this one, and its start time and order of opening go
+    to the exports.
+
     Not in a locked study: its reading data, and so its exports, no longer change (the lock is checked in the same
     statement, so a lock that lands while the task is being opened wins)."""
     if task.status == TaskStatus.PENDING and not task.study.is_locked:

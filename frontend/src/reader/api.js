@@ -44,7 +44,10 @@ export function createApi(csrfToken) {
   const submitUrl = (taskUrl) => `${taskUrl.replace(/\/?$/, '/')}submit/`;
 
   return {
+    /** The task without side effects: used to show it and to prefetch the next one. */
     getTask: (taskUrl) => request('GET', taskUrl),
+    /** The page shows the task now: the server records when it was first opened. */
+    openTask: (taskUrl) => request('POST', `${taskUrl.replace(/\/?$/, '/')}open/`),
     putScores: (taskUrl, panel, scores, opts) => request('PUT', scoresUrl(taskUrl), { panel, scores }, opts),
     submit: (taskUrl, scores, secondsOnTask) =>
       request('POST', submitUrl(taskUrl), { scores, seconds_on_task: secondsOnTask }),

@@ -141,12 +141,26 @@ export function mountReadingApp(root) {
 
     renderHeader();
     renderPanel(panelNames);
+    openShownTask();
     showSaveStatus(task.locked ? 'locked' : 'saved');
     pendingTransition = t0 === null ? null : { t0, waiting: new Set(panelNames), prefetched: viaPrefetch };
     await showImages();
     startRois();
     root.dataset.state = 'ready';
     if (options.prefetch) startPrefetch();
+  }
+
+  /** Only showing a task opens it (a prefetch does not): its start time and order of opening are exported.
+   * A failed call is not retried: the first autosave or the submit opens the task as well. */
+  function openShownTask() {
+    const shown = task;
+    if (shown.locked || shown.submitted) return;
+    api.openTask(taskUrl).then(
+      () => {
+        if (task === shown) root.dataset.opened = tokenOf(shown);
+      },
+      () => {},
+    );
   }
 
   function teardownTask() {

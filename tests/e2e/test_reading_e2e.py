@@ -400,3 +400,46 @@ def test_prefetching_the_next_task_does_not_open_it_showing_it_does(page, live_s
     assert second.status == TaskStatus.OPENED
     assert second.started_at >= first.submitted_at >= first.started_at
     assert page.errors == []
+
+
+def test_a_finished_study_offers_a_read_only_review_not_resume(page, live_server, artifacts):
+    """Issue 12, defect 3: after the last image the worklist offered "Resume", which reopened a submitted task for
+    editing. Now it offers a read-only review: score keys are refused in words, Enter moves on, nothing changes."""
+    world = build_reading_world(mode="single", cases=1, slices=6, size=64, username="e2e-review")
+    tasks = list(ReadingTask.objects.filter(reader=world.reader).order_by("position"))
+    login(page, world.username, world.password)
+    page.goto(f"/reading/task/{tasks[0].token}/")
+    wait_rendered(page)
+    for n, _ in enumerate(tasks):
+        for key in SCORE_KEYS:
+            page.keyboard.press(key)
+        page.wait_for_selector('.rs-save[data-status="saved"]')
+        page.keyboard.press("Enter")
+        if n + 1 < len(tasks):
+            page.wait_for_function(f"() => window.__readerMetrics.transitions.length === {n + 1}", timeout=15_000)
+    page.wait_for_selector('#reading-app[data-state="done"]')
+    before = sorted(Score.objects.filter(task__in=tasks).values_list("task_id", "item_id", "value", "updated_at"))
+
+    page.goto("/reading/")
+    assert page.get_by_role("link", name="Resume").count() == 0
+    page.get_by_role("link", name="Review (read-only)").click()
+    page.wait_for_url(re.compile(rf"/reading/task/{tasks[0].token}/$"))
+    wait_rendered(page)
+    assert page.text_content(".rs-save") == "Read-only review — scores as submitted"
+    assert checked_values(page) == list(SCORE_KEYS)
+    assert page.locator(".rs-anchor:not([disabled])").count() == 0
+    page.keyboard.press("1")
+    assert page.text_content(".rs-message") == "Read-only review: your scores stay as submitted."
+    assert checked_values(page) == list(SCORE_KEYS)
+    screenshot(page, artifacts, "reading-review.png")
+    assert page.text_content(".rs-submit").startswith("Next image")
+    page.keyboard.press("Enter")  # moves on, submits nothing
+    page.wait_for_function("() => document.querySelector('.rs-position').textContent.startsWith('Image 2')")
+    wait_rendered(page)
+    assert page.text_content(".rs-submit").startswith("End review")
+    page.keyboard.press("Enter")
+    page.wait_for_selector('#reading-app[data-state="done"]')
+    assert "End of the review" in page.text_content("#reading-app")
+    after = sorted(Score.objects.filter(task__in=tasks).values_list("task_id", "item_id", "value", "updated_at"))
+    assert after == before
+    assert page.errors == []

@@ -135,7 +135,7 @@ def test_invalid_scores_are_refused_clearly(world):
             reading.autosave(reader, task, panel, scores)
 
 
-def test_resume_goes_to_first_unsubmitted_then_last(world):
+def test_resume_goes_to_first_unsubmitted_then_to_the_first_for_review(world):
     reader = world.readers[0]
     tasks = list(reading.reader_tasks(reader).order_by("position"))
     assert reading.resume_task(reader, world.study.token) == tasks[0]
@@ -143,7 +143,9 @@ def test_resume_goes_to_first_unsubmitted_then_last(world):
     assert reading.resume_task(reader, world.study.token) == tasks[1]
     for task in tasks[1:]:
         reading.submit(reader, task, {"A": ALL_FIVES}, 1.0)
-    assert reading.resume_task(reader, world.study.token) == tasks[-1]
+    assert reading.resume_task(reader, world.study.token) == tasks[0]  # the read-only review starts at the first
+    with pytest.raises(reading.Finished):
+        reading.autosave(reader, tasks[-1], "A", {"noise": 1})
 
 
 def test_progress_with_eta_from_median_time_on_task(world):

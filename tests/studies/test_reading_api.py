@@ -6,7 +6,7 @@ import io
 import pytest
 from django.urls import reverse
 
-from apps.studies.models import DEFAULT_ITEMS, StudyStatus, TaskStatus
+from apps.studies.models import DEFAULT_ITEMS, Score, ScoreAudit, StudyStatus, TaskStatus
 from apps.studies.services import reading
 from tests.factories import AdminFactory
 from tests.studies.conftest import build_world
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 
 ALL_FOURS = {key: 4 for key, _, _ in DEFAULT_ITEMS}
 CONTRACT_KEYS = {
-    "token", "position", "total", "mode", "calibration", "locked", "submitted", "items", "panels", "scores",
+    "token", "position", "total", "mode", "calibration", "locked", "review", "submitted", "items", "panels", "scores",
     "next_url", "next_task_api", "prev_url", "worklist_url", "calibration_scores_url",
 }
 
@@ -97,6 +97,47 @@ def test_autosave_submit_next_and_resume(client, world):
     resume = client.get(f"/reading/study/{world.study.token}/resume/")
     assert resume.status_code == 302 and resume["Location"] == f"/reading/task/{second.token}/"
     assert client.get(url).json()["scores"] == {"A": ALL_FOURS}
+
+
+def test_a_finished_study_is_offered_for_read_only_review_not_resumed_for_editing(client, world):
+    """Issue 12, defect 3: after the last task the worklist offered "Resume", which reopened a submitted task for
+    editing. Now it offers a read-only review from the first image, and the server keeps the scores as submitted."""
+    reader = world.readers[0]
+    client.force_login(reader)
+    tasks = list(reading.reader_tasks(reader).filter(study=world.study).order_by("position"))
+    worklist = reverse("reading:worklist")
+    assert ">Start<" in client.get(worklist).content.decode()
+    for task in tasks[:-1]:
+        reading.submit(reader, task, {"A": ALL_FOURS}, 2.0)
+    html = client.get(worklist).content.decode()
+    assert ">Resume<" in html and "Review" not in html
+    last = f"/api/reading/tasks/{tasks[-1].token}/"
+    assert client.get(last).json()["review"] is False
+    assert client.put(last + "scores/", {"panel": "A", "scores": {"noise": 2}},
+                      content_type="application/json").status_code == 200
+    assert client.post(last + "submit/", {"scores": {"A": ALL_FOURS}, "seconds_on_task": 3},
+                       content_type="application/json").status_code == 200
+
+    html = client.get(worklist).content.decode()
+    assert "Review (read-only)" in html and ">Resume<" not in html
+    resume = client.get(f"/reading/study/{world.study.token}/resume/")
+    assert resume["Location"] == f"/reading/task/{tasks[0].token}/"  # the review starts at the first image
+    first = f"/api/reading/tasks/{tasks[0].token}/"
+    body = client.get(first).json()
+    assert (body["review"], body["submitted"], body["locked"]) == (True, True, False)
+
+    audits = ScoreAudit.objects.count()
+    for url in (first, last):
+        put = client.put(url + "scores/", {"panel": "A", "scores": {"noise": 1}}, content_type="application/json")
+        assert put.status_code == 409 and "read-only" in put.json()["detail"]
+        changed = client.post(url + "submit/", {"scores": {"A": {**ALL_FOURS, "noise": 1}}, "seconds_on_task": 3},
+                              content_type="application/json")
+        assert changed.status_code == 409 and "read-only" in changed.json()["detail"]
+        same = client.post(url + "submit/", {"scores": {"A": ALL_FOURS}, "seconds_on_task": 3},
+                           content_type="application/json")
+        assert same.status_code == 200  # re-sending what was submitted stays idempotent
+    assert ScoreAudit.objects.count() == audits
+    assert set(Score.objects.filter(task__in=tasks).values_list("value", flat=True)) == {4}
 
 
 def test_locked_study_answers_409_and_says_locked(client, world):

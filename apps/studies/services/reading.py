@@ -41,6 +41,11 @@ class Locked(Exception):
     """The study is locked: scores can no longer change."""
 
 
+class Finished(Locked):
+    """The reader has submitted every task of the study: it is open to them for read-only review, and their scores
+    stay as submitted (the study model has no revision option, so no change is taken after the last submit)."""
+
+
 class InvalidScores(ValueError):
     def __init__(self, message: str, missing: list[str] | None = None):
         super().__init__(message)
@@ -89,6 +94,11 @@ class StudyProgress:
     def resume_url(self) -> str:
         return reverse("reading:resume", args=[self.study.token])
 
+    @property
+    def finished(self) -> bool:
+        """Every task submitted: the worklist offers a read-only review instead of resuming."""
+        return self.total > 0 and self.done == self.total
+
 
 def worklist(reader: User) -> list[StudyProgress]:
     """The reader's studies with done/total overall and per sequence."""
@@ -108,9 +118,10 @@ def worklist(reader: User) -> list[StudyProgress]:
 
 
 def resume_task(reader: User, study_token: str) -> ReadingTask:
-    """Where the reader left off: the first task not yet submitted, else the last one."""
+    """Where the reader left off: the first task not yet submitted; once every task is submitted, the first task,
+    where the read-only review starts."""
     tasks = reader_tasks(reader).filter(study__token=study_token).order_by("position")
-    task = tasks.exclude(status=TaskStatus.SUBMITTED).first() or tasks.last()
+    task = tasks.exclude(status=TaskStatus.SUBMITTED).first() or tasks.first()
     if task is None:
         raise NotFound
     return task
@@ -157,6 +168,20 @@ def _siblings(task: ReadingTask) -> QuerySet[ReadingTask]:
     return ReadingTask.objects.filter(reader_id=task.reader_id, study_id=task.study_id)
 
 
+def has_finished(task: ReadingTask) -> bool:
+    """Whether the task's reader has submitted every task of its study (then the study is theirs to review only)."""
+    return not _siblings(task).exclude(status=TaskStatus.SUBMITTED).exists()
+
+
+def _refuse_after_finishing(task: ReadingTask, changed: bool) -> None:
+    """A change to a submitted task after the reader's last submit is refused (409): the review is read-only.
+    Re-sending what is stored changes nothing and stays idempotent. Called inside the writing transaction, so the
+    refused change is rolled back."""
+    if changed and task.status == TaskStatus.SUBMITTED and has_finished(task):
+        raise Finished("You have scored every image of this study: it is open for read-only review, and your "
+                       "scores stay as submitted.")
+
+
 def next_task(task: ReadingTask) -> ReadingTask | None:
     return _siblings(task).filter(position__gt=task.position).order_by("position").first()
 
@@ -181,6 +206,7 @@ def task_payload(task: ReadingTask) -> dict:
         "mode": task.study.mode,
         "calibration": task.calibration,
         "locked": task.study.is_locked,
+        "review": submitted and has_finished(task),
         "submitted": submitted,
         "items": [
             {"key": item.key, "label": item.label, "anchors": list(item.anchors)}
@@ -282,7 +308,7 @@ def autosave(reader: User, task: ReadingTask, panel: str, scores: object) -> dic
     """Saves a partial set of scores for one panel; returns everything saved for the task."""
     task = _lock_task(reader, task)
     sheet = _Sheet.of(task)
-    _write(task, sheet, {panel: _validated(sheet, panel, scores)}, reader)
+    _refuse_after_finishing(task, _write(task, sheet, {panel: _validated(sheet, panel, scores)}, reader))
     mark_opened(task)
     return sheet.scores()
 
@@ -300,6 +326,7 @@ def submit(reader: User, task: ReadingTask, scores: object, seconds_on_task: obj
     seconds = _seconds(seconds_on_task)
     sheet = _Sheet.of(task)
     changed = _write(task, sheet, {panel: _validated(sheet, panel, values) for panel, values in scores.items()}, reader)
+    _refuse_after_finishing(task, changed)
     missing = sheet.missing()
     if missing:
         raise InvalidScores("Score every item before submitting.", missing)

@@ -22,6 +22,7 @@ const SAVE_TEXT = {
   saved: 'All changes saved',
   retrying: 'Not saved yet — retrying',
   locked: 'Study locked — scores are read-only',
+  review: 'Read-only review — scores as submitted',
 };
 
 const LOGIN_EXPIRED = 'Your login has expired. ';
@@ -49,6 +50,14 @@ function backupStore(token) {
 }
 
 const tokenOf = (task) => task.token;
+
+/** A locked study, or a reader's review after their last submit (issue 12, defect 3): nothing can change. */
+const isReadOnly = (task) => Boolean(task.locked || task.review);
+
+/** Why a score key does nothing on a read-only task: said, never silent. */
+const readOnlyReason = (task) => (task.locked
+  ? 'The study is locked; scores can no longer be changed.'
+  : 'Read-only review: your scores stay as submitted.');
 
 export function mountReadingApp(root) {
   const params = new URLSearchParams(window.location.search);
@@ -117,7 +126,7 @@ export function mountReadingApp(root) {
     root.dataset.token = tokenOf(task);
     const panelNames = task.panels.map((p) => p.panel);
     backup = backupStore(tokenOf(task));
-    const local = task.locked ? null : backup.read();
+    const local = isReadOnly(task) ? null : backup.read();
     state = createScoreState(task.items, panelNames, mergeScores(task.scores || {}, local || {}));
     clock = createTaskClock(tokenOf(task));
     autosave = createAutosaveQueue({
@@ -142,7 +151,7 @@ export function mountReadingApp(root) {
     renderHeader();
     renderPanel(panelNames);
     openShownTask();
-    showSaveStatus(task.locked ? 'locked' : 'saved');
+    showSaveStatus(task.locked ? 'locked' : task.review ? 'review' : 'saved');
     pendingTransition = t0 === null ? null : { t0, waiting: new Set(panelNames), prefetched: viaPrefetch };
     await showImages();
     startRois();
@@ -203,7 +212,8 @@ export function mountReadingApp(root) {
     rois = createRoiWorkflow({
       api,
       token: tokenOf(task),
-      locked: Boolean(task.locked),
+      locked: isReadOnly(task),
+      lockedStatus: task.locked ? 'locked' : 'review',
       getPanes: () => panes,
       panel: roiPanel,
       onDrawMode: () => setLeftButtonMode('ellipse'),
@@ -262,7 +272,11 @@ export function mountReadingApp(root) {
   // ---- scoring --------------------------------------------------------------------------------
 
   function score(p, key, value, index) {
-    if (task.locked || submitting) return;
+    if (submitting) return;
+    if (isReadOnly(task)) {
+      els.message.textContent = readOnlyReason(task);
+      return;
+    }
     state.set(p, key, value);
     backup.write(state.all());
     autosave.mark(p);
@@ -284,8 +298,12 @@ export function mountReadingApp(root) {
 
   async function submit() {
     if (submitting || !task) return;
+    if (task.review) {
+      nextInReview();
+      return;
+    }
     if (task.locked) {
-      els.message.textContent = 'The study is locked; scores can no longer be changed.';
+      els.message.textContent = readOnlyReason(task);
       return;
     }
     const missing = state.allMissing();
@@ -311,6 +329,7 @@ export function mountReadingApp(root) {
         task.locked = true;
         showSaveStatus('locked');
         panel.setDisabled(true);
+        els.message.textContent = err.message;
       } else if (isLoginExpired(err)) {
         showLoginExpired();
       } else if (err instanceof ApiError && err.status === 400) {
@@ -322,6 +341,24 @@ export function mountReadingApp(root) {
     } finally {
       submitting = false;
       delete root.dataset.submitting;
+      settleKept(outcome);
+    }
+  }
+
+  /** Review: Enter and the button move on without submitting; after the last image, back to the worklist. */
+  async function nextInReview() {
+    submitting = true;
+    let outcome = 'not submitted';
+    try {
+      if (task.next_url) outcome = await goNext(task.next_url, performance.now());
+      else {
+        showDone('End of the review', 'Your scores stay as submitted.');
+        outcome = 'done';
+      }
+    } catch (err) {
+      showError(err);
+    } finally {
+      submitting = false;
       settleKept(outcome);
     }
   }
@@ -340,7 +377,7 @@ export function mountReadingApp(root) {
   function replayKept() {
     const actions = kept.drain();
     if (!actions.length || !task) return;
-    if (task.locked) {
+    if (isReadOnly(task)) {
       els.message.textContent = describeKept(actions, 'this image is read-only.');
       return;
     }
@@ -523,10 +560,11 @@ export function mountReadingApp(root) {
       onFocusItem: (index) => panel.setFocus(index),
       onPanel: (p) => setActivePanel(p, 0),
     });
-    panel.setDisabled(Boolean(task.locked));
+    panel.setDisabled(isReadOnly(task));
     const missing = state.allMissing();
     if (missing.length) panel.setFocus(state.keys.indexOf(missing[0].key), missing[0].panel);
-    els.submitButton.textContent = task.submitted ? 'Save and next' : 'Submit';
+    if (task.review) els.submitButton.textContent = task.next_url ? 'Next image' : 'End review';
+    else els.submitButton.textContent = task.submitted ? 'Save and next' : 'Submit';
     els.submitButton.append(h('kbd', {}, 'Enter'));
   }
 
@@ -551,7 +589,7 @@ export function mountReadingApp(root) {
     els.save.dataset.status = status;
   }
 
-  function showDone() {
+  function showDone(title = 'All images scored', text = 'Thank you. Your scores are saved.') {
     teardownTask();
     unlinkScroll();
     for (const p of panes) p.destroy();
@@ -560,8 +598,8 @@ export function mountReadingApp(root) {
     root.dataset.state = 'done';
     root.replaceChildren(
       h('div', { class: 'rs-done' },
-        h('h1', {}, 'All images scored'),
-        h('p', {}, 'Thank you. Your scores are saved.'),
+        h('h1', {}, title),
+        h('p', {}, text),
         h('a', { class: 'rs-submit', href: root.dataset.worklistUrl || '/reading/' }, 'Back to the worklist')),
     );
   }

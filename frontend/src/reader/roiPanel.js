@@ -9,6 +9,7 @@ const STATUS_TEXT = {
   saved: 'ROIs saved',
   retrying: 'ROIs not saved yet — retrying',
   locked: 'Study locked — ROIs are read-only',
+  review: 'Read-only review — ROIs as saved',
 };
 
 export function createRoiPanel(container, { labels, onSelect, onDelete, onGoTo }) {

@@ -9,14 +9,15 @@ import { onEllipseEvents, styleEllipse } from '../viewer/createStackViewer.js';
 const COLORS = Object.fromEntries(ROI_LABELS.map((l) => [l.key, { color: l.color }]));
 
 /**
- * api: createApi(); token: the task's token; locked: study locked; getPanes(): the current panes;
+ * api: createApi(); token: the task's token; locked: read-only (lockedStatus: 'locked' for a locked study,
+ * 'review' for a reader's review after their last submit); getPanes(): the current panes;
  * panel: createRoiPanel(); onDrawMode(): switch the left button to drawing ellipses;
  * isDrawing(): whether it draws them now.
  */
-export function createRoiWorkflow({ api, token, locked, getPanes, panel, onDrawMode, isDrawing }) {
+export function createRoiWorkflow({ api, token, locked, lockedStatus = 'locked', getPanes, panel, onDrawMode, isDrawing }) {
   let state = createRoiState();
   let active = true;
-  let queueStatus = locked ? 'locked' : 'saved';
+  let queueStatus = locked ? lockedStatus : 'saved';
   const lastEdited = new Map(); // label -> uid of the ellipse the reader drew or changed last
 
   const queue = createAutosaveQueue({

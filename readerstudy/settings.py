@@ -216,6 +216,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON bodies are checked for shape (depth, top-level object) before a view reads them (readerstudy.parsers).
+    "DEFAULT_PARSER_CLASSES": [
+        "readerstudy.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
@@ -227,8 +233,12 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     # The schema lists every admin and export endpoint and the conventional/DL enums: staff only, never readers.
     "SERVE_PERMISSIONS": ["apps.accounts.access.IsCoordinatorOrAdmin"],
-    # Enhancement and export jobs share one status set; name its enum once.
-    "ENUM_NAME_OVERRIDES": {"JobStatusEnum": "apps.imaging.models.JobStatus"},
+    # A choice set that several fields share gets one enum name: the status of enhancement and export jobs, the
+    # sequence of a series and the sequences of a study.
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "apps.imaging.models.JobStatus",
+        "SequenceEnum": "apps.imaging.models.Sequence",
+    },
 }
 
 # Celery: Redis when REDIS_URL is set, otherwise an embedded file-system broker so that a real worker process

@@ -113,6 +113,7 @@ class StudyViewSet(viewsets.ModelViewSet):
     queryset = ReaderStudy.objects.all()
     serializer_class = ReaderStudySerializer
     permission_classes = [IsAdmin]
+    json_body = dict  # the top level of a JSON body (readerstudy.parsers); the items action takes a list
 
     def perform_create(self, serializer):
         serializer.instance = definition.create_study(**serializer.validated_data)
@@ -129,7 +130,7 @@ class StudyViewSet(viewsets.ModelViewSet):
             raise definition.StudyStateError("Only a draft study can be changed.")
         return super().update(request, *args, **kwargs)
 
-    @action(detail=True, methods=["put"])
+    @action(detail=True, methods=["put"], json_body=list)
     def items(self, request, pk=None) -> Response:
         items = ItemSerializer(data=request.data, many=True)
         items.is_valid(raise_exception=True)

@@ -103,8 +103,8 @@ class ReaderStudy(models.Model):
 
     def clean(self) -> None:
         super().clean()
-        unknown = set(self.sequences or []) - set(Sequence.values)
-        if not self.sequences or unknown:
+        sequences = self.sequences
+        if not (isinstance(sequences, list) and sequences and all(s in Sequence.values for s in sequences)):
             raise ValidationError({"sequences": f"Choose among {', '.join(Sequence.values)}."})
 
     @property

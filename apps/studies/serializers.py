@@ -2,6 +2,7 @@
 
 from rest_framework import serializers
 
+from apps.imaging.models import Sequence
 from apps.studies.models import ReaderStudy, StudyItem
 
 
@@ -14,6 +15,10 @@ class ItemSerializer(serializers.ModelSerializer):
 
 
 class ReaderStudySerializer(serializers.ModelSerializer):
+    sequences = serializers.ListField(  # a JSONField would take any JSON, and an update skips the model's clean()
+        child=serializers.ChoiceField(choices=Sequence.choices), allow_empty=False, required=False,
+        help_text="Sequences read in this study.",
+    )
     items = ItemSerializer(many=True, read_only=True)
     readers = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
     cases = serializers.PrimaryKeyRelatedField(many=True, read_only=True)

@@ -200,7 +200,7 @@ def test_attach_refuses_what_is_not_a_matching_pair(world, client, no_engine, dj
     refused(conventional.pk, {"vendor_series": t1_vendor.pk}, "geometry")
     refused(conventional.pk, {}, "required")
     refused(conventional.pk, {"vendor_series": "abc"}, "integer")
-    refused(conventional.pk, [own_vendor.pk], "dictionary")
+    refused(conventional.pk, [own_vendor.pk], "must be an object")
     refused(conventional.pk, {"vendor_series": 10**9}, "No such series")
     refused(own_vendor.pk, {"vendor_series": conventional.pk}, "conventional")
     refused(conventional.pk, {"vendor_series": conventional.pk}, "its own")

@@ -13,6 +13,12 @@ COPY requirements.txt ./
 # torch is pinned to the CPU wheel version; the GPU worker image overrides it with the CUDA build (see compose).
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 RUN pip install --no-cache-dir --extra-index-url "$TORCH_INDEX_URL" -r requirements.txt
+# The GPU worker image swaps onnxruntime for its CUDA build of the same version, so that registered ONNX models run
+# on the CUDA execution provider (elsewhere they run on the CPU provider).
+ARG ONNXRUNTIME_GPU=0
+RUN if [ "$ONNXRUNTIME_GPU" = 1 ]; then \
+      version=$(pip show onnxruntime | sed -n 's/^Version: //p') && pip uninstall -y onnxruntime \
+      && pip install --no-cache-dir "onnxruntime-gpu==$version"; fi
 COPY . .
 COPY --from=frontend /src/frontend/dist ./frontend/dist
 RUN READERSTUDY_ALLOW_INSECURE_KEY=1 python manage.py collectstatic --noinput \

@@ -1,6 +1,9 @@
-"""Slice-wise inference of the CE U-Net on a whole volume, in the volume's own intensity scale.
+"""Slice-wise inference of an enhancement model on a whole volume, in the volume's own intensity scale.
 
-The volume is divided by a robust scale (its 99th percentile), enhanced slice by slice with the neighbouring
+The model is the built-in CE U-Net (``TorchRunner``) or a registered ONNX file (``onnx_runner.OnnxRunner``);
+both run through the ``Runner`` interface and their input contract (``contract.py``), so everything else here
+is the same for every model. The volume is divided by a robust scale (its 99th percentile; or not, as the
+contract says), enhanced slice by slice with the neighbouring
 slices as channels, and multiplied back, so there is no global bias and the output has the input's shape.
 On CUDA: bf16 autocast, the whole series in one batch where it fits, channels-last; ``warm_up`` pays the
 first-call costs (cuDNN autotuning, lazy initialisation) when a worker starts, not on the first series.
@@ -20,21 +23,24 @@ import hashlib
 import logging
 import time
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import torch
 
 from .context import CONTEXT_DIM, DEFAULT_FACTOR, check_factor, context_from_params, params_from_dataset
+from .contract import BUILT_IN_CONTRACT, InputContract
 from .model import ContextUNet
 from .phantom import AcquisitionParams
+from .shipped import MODEL_VERSION as MODEL_VERSION
+from .shipped import WEIGHTS_DIR as WEIGHTS_DIR
+from .shipped import shipped_versions as shipped_versions
+from .shipped import weights_path
 
 logger = logging.getLogger(__name__)
 
-MODEL_VERSION = "ceunet-c16-v2"
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 TILE_OVERLAP = 32
-DEFAULT_TILE = 768
+DEFAULT_TILE = BUILT_IN_CONTRACT.max_matrix
 # Slices per CUDA batch (the last batch of a series is padded to it) and the most pixels in one batch.
 CUDA_BATCH = 16
 CUDA_BATCH_PIXELS = 16 * 768 * 768
@@ -60,19 +66,6 @@ def select_device(device: str | None = None) -> torch.device:
     if chosen.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("CUDA was requested but no CUDA device is available")
     return chosen
-
-
-def shipped_versions() -> list[str]:
-    """Model versions whose weights ship in ``weights/``, sorted by name; ``MODEL_VERSION`` is the default."""
-    return sorted(path.stem for path in WEIGHTS_DIR.glob("*.pt"))
-
-
-def weights_path(version: str = MODEL_VERSION) -> Path:
-    """Path of the shipped weights of ``version``; ``ValueError`` for a version that does not ship."""
-    versions = shipped_versions()
-    if version not in versions:
-        raise ValueError(f"unknown model version {version!r}; shipped: {', '.join(versions)}")
-    return WEIGHTS_DIR / f"{version}.pt"
 
 
 @functools.lru_cache(maxsize=4)
@@ -132,55 +125,85 @@ def _tiles(length: int, tile: int) -> list[tuple[int, int, int, int]]:
     return spans
 
 
-def _run(loaded: LoadedModel, image: torch.Tensor, context: np.ndarray) -> torch.Tensor:
-    """Full correction predicted for a batch ``(N, S, H, W)`` of normalised slices -> ``(N, H, W)``."""
-    device = loaded.device
-    ctx = torch.from_numpy(np.repeat(context[None], len(image), axis=0)).to(device)
-    if device.type == "cuda":
-        image = image.contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            out = loaded.model.correction(image, ctx)
-    else:
-        out = loaded.model.correction(image, ctx)
-    return out[:, 0].float()
+class Runner(Protocol):
+    """One way to run any enhancement model: the built-in CE U-Net (``TorchRunner``) or a registered ONNX file
+    (``onnx_runner.OnnxRunner``). ``enhance_volume`` does everything around it (normalisation, neighbouring
+    slices, tiling, the factor and the noise floor) the same way for every model, following ``contract``.
+    """
+
+    contract: InputContract
+    device: torch.device
+    runtime: str  # what ran it, for the job's provenance, e.g. "torch 2.13.0"
+
+    def correction(self, image: torch.Tensor, context: np.ndarray) -> torch.Tensor:
+        """Full correction (estimate minus input centre slice) for ``image (N, S, H, W)`` -> ``(N, H, W)``, on
+        ``device``, in the normalised units of ``image``; ``context`` is the ``(CONTEXT_DIM,)`` vector."""
+        ...
+
+
+class TorchRunner:
+    """The shipped CE U-Net in torch: bf16 autocast and channels-last on CUDA, float32 on the CPU."""
+
+    def __init__(self, loaded: LoadedModel) -> None:
+        self.loaded = loaded
+        self.device = loaded.device
+        self.contract = BUILT_IN_CONTRACT._replace(
+            slices=loaded.model.in_chans, pad_multiple=2**loaded.model.num_pool_layers
+        )
+        self.runtime = f"torch {torch.__version__}" + (" (bf16 autocast)" if self.device.type == "cuda" else "")
+
+    def correction(self, image: torch.Tensor, context: np.ndarray) -> torch.Tensor:
+        ctx = torch.from_numpy(np.repeat(context[None], len(image), axis=0)).to(self.device)
+        if self.device.type == "cuda":
+            image = image.contiguous(memory_format=torch.channels_last)
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                out = self.loaded.model.correction(image, ctx)
+        else:
+            out = self.loaded.model.correction(image, ctx)
+        return out[:, 0].float()
+
+
+def torch_runner(weights: str | Path | None = None, device: str | None = None) -> TorchRunner:
+    """The built-in model (shipped weights, or a weights file) on ``device``; loaded once per process."""
+    return TorchRunner(load_model(str(weights) if weights else None, device))
 
 
 def warm_up(
-    weights: str | Path | None = None, device: str | None = None, matrices=((512, 512), (256, 256))
+    weights: str | Path | None = None,
+    device: str | None = None,
+    matrices=((512, 512), (256, 256)),
+    *,
+    runner: Runner | None = None,
 ) -> float:
     """Load the model and run it once per typical matrix, so that the first series pays no start-up cost.
 
     Returns the seconds spent. Called when an enhancement worker starts (``worker.enhancement``).
     """
     started = time.perf_counter()
-    loaded = load_model(str(weights) if weights else None, device)
-    if loaded.device.type == "cuda":
+    runner = runner or torch_runner(weights, device)
+    if runner.device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     for ny, nx in matrices:
         volume = np.random.default_rng(0).rayleigh(
-            10.0, size=(_batch_slices(loaded, ny, nx, CUDA_BATCH), ny, nx)
+            10.0, size=(_batch_slices(runner.device, ny, nx, CUDA_BATCH), ny, nx)
         )
         enhance_volume(
-            volume.astype(np.float32),
-            np.zeros(CONTEXT_DIM, np.float32),
-            DEFAULT_FACTOR,
-            str(loaded.device),
-            weights=weights,
+            volume.astype(np.float32), np.zeros(CONTEXT_DIM, np.float32), DEFAULT_FACTOR, runner=runner
         )
-    if loaded.device.type == "cuda":
+    if runner.device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - started
-    logger.info("warmed %s on %s in %.1f s", loaded.version, loaded.device, seconds)
+    logger.info("warmed %s on %s in %.1f s", runner.runtime, runner.device, seconds)
     return seconds
 
 
-def _batch_slices(loaded: LoadedModel, ny: int, nx: int, nz: int) -> int:
+def _batch_slices(device: torch.device, ny: int, nx: int, nz: int) -> int:
     """Slices per batch: a fixed ``CUDA_BATCH`` on CUDA (fewer only for very large matrices), 4 on the CPU.
 
     Fixed, so that every series of a matrix runs the shapes that ``warm_up`` tuned (cuDNN picks its kernels
     per shape; a new slice count would pay the tuning again on the first series that has it).
     """
-    if loaded.device.type != "cuda":
+    if device.type != "cuda":
         return min(4, nz)
     return max(1, min(CUDA_BATCH, CUDA_BATCH_PIXELS // (ny * nx)))
 
@@ -259,14 +282,18 @@ def enhance_volume(
     batch_size: int | None = None,
     tile: int | None = None,
     quantum: float | None = None,
+    runner: Runner | None = None,
 ) -> np.ndarray:
     """Enhanced copy of ``volume`` ``(Z, Y, X)`` (or ``(Y, X)``) in the same units, shape and dtype float32.
 
     ``context``: ``AcquisitionParams``, a pydicom ``Dataset`` of the series, or a context vector.
     ``factor``: noise-reduction factor in ``[1, 100]``; 1 returns the input unchanged.
-    ``tile``: maximum in-plane tile size (default 768: clinical matrices run whole; larger ones are tiled
-    with a 32-pixel overlap to bound memory). ``quantum``: step of the stored values (default the dataset's
-    RescaleSlope, else 1), which sets the noise floor kept where there is no signal.
+    ``runner``: the model to run (default: the built-in CE U-Net from ``weights`` on ``device``), following
+    its input contract (neighbouring slices, normalisation, largest matrix).
+    ``tile``: maximum in-plane tile size (default the contract's ``max_matrix``, 768 for the built-in model:
+    clinical matrices run whole; larger ones are tiled with a 32-pixel overlap to bound memory).
+    ``quantum``: step of the stored values (default the dataset's RescaleSlope, else 1), which sets the noise
+    floor kept where there is no signal.
     """
     factor = check_factor(factor)
     data = np.asarray(volume, dtype=np.float32)
@@ -280,6 +307,7 @@ def enhance_volume(
             batch_size=batch_size,
             tile=tile,
             quantum=quantum,
+            runner=runner,
         )[0]
     if data.ndim != 3 or min(data.shape) < 1:
         raise ValueError(f"volume must be (Z, Y, X) or (Y, X), got shape {data.shape}")
@@ -287,27 +315,27 @@ def enhance_volume(
         raise ValueError("volume contains NaN or infinite values")
     if factor == 1.0:
         return data.copy()
-    loaded = load_model(str(weights) if weights else None, device)
-    tile = tile or DEFAULT_TILE
+    runner = runner or torch_runner(weights, device)
+    target = runner.device
+    tile = tile or runner.contract.max_matrix
     nz, ny, nx = data.shape
-    batch_size = batch_size or _batch_slices(loaded, min(ny, tile), min(nx, tile), nz)
+    batch_size = batch_size or _batch_slices(target, min(ny, tile), min(nx, tile), nz)
     vector = build_context(context, (ny, nx), factor)
-    scale = normalisation_scale(data)
-    source = torch.from_numpy(data).to(loaded.device)
+    scale = normalisation_scale(data) if runner.contract.normalisation == "p99" else 1.0
+    source = torch.from_numpy(data).to(target)
     normalised = source / scale
-    offsets = torch.arange(
-        -(loaded.model.in_chans // 2), loaded.model.in_chans // 2 + 1, device=loaded.device
-    )
+    half = runner.contract.slices // 2
+    offsets = torch.arange(-half, half + 1, device=target)
     correction = torch.empty_like(source)
     for y0, y1, wy0, wy1 in _tiles(ny, tile):
         for x0, x1, wx0, wx1 in _tiles(nx, tile):
             for z0 in range(0, nz, batch_size):
-                indices = torch.arange(z0, min(z0 + batch_size, nz), device=loaded.device)
-                if loaded.device.type == "cuda" and len(indices) < batch_size:
+                indices = torch.arange(z0, min(z0 + batch_size, nz), device=target)
+                if target.type == "cuda" and len(indices) < batch_size:
                     indices = torch.cat([indices, indices[-1:].expand(batch_size - len(indices))])
                 neighbours = (indices[:, None] + offsets[None, :]).clamp(0, nz - 1)
                 stack = normalised[neighbours, y0:y1, x0:x1]
-                predicted = _run(loaded, stack, vector)
+                predicted = runner.correction(stack, vector)
                 correction[indices, wy0:wy1, wx0:wx1] = predicted[:, wy0 - y0 : wy1 - y0, wx0 - x0 : wx1 - x0]
     full = source + correction * scale
     quantum = quantum if quantum is not None else _quantum(context)

@@ -13,6 +13,19 @@ from torch import nn
 from torch.nn import functional as F
 
 
+def pad_to_multiple(image: torch.Tensor, multiple: int) -> torch.Tensor:
+    """``(N, C, H, W)`` padded at the bottom and right so that ``H, W`` are multiples of ``multiple``.
+
+    Reflect padding, or replicate where the image is too small to reflect; crop ``[..., :H, :W]`` afterwards.
+    """
+    h, w = image.shape[-2:]
+    pad_h, pad_w = (-h) % multiple, (-w) % multiple
+    if not (pad_h or pad_w):
+        return image
+    mode = "reflect" if pad_h < h and pad_w < w else "replicate"
+    return F.pad(image, (0, pad_w, 0, pad_h), mode=mode)
+
+
 class FiLM(nn.Module):
     """Instance norm, then feature-wise modulation from a context embedding ``(N, E)``: ``(N, C, H, W)`` maps.
 
@@ -107,10 +120,13 @@ class ContextUNet(nn.Module):
     def correction(self, image: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """Predicted full correction (clean minus input) of the centre slice, ``(N, 1, H, W)``."""
         h, w = image.shape[-2:]
-        multiple = 2**self.num_pool_layers
-        pad_h, pad_w = (-h) % multiple, (-w) % multiple
-        mode = "reflect" if pad_h < h and pad_w < w else "replicate"
-        x = F.pad(image, (0, pad_w, 0, pad_h), mode=mode) if pad_h or pad_w else image
+        return self.padded_correction(pad_to_multiple(image, 2**self.num_pool_layers), context)[..., :h, :w]
+
+    def padded_correction(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """``correction`` of an input whose ``H, W`` are already multiples of ``2**num_pool_layers``.
+
+        Free of shape-dependent branches, so it exports to ONNX with dynamic ``N, H, W``.
+        """
         embedding = self.embed(context)
         skips = []
         for block in self.down:
@@ -120,7 +136,7 @@ class ContextUNet(nn.Module):
         x = self.bottleneck(x, embedding)
         for transpose, conv in zip(self.up_transpose, self.up_conv, strict=True):
             x = conv(torch.cat([transpose(x), skips.pop()], dim=1), embedding)
-        return self.head(x)[..., :h, :w]
+        return self.head(x)
 
     def forward(self, image: torch.Tensor, context: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
         """Enhanced centre slice ``(N, 1, H, W)``; ``strength (N,)`` is ``1 - 1/factor`` in ``[0, 1)``."""

@@ -360,3 +360,22 @@ def make_tissue_model(
         origin_lps=tuple(float(v) for v in origin_lps),  # type: ignore[arg-type]
         seed=int(seed),
     )
+
+
+def noisy_series(
+    shape: tuple[int, int, int] = (5, 160, 144),
+    spacing: tuple[float, float, float] = (5.0, 1.6, 1.6),
+    contrast: Contrast = "T2W",
+    noise: float = 0.03,
+    seed: int = 0,
+) -> tuple[np.ndarray, AcquisitionParams]:
+    """A small noisy series ``(Z, Y, X)`` float32 and its acquisition parameters: the phantom rendered in
+    ``contrast`` with Rician noise of SD ``noise`` x its 99th percentile. Deterministic for a seed; used to try a
+    model before it is registered."""
+    model = make_tissue_model(shape, seed, spacing=spacing)
+    clean = render_contrast(model, contrast)
+    rng = np.random.default_rng(seed)
+    sigma = noise * float(np.percentile(clean, 99.0))
+    noisy = np.hypot(clean + rng.normal(0.0, sigma, clean.shape), rng.normal(0.0, sigma, clean.shape))
+    params = default_params(contrast)._replace(pixel_spacing=spacing[1], slice_thickness=spacing[0])
+    return noisy.astype(np.float32), params

@@ -1,7 +1,8 @@
 """The analysis report: Tables 1-3, the CLMM and agreement tables and Fig. 1, as HTML and as PDF.
 
 Both formats are built from one list of `ReportTable`s and the same matplotlib figures, so what a reader of the
-PDF sees is what the HTML page shows. Figures use matplotlib's object API (no pyplot state), Agg rendering.
+PDF sees is what the HTML page shows. Tables are always numbered 1-5: one that cannot be computed keeps its number
+and says why. Figures use matplotlib's object API (no pyplot state), Agg rendering.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from matplotlib.figure import Figure
 
 from apps.analysis.stats import AnalysisResult
 from apps.analysis.stats.snr import MIN_NOISE_PIXELS, PAPER_MEASURES
+from apps.analysis.stats.table1 import MISSING
 from apps.studies.models import DEFAULT_ITEMS
 
 VERSION_LABELS = {"conventional": "Conventional", "dl": "DL-enhanced"}
@@ -41,6 +43,13 @@ MEASURE_LABELS = {
 SOFTWARE = ("numpy", "scipy", "pandas", "matplotlib", "django", "torch", "pydicom")
 # Rows of the agreement table per PDF page, so that a page stays legible.
 PDF_ROWS_PER_PAGE = 28
+CATEGORY_LABELS = {
+    "sex": ("Sex", {"M": "Male", "F": "Female", "O": "Other"}),
+    "tumor_type": ("Tumour type", {}),
+    "who_grade": ("WHO grade", {}),
+    "idh_status": ("IDH status", {"mutant": "Mutant", "wildtype": "Wild type"}),
+    "codeletion_1p19q": ("1p/19q codeletion", {"codeleted": "Codeleted", "intact": "Intact"}),
+}
 
 
 def software_versions() -> dict[str, str]:
@@ -65,6 +74,9 @@ class ReportMeta:
     item_labels: dict[str, str] = field(default_factory=lambda: {key: label for key, label, _ in DEFAULT_ITEMS})
     sequence_labels: dict[str, str] = field(default_factory=lambda: dict(SEQUENCE_LABELS))
     notes: list[str] = field(default_factory=list)
+    # Why a table could not be computed from this study's data, by table key (e.g. "table1"); overrides the
+    # report's own sentence.
+    unavailable: dict[str, str] = field(default_factory=dict)
 
     def item(self, key: str) -> str:
         return self.item_labels.get(key, key.replace("_", " ").capitalize())
@@ -88,6 +100,12 @@ class ReportTable:
     rows: list[Row]
     spans: list[tuple[str, int]] = field(default_factory=list)
     footnote: str = ""
+    # Set when the table cannot be computed: the sentence shown instead of its rows.
+    unavailable: str = ""
+
+
+def unavailable_table(key: str, caption: str, reason: str, meta: ReportMeta) -> ReportTable:
+    return ReportTable(key, caption, [], [], unavailable=meta.unavailable.get(key, reason))
 
 
 def fmt_p(p: float) -> str:
@@ -110,11 +128,22 @@ def ordered_unique(values: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(values))
 
 
-def table1(result: AnalysisResult) -> ReportTable | None:
-    """Patient characteristics by site (mean ± SD, n (%)) with the paper's tests, shaped like its Table 1."""
+TABLE1_CAPTION = "Table 1. Patient characteristics by site."
+
+
+def table1(result: AnalysisResult, meta: ReportMeta) -> ReportTable:
+    """Patient characteristics by site (mean ± SD, n (%)) with the paper's tests, shaped like its Table 1.
+
+    Missing values are counted ("Age missing", the level NA) and left out of the statistics, as R's tests do.
+    """
     summary, tests = result.table1_summary, result.table1_tests
     if summary is None or tests is None:
-        return None
+        return unavailable_table(
+            "table1",
+            TABLE1_CAPTION,
+            "Not computed: no patient characteristics were given (age, sex, tumour type and WHO grade per patient).",
+            meta,
+        )
     sites = [s for s in ordered_unique(summary["site"]) if s != "all"]
     columns_order = ["all", *sites]
 
@@ -126,6 +155,10 @@ def table1(result: AnalysisResult) -> ReportTable | None:
         hit = tests[(tests["variable"] == variable) & (tests["test"] == name)]
         return None if hit.empty else hit.iloc[0]
 
+    def count(site: str, variable: str, level: str) -> str:
+        hit = value(site, variable, level)
+        return "0 (0)" if hit is None or not hit["value"] else f"{int(hit['value'])} ({fmt_num(hit['percent'], 1)})"
+
     header = []
     for site in columns_order:
         n = value(site, "n", "")
@@ -135,41 +168,57 @@ def table1(result: AnalysisResult) -> ReportTable | None:
     age_cells = []
     for site in columns_order:
         mean, sd = value(site, "age", "mean"), value(site, "age", "sd")
-        age_cells.append(f"{fmt_num(mean['value'], 1)} ± {fmt_num(sd['value'], 1)}" if mean is not None else "NA")
+        age_cells.append(
+            f"{fmt_num(mean['value'], 1)} ± {fmt_num(sd['value'], 1)}"
+            if mean is not None and not math.isnan(mean["value"])
+            else "NA"
+        )
     rows = [Row(["Age (years)", *age_cells, fmt_p(kruskal["p"]) if kruskal is not None else "NA"])]
-    labels = {"sex": "Sex", "tumor_type": "Tumour type", "who_grade": "WHO grade"}
-    for variable, label in labels.items():
+    total_missing = value("all", "age", "missing")
+    age_missing = int(total_missing["value"]) if total_missing is not None else 0
+    if age_missing:
+        rows.append(Row(["Age missing", *[count(site, "age", "missing") for site in columns_order], ""]))
+    missing_counts = {"age": age_missing} if age_missing else {}
+    for variable, (label, names) in CATEGORY_LABELS.items():
+        if variable not in set(summary["variable"]):
+            continue
         chi = test(variable, "chi_square")
         rows.append(Row([label, *[""] * len(columns_order), fmt_p(chi["p"]) if chi is not None else "NA"], True))
         levels = ordered_unique(summary.loc[summary["variable"] == variable, "level"])
-        for level in sorted(levels):
-            cells = []
-            for site in columns_order:
-                hit = value(site, variable, level)
-                cells.append("0 (0)" if hit is None else f"{int(hit['value'])} ({hit['percent']:.1f})")
-            rows.append(Row([level_label(variable, level), *cells, ""]))
+        for level in sorted(levels, key=lambda lv: (lv == MISSING, lv)):
+            rows.append(Row([level_label(variable, level, names), *[count(s, variable, level) for s in columns_order], ""]))
+        na = value("all", variable, MISSING)
+        if na is not None and na["value"]:
+            missing_counts[label] = int(na["value"])
     shapiro = test("age", "shapiro_wilk")
     footnote = (
         "Data are mean ± standard deviation or numbers with percentages in parentheses. P values: "
         "Kruskal–Wallis test for age, Pearson chi-square test (no continuity correction) for categorical "
-        "variables, among sites."
+        "variables, among sites. NA = not available (not entered, or entered as unknown)."
     )
-    if shapiro is not None:
+    if shapiro is not None and not math.isnan(shapiro["statistic"]):
         footnote += f" Shapiro–Wilk test of age: W = {shapiro['statistic']:.3f}, P = {fmt_p(shapiro['p'])}."
+    if missing_counts:
+        total = value("all", "n", "")
+        n_total = int(total["value"]) if total is not None else 0
+        listed = "; ".join(f"{name} {k} of {n_total}" for name, k in missing_counts.items())
+        footnote += (
+            f" Missing values: {listed}; they are counted in the table and left out of the mean, SD and tests."
+        )
     return ReportTable(
         "table1",
-        "Table 1. Patient characteristics by site.",
+        TABLE1_CAPTION,
         ["Characteristic", *header, "P value"],
         rows,
         footnote=footnote,
     )
 
 
-def level_label(variable: str, level: str) -> str:
+def level_label(variable: str, level: str, names: dict[str, str] | None = None) -> str:
     if level in {"", "nan", "NA", "None"}:
         return "NA"
-    if variable == "sex":
-        return {"M": "Male", "F": "Female", "O": "Other"}.get(level, level)
+    if names and level in names:
+        return names[level]
     if variable == "who_grade":
         return f"Grade {level}"
     return level.replace("_", " ")
@@ -205,12 +254,29 @@ def snr_cell(r: pd.Series, version: str) -> str:
     return f"{text} [{skipped} n.e.]" if skipped else text
 
 
-def table2(result: AnalysisResult, meta: ReportMeta) -> ReportTable | None:
+TABLE2_CAPTION = "Table 2. SNR and CNR of conventional and DL-enhanced images."
+
+
+def table2(result: AnalysisResult, meta: ReportMeta) -> ReportTable:
     """The paper's SNR₁, SNR₂ and CNR, then the same with tissue SD as noise, per sequence and version with 95 % CI
     and the paired t-test, like Table 2; non-estimable values are left out and counted in the cells."""
     snr = result.snr
-    if snr is None or snr.empty:
-        return None
+    if snr is None:
+        return unavailable_table(
+            "table2",
+            TABLE2_CAPTION,
+            "Not computed: no ROIs were drawn, so SNR and CNR cannot be estimated. They need the ROIs S₁, S₂ and "
+            "background drawn on an image (the viewer's ROI tool, or a ROI CSV for analyze_scores).",
+            meta,
+        )
+    if snr.empty:
+        return unavailable_table(
+            "table2",
+            TABLE2_CAPTION,
+            "Not computed: no image has all three ROIs (S₁, S₂ and background) measured, so no SNR or CNR "
+            "could be calculated.",
+            meta,
+        )
     indexed = snr.set_index(["sequence", "measure"])
 
     def cell(sequence: str, measure: str) -> list[str]:
@@ -234,7 +300,7 @@ def table2(result: AnalysisResult, meta: ReportMeta) -> ReportTable | None:
     )
     return by_sequence_table(
         "table2",
-        "Table 2. SNR and CNR of conventional and DL-enhanced images.",
+        TABLE2_CAPTION,
         "Measure",
         ordered_unique(snr["measure"]),
         lambda m: MEASURE_LABELS.get(m, m),
@@ -318,6 +384,15 @@ def clmm_table(result: AnalysisResult, meta: ReportMeta) -> ReportTable:
 def agreement_table(result: AnalysisResult, meta: ReportMeta) -> ReportTable:
     """Weighted Cohen's kappa (linear, quadratic) with 95 % CI and percent agreement per reader pair."""
     kappa = result.kappa
+    caption = "Table 5. Inter-reader agreement."
+    if kappa.empty:
+        readers = reader_names(result)
+        if len(readers) < 2:
+            who = f"only one reader ({readers[0]}) has" if readers else "no reader has"
+            reason = f"Not computed: agreement needs two readers who scored the same images; {who} scores."
+        else:
+            reason = "Not computed: no image was scored by two readers."
+        return unavailable_table("agreement", caption, reason, meta)
 
     def with_ci(r: pd.Series, name: str) -> str:
         low, high = r.get(f"{name}_ci_low"), r.get(f"{name}_ci_high")
@@ -342,7 +417,7 @@ def agreement_table(result: AnalysisResult, meta: ReportMeta) -> ReportTable:
     ]
     return ReportTable(
         "agreement",
-        "Table 5. Inter-reader agreement.",
+        caption,
         ["Sequence", "Item", "Version", "Readers", "n", "κ linear (95 % CI)", "κ quadratic (95 % CI)", "% agreement"],
         rows,
         footnote="Weighted Cohen's κ over the categories 1–5 on the cases both readers scored, with asymptotic "
@@ -351,10 +426,22 @@ def agreement_table(result: AnalysisResult, meta: ReportMeta) -> ReportTable:
     )
 
 
+def reader_names(result: AnalysisResult) -> list[str]:
+    """The readers with scores (older results without that field: those in the agreement table)."""
+    if result.readers:
+        return list(result.readers)
+    return sorted(set(result.kappa["reader_1"]) | set(result.kappa["reader_2"]))
+
+
 def build_tables(result: AnalysisResult, meta: ReportMeta) -> list[ReportTable]:
-    tables = [table1(result), table2(result, meta), table3(result, meta), clmm_table(result, meta)]
-    tables.append(agreement_table(result, meta))
-    return [t for t in tables if t is not None]
+    """Tables 1-5, always all five and in this order; one that cannot be computed says why."""
+    return [
+        table1(result, meta),
+        table2(result, meta),
+        table3(result, meta),
+        clmm_table(result, meta),
+        agreement_table(result, meta),
+    ]
 
 
 def _bar_panel(
@@ -457,16 +544,23 @@ def methods_text(result: AnalysisResult, meta: ReportMeta) -> list[str]:
     """Paragraphs for a methods section, filled in with this analysis' design and software."""
     means = result.means
     sequences = ", ".join(meta.sequence(s) for s in ordered_unique(means["sequence"]))
-    readers = sorted(set(result.kappa["reader_1"]) | set(result.kappa["reader_2"]))
+    readers = len(reader_names(result))
     software = ", ".join(f"{name} {version}" for name, version in meta.software.items())
     text = [
         f"Images of {sequences} were scored in conventional and DL-enhanced versions on "
-        f"{means['item'].nunique()} five-point Likert items (higher is better) by {len(readers)} readers. "
+        f"{means['item'].nunique()} five-point Likert items (higher is better) by {readers} "
+        f"reader{'' if readers == 1 else 's'}. "
         "Scores are summarised as means with 95 % t-intervals. For each sequence and item, a cumulative link "
-        "mixed model with a logit link was fitted with version and reader as fixed effects and random "
-        "intercepts for patient and site (Laplace approximation; validated against R ordinal::clmm); the "
-        "P value of the version term is reported. Inter-reader agreement was assessed with linearly and "
-        "quadratically weighted Cohen's κ and percent agreement for each reader pair.",
+        "mixed model with a logit link was fitted with "
+        + ("version and reader as fixed effects" if readers > 1 else "version as fixed effect (one reader)")
+        + " and random intercepts for patient and site (Laplace approximation; validated against R "
+        "ordinal::clmm); the P value of the version term is reported. "
+        + (
+            "Inter-reader agreement was assessed with linearly and quadratically weighted Cohen's κ and percent "
+            "agreement for each reader pair."
+            if readers > 1
+            else "Inter-reader agreement needs two readers and was not assessed."
+        ),
     ]
     if result.table1_tests is not None:
         text.append(
@@ -489,7 +583,10 @@ def methods_text(result: AnalysisResult, meta: ReportMeta) -> list[str]:
 
 def report_context(result: AnalysisResult, meta: ReportMeta) -> dict:
     """Everything the template and the PDF show."""
-    readers = sorted(set(result.kappa["reader_1"]) | set(result.kappa["reader_2"]))
+    if result.table1_summary is not None:
+        patients = _patient_count(result.table1_summary)
+    else:
+        patients = result.scored_patients or None
     return {
         "meta": meta,
         "tables": build_tables(result, meta),
@@ -500,8 +597,8 @@ def report_context(result: AnalysisResult, meta: ReportMeta) -> dict:
         ],
         "counts": {
             "scores": int(result.means["n"].sum()),
-            "readers": len(readers),
-            "patients": None if result.table1_summary is None else _patient_count(result.table1_summary),
+            "readers": len(reader_names(result)),
+            "patients": patients,
             "images with ROIs": None if result.snr is None else _images_measured(result.snr),
         },
         "timings": result.timings,
@@ -537,7 +634,14 @@ def _text_page(pdf: PdfPages, title: str, paragraphs: list[str]) -> None:
 
 
 def _table_pages(pdf: PdfPages, table: ReportTable) -> None:
-    """A table drawn with matplotlib, split over pages of `PDF_ROWS_PER_PAGE` rows."""
+    """A table drawn with matplotlib, split over pages of `PDF_ROWS_PER_PAGE` rows; one that cannot be computed
+    is its caption and the reason."""
+    if table.unavailable:
+        fig = Figure(figsize=(11.69, 8.27))
+        fig.text(0.04, 0.95, table.caption, fontsize=12, weight="bold", va="top")
+        fig.text(0.04, 0.90, textwrap.fill(table.unavailable, 150), fontsize=9, va="top")
+        pdf.savefig(fig)
+        return
     chunks = [table.rows[i : i + PDF_ROWS_PER_PAGE] for i in range(0, max(len(table.rows), 1), PDF_ROWS_PER_PAGE)]
     for page, rows in enumerate(chunks, start=1):
         fig = Figure(figsize=(11.69, 8.27))

@@ -28,7 +28,8 @@ class NothingToAnalyse(ValueError):
 def analyse_study(study: ReaderStudy) -> tuple[AnalysisResult, ReportMeta]:
     """Run the analysis on the study's long, patient and ROI exports, through the same adapters as a CSV would.
 
-    Table 1 or Table 2 is left out, with a note, when its data are incomplete (for example an age not entered).
+    Table 1 or Table 2 says why it is not computed when its data cannot be used (a missing age is counted, not
+    a reason).
     """
     scores = exports.analysis_scores(exports.frame(study, ExportKind.LONG))
     if scores.empty:
@@ -39,20 +40,21 @@ def analyse_study(study: ReaderStudy) -> tuple[AnalysisResult, ReportMeta]:
         item_labels=dict(study.items.values_list("key", "label")),
         notes=[f"Study status: {study.get_status_display()}; calibration reads and unsubmitted tasks excluded."],
     )
-    patients = _checked("Table 1", exports.analysis_patients(exports.frame(study, ExportKind.PATIENTS)),
-                        validate_patients, meta)
-    rois = _checked("Table 2", exports.analysis_rois(exports.frame(study, ExportKind.ROIS)), validate_rois, meta)
+    patients = _checked("table1", "the patients' clinical data",
+                        exports.analysis_patients(exports.frame(study, ExportKind.PATIENTS)), validate_patients, meta)
+    rois = _checked("table2", "the ROI measurements", exports.analysis_rois(exports.frame(study, ExportKind.ROIS)),
+                    validate_rois, meta)
     return run_analysis(scores, patients, rois), meta
 
 
-def _checked(name: str, frame: pd.DataFrame, validate, meta: ReportMeta) -> pd.DataFrame | None:
-    """The frame if the analysis can use it; otherwise None, and a note in the report saying why."""
+def _checked(key: str, what: str, frame: pd.DataFrame, validate, meta: ReportMeta) -> pd.DataFrame | None:
+    """The frame if the analysis can use it; otherwise None, and the report's table says why."""
     if frame.empty:
         return None
     try:
         validate(frame)
     except ValueError as exc:
-        meta.notes.append(f"{name} not shown: {exc}")
+        meta.unavailable[key] = f"Not computed: {what} could not be used ({exc})."
         return None
     return frame
 

@@ -1,4 +1,4 @@
-"""The analysis report: HTML with Tables 1-3, the agreement table and figures; a PDF; escaping of hostile data."""
+"""The analysis report: HTML with Tables 1-5 and the figures; a PDF; escaping of hostile data."""
 
 from __future__ import annotations
 
@@ -61,10 +61,13 @@ def test_pdf(result) -> None:
     assert pdf.count(b"/Type /Page\n") + pdf.count(b"/Type /Page ") >= 6 or pdf.count(b"/Page") >= 6
 
 
-def test_report_without_patients_or_rois_has_table3_only() -> None:
+def test_report_without_patients_or_rois_keeps_tables_1_and_2_and_says_why() -> None:
+    """Tables stay numbered 1-5 (the paper's numbers): one without its data says so instead of disappearing."""
     scores, _, _ = small_study(patients_per_site=4)
     page = render_html(run_analysis(scores), ReportMeta(title="t"))
-    assert "Table 3." in page and "Table 1." not in page and "Table 2." not in page
+    assert [int(n) for n in re.findall(r"Table (\d)\. ", page)] == [1, 2, 3, 4, 5]
+    assert "Not computed: no patient characteristics were given" in page
+    assert "Not computed: no ROIs were drawn" in page
 
 
 def test_software_versions_do_not_import_torch() -> None:

@@ -42,6 +42,9 @@ class AnalysisResult:
     table1_summary: pd.DataFrame | None = None
     snr: pd.DataFrame | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    # Who and what was scored: the readers with at least one score, and the patients scored.
+    readers: list[str] = field(default_factory=list)
+    scored_patients: int = 0
 
 
 def run_analysis(
@@ -68,6 +71,8 @@ def run_analysis(
         clmm=timed("clmm", clmm_table, scores),
         kappa=timed("kappa", reader_agreement, scores),
         timings=timings,
+        readers=sorted(scores["reader"].unique()),
+        scored_patients=int(scores["patient_id"].nunique()),
     )
     if patients_df is not None:
         patients = validate_patients(patients_df)

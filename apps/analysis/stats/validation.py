@@ -8,6 +8,7 @@ import pandas as pd
 
 SCORE_COLUMNS = ("case_id", "patient_id", "site", "reader", "sequence", "version", "item", "score")
 PATIENT_COLUMNS = ("patient_id", "site", "age", "sex", "tumor_type", "who_grade")
+OPTIONAL_PATIENT_COLUMNS = ("idh_status", "codeletion_1p19q")
 ROI_COLUMNS = ("case_id", "sequence", "version", "roi", "mean", "sd")
 ROI_LABELS = ("S1", "S2", "background")
 VERSIONS = ("conventional", "dl")
@@ -55,12 +56,20 @@ def validate_scores(scores: pd.DataFrame) -> pd.DataFrame:
 
 
 def validate_patients(patients: pd.DataFrame) -> pd.DataFrame:
-    """Return a clean copy of the patient characteristics table or raise ValueError."""
+    """Return a clean copy of the patient characteristics table or raise ValueError.
+
+    A missing age (empty, NA) is data: Table 1 counts it. Text where an age should be is a mistake and refused.
+    IDH status and 1p/19q codeletion are kept when the table has them.
+    """
     require_columns(patients, PATIENT_COLUMNS, "patients")
-    df = patients.loc[:, list(PATIENT_COLUMNS)].copy()
-    age = pd.to_numeric(df["age"], errors="coerce")
-    if age.isna().any():
-        raise ValueError("patients: age must be a number for every patient")
+    optional = [c for c in OPTIONAL_PATIENT_COLUMNS if c in patients.columns]
+    df = patients.loc[:, [*PATIENT_COLUMNS, *optional]].copy()
+    blank = df["age"].isna() | df["age"].astype(str).str.strip().isin({"", "NA"})
+    age = pd.to_numeric(df["age"].where(~blank), errors="coerce")
+    invalid = age.isna() & ~blank
+    if invalid.any():
+        examples = ", ".join(repr(v) for v in df.loc[invalid, "age"].head(3))
+        raise ValueError(f"patients: age must be a number or left empty (e.g. {examples})")
     df["age"] = age.astype(float)
     if df["patient_id"].duplicated().any():
         raise ValueError("patients: duplicate patient_id")

@@ -1,8 +1,9 @@
-"""The analysis report: Tables 1-3, the CLMM and agreement tables and Fig. 1, as HTML and as PDF.
+"""The analysis report: Tables 1-3, the CLMM and agreement tables and Figs. 1-2, as HTML and as PDF.
 
 Both formats are built from one list of `ReportTable`s and the same matplotlib figures, so what a reader of the
 PDF sees is what the HTML page shows. Tables are always numbered 1-5: one that cannot be computed keeps its number
-and says why. Figures use matplotlib's object API (no pyplot state), Agg rendering.
+and says why. Every PDF page is A4 landscape (the paper's Tables 2 and 3 need the width). Figures use matplotlib's
+object API (no pyplot state), Agg rendering.
 """
 
 from __future__ import annotations
@@ -11,17 +12,21 @@ import base64
 import io
 import math
 import platform
-import textwrap
+import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import metadata
 from typing import NamedTuple
 
 import pandas as pd
 from django.template.loader import render_to_string
+from matplotlib.backends.backend_agg import RendererAgg
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
+from matplotlib.lines import Line2D
+from matplotlib.patches import Rectangle
 
 from apps.analysis.stats import AnalysisResult
 from apps.analysis.stats.snr import MIN_NOISE_PIXELS, PAPER_MEASURES
@@ -41,8 +46,6 @@ MEASURE_LABELS = {
     "cnr_tissue": "CNR, tissue SD",
 }
 SOFTWARE = ("numpy", "scipy", "pandas", "matplotlib", "django", "torch", "pydicom")
-# Rows of the agreement table per PDF page, so that a page stays legible.
-PDF_ROWS_PER_PAGE = 28
 CATEGORY_LABELS = {
     "sex": ("Sex", {"M": "Male", "F": "Female", "O": "Other"}),
     "tumor_type": ("Tumour type", {}),
@@ -50,6 +53,16 @@ CATEGORY_LABELS = {
     "idh_status": ("IDH status", {"mutant": "Mutant", "wildtype": "Wild type"}),
     "codeletion_1p19q": ("1p/19q codeletion", {"codeleted": "Codeleted", "intact": "Intact"}),
 }
+# PDF pages: A4 landscape, in inches, with its margins; text sizes in points.
+PAGE = (297 / 25.4, 210 / 25.4)
+MARGIN = 15 / 25.4
+CAPTION_PT = 11.0
+TABLE_PT = 9.0
+MIN_TABLE_PT = 7.0
+FOOTNOTE_PT = 7.5
+TEXT_PT = 9.5
+# Height of a capital (and of a digit) of DejaVu Sans, as a fraction of the font size.
+CAP_HEIGHT = 0.73
 
 
 def software_versions() -> dict[str, str]:
@@ -115,9 +128,11 @@ def fmt_p(p: float) -> str:
 
 
 def fmt_num(value: float, digits: int = 2) -> str:
+    """Fixed decimals; a value that rounds to zero is written 0.00, never -0.00."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "NA"
-    return f"{value:.{digits}f}"
+    text = f"{value:.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
 
 
 def fmt_ci(mean: float, low: float, high: float, digits: int = 2) -> str:
@@ -257,6 +272,38 @@ def snr_cell(r: pd.Series, version: str) -> str:
 TABLE2_CAPTION = "Table 2. SNR and CNR of conventional and DL-enhanced images."
 
 
+def sequence_order(result: AnalysisResult, sequences: Iterable[str]) -> list[str]:
+    """The given sequences in the order of the means (see `in_report_order`), so that every table and panel
+    agrees."""
+    known = ordered_unique(result.means["sequence"])
+    given = ordered_unique(sequences)
+    return [s for s in known if s in given] + [s for s in given if s not in known]
+
+
+def in_report_order(result: AnalysisResult, meta: ReportMeta) -> AnalysisResult:
+    """The result with its tables' rows in the report's order: sequences as the paper lists them (T2W, T2 FLAIR,
+    postcontrast T1W: the order of `meta.sequence_labels`) and items in the study's order (`meta.item_labels`),
+    others after them as they come. The analysis itself orders by first appearance in the scores, which for a
+    study is whichever image was read first."""
+
+    def ranked(frame: pd.DataFrame | None) -> pd.DataFrame | None:
+        if frame is None or frame.empty:
+            return frame
+        keys = [k for k, labels in (("sequence", meta.sequence_labels), ("item", meta.item_labels))
+                if k in frame.columns and labels]
+        if not keys:
+            return frame
+        ranks = pd.DataFrame(index=frame.index)
+        for key in keys:
+            labels = meta.sequence_labels if key == "sequence" else meta.item_labels
+            order = {value: i for i, value in enumerate([*labels, *(v for v in pd.unique(frame[key]) if v not in labels)])}
+            ranks[key] = frame[key].map(order)
+        return frame.loc[ranks.sort_values(keys, kind="stable").index].reset_index(drop=True)
+
+    return replace(result, means=ranked(result.means), clmm=ranked(result.clmm), kappa=ranked(result.kappa),
+                   snr=ranked(result.snr))
+
+
 def table2(result: AnalysisResult, meta: ReportMeta) -> ReportTable:
     """The paper's SNR₁, SNR₂ and CNR, then the same with tissue SD as noise, per sequence and version with 95 % CI
     and the paired t-test, like Table 2; non-estimable values are left out and counted in the cells."""
@@ -304,7 +351,7 @@ def table2(result: AnalysisResult, meta: ReportMeta) -> ReportTable:
         "Measure",
         ordered_unique(snr["measure"]),
         lambda m: MEASURE_LABELS.get(m, m),
-        ordered_unique(snr["sequence"]),
+        sequence_order(result, snr["sequence"]),
         cell,
         meta,
         "Mean with 95 % confidence interval. SNR₁ or SNR₂ = mean signal in S₁ or S₂ / SD of the background; "
@@ -381,6 +428,15 @@ def clmm_table(result: AnalysisResult, meta: ReportMeta) -> ReportTable:
     )
 
 
+def kappa_cell(value: float, low: float, high: float) -> str:
+    """κ with its 95 % CI; "not estimable" where the data give no interval (or no κ)."""
+    if value is None or math.isnan(value):
+        return "not estimable"
+    if low is None or high is None or math.isnan(low) or math.isnan(high):
+        return f"{fmt_num(value)} (not estimable)"
+    return fmt_ci(value, low, high)
+
+
 def agreement_table(result: AnalysisResult, meta: ReportMeta) -> ReportTable:
     """Weighted Cohen's kappa (linear, quadratic) with 95 % CI and percent agreement per reader pair."""
     kappa = result.kappa
@@ -395,10 +451,7 @@ def agreement_table(result: AnalysisResult, meta: ReportMeta) -> ReportTable:
         return unavailable_table("agreement", caption, reason, meta)
 
     def with_ci(r: pd.Series, name: str) -> str:
-        low, high = r.get(f"{name}_ci_low"), r.get(f"{name}_ci_high")
-        if low is None or high is None:
-            return fmt_num(r[name])
-        return fmt_ci(r[name], low, high)
+        return kappa_cell(r[name], r.get(f"{name}_ci_low"), r.get(f"{name}_ci_high"))
 
     rows = [
         Row(
@@ -422,7 +475,10 @@ def agreement_table(result: AnalysisResult, meta: ReportMeta) -> ReportTable:
         rows,
         footnote="Weighted Cohen's κ over the categories 1–5 on the cases both readers scored, with asymptotic "
         "95 % confidence intervals; exact agreement in %. κ ≤ 0.20 slight, 0.21–0.40 fair, 0.41–0.60 moderate, "
-        "0.61–0.80 substantial, 0.81–1.00 almost perfect.",
+        "0.61–0.80 substantial, 0.81–1.00 almost perfect. Not estimable: one reader gave every image the same "
+        "score (κ is then 0 by construction) or the two readers agreed on every image (κ = 1); the asymptotic "
+        "standard error is then 0 and gives no interval. κ itself is not estimable when both readers gave one "
+        "and the same score throughout.",
     )
 
 
@@ -470,13 +526,76 @@ def _bar_panel(
     ax.tick_params(axis="y", labelsize=8)
 
 
-def figure1(result: AnalysisResult, meta: ReportMeta) -> Figure:
+def text_width(text: str, size: float, bold: bool = False, renderer: RendererAgg | None = None) -> float:
+    """Width in points of the widest line of `text` as matplotlib draws it (DejaVu Sans, no mathtext)."""
+    renderer = renderer or RendererAgg(1, 1, 72)
+    prop = FontProperties(size=size, weight="bold" if bold else "normal")
+    return max(
+        (renderer.get_text_width_height_descent(line, prop, ismath=False)[0] for line in text.split("\n")),
+        default=0.0,
+    )
+
+
+def wrap_to_width(text: str, width_pt: float, size: float, bold: bool = False) -> list[str]:
+    """Greedy word wrap measured with the font, so that a line never runs past `width_pt`."""
+    renderer = RendererAgg(1, 1, 72)
+    lines: list[str] = []
+    for paragraph in text.split("\n"):
+        line = ""
+        for word in paragraph.split(" "):
+            candidate = f"{line} {word}" if line else word
+            if line and text_width(candidate, size, bold, renderer) > width_pt:
+                lines.append(line)
+                line = word
+            else:
+                line = candidate
+        lines.append(line)
+    return lines
+
+
+def _pt(fig: Figure, x: float, y: float) -> tuple[float, float]:
+    """Points from the page's lower left corner as figure fractions."""
+    width, height = fig.get_size_inches()
+    return x / (width * 72), y / (height * 72)
+
+
+def _caption(fig: Figure, caption: str) -> float:
+    """The caption at the top of an A4 page, wrapped to the text width; returns the y (points) below it."""
+    width_pt = (PAGE[0] - 2 * MARGIN) * 72
+    top = (PAGE[1] - MARGIN) * 72
+    lines = wrap_to_width(caption, width_pt, CAPTION_PT, bold=True)
+    fig.text(*_pt(fig, MARGIN * 72, top), "\n".join(lines), fontsize=CAPTION_PT, weight="bold", va="top",
+             parse_math=False)
+    return top - len(lines) * CAPTION_PT * 1.35 - 6
+
+
+def _figure_page(caption: str | None, natural: tuple[float, float]) -> tuple[Figure, tuple[float, float]]:
+    """An A4 landscape figure: the caption (when given) on top, a row for the legend under it, and the panels
+    (`natural` size in inches) scaled to the rest of the page. Returns the figure and where the legend goes."""
+    fig = Figure(figsize=PAGE, layout="constrained")
+    top = _caption(fig, caption) / 72 if caption else PAGE[1] - MARGIN
+    legend_at = (MARGIN / PAGE[0], top / PAGE[1])
+    top -= 0.45  # the legend row: outside every panel, so that it never covers a value
+    room_w, room_h = PAGE[0] - 2 * MARGIN, top - MARGIN
+    scale = min(room_w / natural[0], room_h / natural[1], 1.6)
+    w, h = natural[0] * scale, natural[1] * scale
+    x0 = (PAGE[0] - w) / 2
+    fig.get_layout_engine().set(rect=(x0 / PAGE[0], (top - h) / PAGE[1], w / PAGE[0], h / PAGE[1]))
+    return fig, legend_at
+
+
+def _legend(fig: Figure, ax, at: tuple[float, float]) -> None:
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper left", bbox_to_anchor=at, ncols=len(labels), frameon=False, fontsize=9)
+
+
+def figure1(result: AnalysisResult, meta: ReportMeta, caption: str | None = None) -> Figure:
     """Fig. 1: the paper's SNR₁, SNR₂, CNR (when ROIs were measured) and overall image quality, mean with 95 % CI;
     a version whose ratios were all not estimable is marked "n.e."."""
     means = result.means
     item = "overall_quality" if "overall_quality" in set(means["item"]) else ordered_unique(means["item"])[0]
     panels = []
-    if result.snr is not None and not result.snr.empty:
+    if _has_snr(result):
         snr = result.snr
         for measure in PAPER_MEASURES:
             block = snr[snr["measure"] == measure]
@@ -488,26 +607,30 @@ def figure1(result: AnalysisResult, meta: ReportMeta) -> Figure:
                     if getattr(r, f"n_{version}") == 0 and getattr(r, f"n_not_estimable_{version}"):
                         missing.add((r.sequence, version))
             panels.append(
-                (ordered_unique(block["sequence"]), values, MEASURE_LABELS.get(measure, measure), "ratio", missing)
+                (sequence_order(result, block["sequence"]), values, MEASURE_LABELS.get(measure, measure), "ratio",
+                 missing)
             )
     block = means[means["item"] == item]
     values = {(r.sequence, r.version): (r.mean, r.ci_low, r.ci_high) for r in block.itertuples()}
     panels.append((ordered_unique(block["sequence"]), values, meta.item(item), "mean score (1–5)", set()))
-    fig = Figure(figsize=(max(3.4 * len(panels), 5.0), 3.4), layout="constrained")
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    for letter, ax, (sequences, vals, title, ylabel, missing) in zip("ABCD", axes, panels, strict=False):
+    rows, cols = (1, len(panels)) if len(panels) < 4 else (2, math.ceil(len(panels) / 2))
+    fig, legend_at = _figure_page(caption, (4.4 * cols, 3.0 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax in axes[len(panels) :]:
+        ax.remove()
+    for letter, ax, (sequences, vals, title, ylabel, missing) in zip("ABCDEFGH", axes, panels, strict=False):
         _bar_panel(ax, sequences, vals, meta, f"{letter}  {title}", ylabel, missing)
-    axes[-1].set_ylim(1, 5.3)
-    axes[0].legend(fontsize=7, loc="upper left")
+    axes[len(panels) - 1].set_ylim(1, 5.3)
+    _legend(fig, axes[0], legend_at)
     return fig
 
 
-def figure2(result: AnalysisResult, meta: ReportMeta) -> Figure:
+def figure2(result: AnalysisResult, meta: ReportMeta, caption: str | None = None) -> Figure:
     """Fig. 2: every item's mean with 95 % CI, one panel per sequence, conventional against DL."""
     means = result.means
     sequences = ordered_unique(means["sequence"])
     items = ordered_unique(means["item"])
-    fig = Figure(figsize=(3.4 * len(sequences), 0.35 * len(items) + 1.6), layout="constrained")
+    fig, legend_at = _figure_page(caption, (1.9 + 3.2 * len(sequences), 1.2 + 0.8 * len(items)))
     axes = fig.subplots(1, len(sequences), sharey=True, squeeze=False)[0]
     for ax, sequence in zip(axes, sequences, strict=True):
         for shift, version in ((-0.15, "conventional"), (0.15, "dl")):
@@ -525,18 +648,21 @@ def figure2(result: AnalysisResult, meta: ReportMeta) -> Figure:
                 label=VERSION_LABELS[version],
             )
         ax.set_title(meta.sequence(sequence), fontsize=10)
-        ax.set_xlim(1, 5)
+        ax.set_xlim(0.75, 5.25)  # a mean or CI end at 1 or 5 is drawn whole, not under the frame
+        ax.set_xticks([1, 2, 3, 4, 5])
+        ax.set_xlabel("mean score (1–5)", fontsize=8)
         ax.tick_params(labelsize=8)
+        ax.grid(axis="x", color="#dddddd", linewidth=0.6)
     axes[0].set_yticks(range(len(items)), [meta.item(i) for i in items])
-    axes[0].invert_yaxis()
-    axes[0].legend(fontsize=7, loc="lower left")
+    axes[0].set_ylim(len(items) - 0.5, -0.5)  # first item on top, half a row of room above and below
+    _legend(fig, axes[0], legend_at)
     return fig
 
 
 def png_data_uri(fig: Figure) -> str:
     """A PNG data URI: nothing from the data ends up as markup in the page."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=150)
+    fig.savefig(buffer, format="png", dpi=120)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
@@ -583,6 +709,7 @@ def methods_text(result: AnalysisResult, meta: ReportMeta) -> list[str]:
 
 def report_context(result: AnalysisResult, meta: ReportMeta) -> dict:
     """Everything the template and the PDF show."""
+    result = in_report_order(result, meta)
     if result.table1_summary is not None:
         patients = _patient_count(result.table1_summary)
     else:
@@ -591,9 +718,17 @@ def report_context(result: AnalysisResult, meta: ReportMeta) -> dict:
         "meta": meta,
         "tables": build_tables(result, meta),
         "methods": methods_text(result, meta),
+        # (caption, build): build(caption) draws the figure, with its caption on the page when one is given.
         "figures": [
-            ("Fig. 1. Conventional and DL-enhanced images: mean with 95 % confidence interval.", figure1(result, meta)),
-            ("Fig. 2. Mean score with 95 % confidence interval of every item.", figure2(result, meta)),
+            (
+                "Fig. 1. Conventional and DL-enhanced images: mean with 95 % confidence interval."
+                + ("" if _has_snr(result) else " No SNR or CNR panels: no image has ROIs measured (see Table 2)."),
+                lambda caption=None: figure1(result, meta, caption),
+            ),
+            (
+                "Fig. 2. Mean score with 95 % confidence interval of every item.",
+                lambda caption=None: figure2(result, meta, caption),
+            ),
         ],
         "counts": {
             "scores": int(result.means["n"].sum()),
@@ -603,6 +738,10 @@ def report_context(result: AnalysisResult, meta: ReportMeta) -> dict:
         },
         "timings": result.timings,
     }
+
+
+def _has_snr(result: AnalysisResult) -> bool:
+    return result.snr is not None and not result.snr.empty
 
 
 def _images_measured(snr: pd.DataFrame) -> int:
@@ -621,72 +760,195 @@ def _patient_count(summary: pd.DataFrame) -> int:
 def render_html(result: AnalysisResult, meta: ReportMeta, **extra) -> str:
     """The report page as one self-contained HTML document (figures inline), escaped by Django's templates."""
     context = report_context(result, meta)
-    context["figures"] = [(caption, png_data_uri(fig)) for caption, fig in context["figures"]]
+    context["figures"] = [(caption, png_data_uri(build())) for caption, build in context["figures"]]
     return render_to_string("analysis/report.html", {**context, **extra})
 
 
-def _text_page(pdf: PdfPages, title: str, paragraphs: list[str]) -> None:
-    fig = Figure(figsize=(11.69, 8.27))
-    fig.text(0.06, 0.93, title, fontsize=16, weight="bold", va="top")
-    body = "\n\n".join(textwrap.fill(p, 130) for p in paragraphs)
-    fig.text(0.06, 0.86, body, fontsize=9, va="top", family="DejaVu Sans")
-    pdf.savefig(fig)
+def _page() -> Figure:
+    return Figure(figsize=PAGE)
 
 
-def _table_pages(pdf: PdfPages, table: ReportTable) -> None:
-    """A table drawn with matplotlib, split over pages of `PDF_ROWS_PER_PAGE` rows; one that cannot be computed
-    is its caption and the reason."""
+def _text_pages(title: str, paragraphs: list[str]) -> list[Figure]:
+    """The title and paragraphs, wrapped to the text width, over as many A4 pages as they need."""
+    width_pt = (PAGE[0] - 2 * MARGIN) * 72
+    line_pt = TEXT_PT * 1.45
+    lines: list[str] = []
+    for paragraph in paragraphs:
+        lines += [*wrap_to_width(paragraph, width_pt, TEXT_PT), ""]
+    pages: list[Figure] = []
+    while lines or not pages:
+        fig = _page()
+        if not pages:
+            top = (PAGE[1] - MARGIN) * 72
+            heading = wrap_to_width(title, width_pt, 16, bold=True)  # a study's title can be long
+            fig.text(*_pt(fig, MARGIN * 72, top), "\n".join(heading), fontsize=16, weight="bold", va="top",
+                     linespacing=1.2, parse_math=False)
+            top -= len(heading) * 16 * 1.4 + 12
+        else:
+            top = _caption(fig, f"{title} (continued)")
+        fit = max(int((top - MARGIN * 72) // line_pt), 1)
+        chunk, lines = lines[:fit], lines[fit:]
+        fig.text(*_pt(fig, MARGIN * 72, top), "\n".join(chunk), fontsize=TEXT_PT, va="top", linespacing=1.45,
+                 parse_math=False)
+        pages.append(fig)
+    return pages
+
+
+_AS_TWO_LINES = re.compile(r"^(\S+) (\(.*\).*)$")
+
+
+class _Layout(NamedTuple):
+    size: float
+    widths: list[float]
+    header: list[str]
+    rows: list[Row]
+
+
+def _table_layout(table: ReportTable) -> _Layout:
+    """The largest font size (9 down to 7 pt) at which the table fits the text width, a "mean (CI)" cell broken
+    over two lines where one line would not fit, and column widths that fill the width."""
+    width_pt = (PAGE[0] - 2 * MARGIN) * 72
+    renderer = RendererAgg(1, 1, 72)
+
+    def widths_at(size: float, rows: list[Row]) -> list[float]:
+        pad = 1.2 * size
+        out = []
+        for j, label in enumerate(table.columns):
+            widest = text_width(label, size, True, renderer)
+            for row in rows:
+                widest = max(widest, text_width(row.cells[j], size, row.section, renderer))
+            out.append(widest + pad)
+        return out
+
+    two_lines = [
+        Row([r.cells[0], *(_AS_TWO_LINES.sub(r"\1\n\2", c) for c in r.cells[1:])], r.section) for r in table.rows
+    ]
+    sizes = [TABLE_PT - 0.5 * k for k in range(int((TABLE_PT - MIN_TABLE_PT) / 0.5) + 1)]
+    choice = None
+    for rows in (table.rows, two_lines):
+        for size in sizes:
+            widths = widths_at(size, rows)
+            if sum(widths) <= width_pt:
+                choice = (size, widths, rows)
+                break
+        if choice:
+            break
+    if choice is None:  # wider than the page even so: shrink the columns; a long cell may touch its neighbour
+        widths = widths_at(MIN_TABLE_PT, two_lines)
+        choice = (MIN_TABLE_PT, [w * width_pt / sum(widths) for w in widths], two_lines)
+    size, widths, rows = choice
+    extra = (width_pt - sum(widths)) / len(widths)
+    return _Layout(size, [w + extra for w in widths], list(table.columns), rows)
+
+
+def _table_pages(table: ReportTable) -> list[Figure]:
+    """A table drawn as the paper's (rules above and below the header and at the end, spanning headers, light
+    bands), filling the text width of A4 landscape pages, split over pages with the header repeated."""
     if table.unavailable:
-        fig = Figure(figsize=(11.69, 8.27))
-        fig.text(0.04, 0.95, table.caption, fontsize=12, weight="bold", va="top")
-        fig.text(0.04, 0.90, textwrap.fill(table.unavailable, 150), fontsize=9, va="top")
-        pdf.savefig(fig)
-        return
-    chunks = [table.rows[i : i + PDF_ROWS_PER_PAGE] for i in range(0, max(len(table.rows), 1), PDF_ROWS_PER_PAGE)]
-    for page, rows in enumerate(chunks, start=1):
-        fig = Figure(figsize=(11.69, 8.27))
-        caption = table.caption if len(chunks) == 1 else f"{table.caption} (page {page} of {len(chunks)})"
-        fig.text(0.04, 0.95, caption, fontsize=12, weight="bold", va="top")
-        ax = fig.add_axes((0.04, 0.12, 0.92, 0.78))
-        ax.axis("off")
-        header = list(table.columns)
-        if table.spans and any(label for label, _ in table.spans):
-            labels = [label for label, width in table.spans for label in [label] + [""] * (width - 1)]
-            header = [f"{s}\n{c}" if s else c for s, c in zip(labels, header, strict=True)]
-        cell_text = [r.cells for r in rows] or [["(no rows)"] + [""] * (len(header) - 1)]
-        drawn = ax.table(cellText=cell_text, colLabels=header, loc="upper center", cellLoc="left")
-        drawn.auto_set_font_size(False)
-        drawn.set_fontsize(7)
-        drawn.auto_set_column_width(list(range(len(header))))
-        for (row, _col), cell in drawn.get_celld().items():
-            if row == 0:
-                cell.set_height(cell.get_height() * 2)
-                cell.set_text_props(weight="bold")
-            elif rows and rows[row - 1].section:
-                cell.set_text_props(weight="bold")
-        if table.footnote:
-            # Anchored at the bottom so that a long footnote (Table 2's) grows upwards into the free space.
-            fig.text(0.04, 0.03, textwrap.fill(table.footnote, 170), fontsize=7, va="bottom")
-        pdf.savefig(fig)
+        fig = _page()
+        y = _caption(fig, table.caption)
+        text = "\n".join(wrap_to_width(table.unavailable, (PAGE[0] - 2 * MARGIN) * 72, TABLE_PT + 1))
+        fig.text(*_pt(fig, MARGIN * 72, y), text, fontsize=TABLE_PT + 1, va="top", parse_math=False)
+        return [fig]
+    layout = _table_layout(table)
+    size = layout.size
+    line = size * 1.25
+    left = MARGIN * 72
+    xs = [left + sum(layout.widths[:j]) for j in range(len(layout.widths))]
+    right = xs[-1] + layout.widths[-1]
+    pad = 0.6 * size
+    spans = table.spans if any(label for label, _ in table.spans) else []
+    spans_h = line + 0.6 * size if spans else 0.0
+    header_h = max(c.count("\n") + 1 for c in layout.header) * line + 0.8 * size
+    foot_lines = wrap_to_width(table.footnote, right - left, FOOTNOTE_PT) if table.footnote else []
+    foot_h = len(foot_lines) * FOOTNOTE_PT * 1.3 + 8 if foot_lines else 0.0
+
+    def row_h(row: Row) -> float:
+        return max(c.count("\n") + 1 for c in row.cells) * line + 0.7 * size
+
+    # Pages: as many rows as fit between the header and the footnote (caption height from a first page's).
+    probe = _page()
+    room = _caption(probe, f"{table.caption} (page 99 of 99)") - MARGIN * 72 - spans_h - header_h - foot_h - 8
+    chunks: list[list[Row]] = [[]]
+    used = 0.0
+    for row in layout.rows:
+        if chunks[-1] and used + row_h(row) > room:
+            chunks.append([])
+            used = 0.0
+        chunks[-1].append(row)
+        used += row_h(row)
+
+    pages = []
+    for number, rows in enumerate(chunks, start=1):
+        fig = _page()
+        caption = table.caption if len(chunks) == 1 else f"{table.caption} (page {number} of {len(chunks)})"
+        y = _caption(fig, caption)
+
+        def rule(y_pt: float, x0: float = left, x1: float = right, width: float = 0.8, fig: Figure = fig) -> None:
+            fig.add_artist(Line2D([_pt(fig, x0, 0)[0], _pt(fig, x1, 0)[0]], [_pt(fig, 0, y_pt)[1]] * 2,
+                                  transform=fig.transFigure, color="black", linewidth=width))
+
+        def cell(x: float, y_mid: float, text: str, bold: bool = False, ha: str = "left", fig: Figure = fig):
+            # Each line on its own baseline, the block centred on y_mid by the height of capitals: so "yes" or
+            # "n.e." sit on the same line as "0.005" (centring on the drawn glyphs would lift short words).
+            lines = text.split("\n")
+            first = y_mid + (len(lines) - 1) * line / 2 - CAP_HEIGHT * size / 2
+            for k, part in enumerate(lines):
+                fig.text(*_pt(fig, x, first - k * line), part, fontsize=size, va="baseline", ha=ha,
+                         weight="bold" if bold else "normal", parse_math=False)
+
+        rule(y, width=1.2)
+        if spans:
+            column = 0
+            for label, span in spans:
+                if label:
+                    x0, x1 = xs[column], xs[column + span - 1] + layout.widths[column + span - 1]
+                    cell((x0 + x1) / 2, y - spans_h / 2, label, bold=True, ha="center")
+                    rule(y - spans_h + 1, x0 + pad, x1 - pad, 0.6)
+                column += span
+            y -= spans_h
+        for x, label in zip(xs, layout.header, strict=True):
+            cell(x + pad, y - header_h / 2, label, bold=True)
+        y -= header_h
+        rule(y, width=0.8)
+        for k, row in enumerate(rows):
+            h = row_h(row)
+            if k % 2 and not row.section:
+                fig.add_artist(Rectangle(_pt(fig, left, y - h), *_pt(fig, right - left, h), transform=fig.transFigure,
+                                         facecolor="#eef1f5", edgecolor="none", zorder=0))
+            for x, text in zip(xs, row.cells, strict=True):
+                cell(x + pad, y - h / 2, text, bold=row.section)
+            y -= h
+        rule(y, width=1.2)
+        if foot_lines:
+            fig.text(*_pt(fig, left, y - 6), "\n".join(foot_lines), fontsize=FOOTNOTE_PT, va="top",
+                     linespacing=1.3, parse_math=False)
+        pages.append(fig)
+    return pages
+
+
+def pdf_pages(result: AnalysisResult, meta: ReportMeta) -> list[Figure]:
+    """Every page of the PDF, each an A4 landscape figure: title and methods, Tables 1-5, Figs. 1-2."""
+    context = report_context(result, meta)
+    header = [
+        f"Generated {meta.date:%Y-%m-%d %H:%M} UTC."
+        + (f" Randomisation seed: {meta.seed}." if meta.seed is not None else ""),
+        "Counts: " + ", ".join(f"{k} {v}" for k, v in context["counts"].items() if v is not None) + ".",
+        *meta.notes,
+    ]
+    pages = _text_pages(meta.title, header + context["methods"])
+    for table in context["tables"]:
+        pages += _table_pages(table)
+    pages += [build(caption) for caption, build in context["figures"]]
+    return pages
 
 
 def render_pdf(result: AnalysisResult, meta: ReportMeta) -> bytes:
-    """The same report as a PDF: a methods page, one or more pages per table, then the figures."""
-    context = report_context(result, meta)
+    """The same report as a PDF: a methods page, one or more pages per table, then the figures; all A4."""
     buffer = io.BytesIO()
     with PdfPages(buffer) as pdf:
-        header = [
-            f"Generated {meta.date:%Y-%m-%d %H:%M} UTC."
-            + (f" Randomisation seed: {meta.seed}." if meta.seed is not None else ""),
-            "Counts: " + ", ".join(f"{k} {v}" for k, v in context["counts"].items() if v is not None) + ".",
-            *meta.notes,
-        ]
-        _text_page(pdf, meta.title, header + context["methods"])
-        for table in context["tables"]:
-            _table_pages(pdf, table)
-        for caption, fig in context["figures"]:
-            fig.suptitle(caption, fontsize=10, x=0.01, ha="left")
-            pdf.savefig(fig)
+        for page in pdf_pages(result, meta):
+            pdf.savefig(page)
         info = pdf.infodict()
         info["Title"] = meta.title
         info["Creator"] = "readerstudy"

@@ -16,13 +16,25 @@ CATEGORIES = (1, 2, 3, 4, 5)
 
 @dataclass(frozen=True)
 class Kappa:
-    """A kappa value with its asymptotic standard error and Wald 95 % interval (``confint.Kappa``)."""
+    """A kappa value with its asymptotic standard error and Wald 95 % interval (``confint.Kappa``).
+
+    The asymptotic variance is exactly 0 on degenerate data: one reader gave every image the same score (kappa
+    is then 0 by construction) or the readers agreed on every image (kappa 1). vcd's interval is then (k, k),
+    which claims a certainty the data do not have; here the interval is not estimable (NaN), the SE kept as is.
+    """
 
     value: float
     se: float
 
     @property
+    def estimable(self) -> bool:
+        """Whether a Wald interval means anything: a finite kappa with a positive standard error."""
+        return bool(np.isfinite(self.value) and np.isfinite(self.se) and self.se > 0)
+
+    @property
     def ci(self) -> tuple[float, float]:
+        if not self.estimable:
+            return np.nan, np.nan
         half = stats.norm.ppf(0.975) * self.se
         return self.value - half, self.value + half
 
@@ -64,7 +76,14 @@ def weighted_kappa(table: np.ndarray, weights: np.ndarray) -> Kappa:
         w_row = weights @ col
         w_col = weights @ row
         dev = weights - (w_row[:, None] + w_col[None, :]) * (1.0 - kw)
-        var = ((p * dev**2).sum() - (kw - pc * (1.0 - kw)) ** 2) / (1.0 - pc) ** 2 / n
+        # The numerator is the variance of `dev` over the table (its mean is kw - pc (1 - kw)). It is 0 where
+        # `dev` is constant on the occupied cells (a reader with one score, or perfect agreement); in floating
+        # point it then comes out as a rounding residue (1e-15, an SE near 1e-7), which is set to 0 exactly.
+        second = (p * dev**2).sum()
+        spread = second - (kw - pc * (1.0 - kw)) ** 2
+        if abs(spread) <= 1e-10 * second:
+            spread = 0.0
+        var = spread / (1.0 - pc) ** 2 / n
     return Kappa(float(kw), float(np.sqrt(var)) if var >= 0 else np.nan)
 
 

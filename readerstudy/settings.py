@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "apps.accounts",
     "apps.institutions",
     "apps.imaging",
+    "apps.enhancement_models",
     "apps.studies",
     "apps.analysis",
     "apps.audit",
@@ -291,7 +292,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Enhancement: "" picks CUDA when available, else CPU; "cpu" or "cuda" forces one.
 ENHANCE_DEVICE = os.environ.get("READERSTUDY_ENHANCE_DEVICE", "")
-# A study must be enhanced by one model throughout: pin the version here; empty means inference.MODEL_VERSION.
+# A study must be enhanced by one model throughout: pin it here, as a built-in version (ceunet-c16-v2) or NAME@VERSION
+# of a registered model (apps.enhancement_models); empty means the built-in default, inference.MODEL_VERSION.
 ENHANCE_MODEL = os.environ.get("READERSTUDY_ENHANCE_MODEL", "")
 # Noise-reduction factor of every enhancement job made on upload (1 to 100); the default is the factor the model
 # is tuned for. 1 would make identity copies, which QA fails: ask for it per job, never as the deployment default.
@@ -301,6 +303,10 @@ except ValueError as exc:
     from django.core.exceptions import ImproperlyConfigured
 
     raise ImproperlyConfigured(f"READERSTUDY_ENHANCE_FACTOR: {exc}") from exc
+# Registered enhancement models (ONNX): the largest file an admin may upload, and how long the model may take on
+# the phantom series it is tried on before it is registered (on the web host's CPU, one thread).
+MAX_MODEL_BYTES = int(os.environ.get("READERSTUDY_MAX_MODEL_BYTES", str(200 * 1024 * 1024)))
+MODEL_CHECK_SECONDS = float(os.environ.get("READERSTUDY_MODEL_CHECK_SECONDS", "60"))
 # Load and run the model once when a worker process of the "gpu" queue starts, so the first series pays no
 # start-up cost (on an H200: seconds of cuDNN tuning): "auto" (default) warms up where CUDA is available,
 # "1" always, "0" never.

@@ -9,6 +9,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/imaging/", include("apps.imaging.api_urls")),
+    path("api/", include("apps.enhancement_models.api_urls")),
     path("reading/", include("apps.studies.urls")),
     path("api/reading/", include("apps.studies.api_urls")),
     path("analysis/", include("apps.analysis.urls")),

@@ -10,6 +10,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from rest_framework.exceptions import ParseError
 from rest_framework.views import APIView
 
+from apps.enhancement_models.models import EnhancementModel
 from apps.imaging.models import EnhancementJob, UploadBatch, Version
 from apps.studies.models import Score, ScoreAudit
 from apps.studies.services import reading
@@ -168,7 +169,8 @@ def test_the_sweep_sees_every_kind_of_write_endpoint():
 def url_for(name: str, keys: tuple[str, ...], world, objects: dict) -> str:
     task = first_task(world, world.readers[0])
     pk_of = {"reading-api:study": objects["draft"].pk, "upload": objects["batch"].pk,
-             "case": world.cases[0].pk, "series": objects["series"].pk, "enhancement-job": objects["job"].pk}
+             "case": world.cases[0].pk, "series": objects["series"].pk, "enhancement-job": objects["job"].pk,
+             "enhancement-model": objects["model"].pk}
     values = {"task_token": task.token, "label": "signal", "kind": "long", "study_uid": "1.2.3",
               "job_id": objects["job"].pk}
     kwargs = {}
@@ -199,7 +201,8 @@ def test_no_write_endpoint_answers_500_to_a_bad_body(client, method, route, keys
     world = small_world()
     series = world.cases[0].series.filter(version=Version.CONVENTIONAL).first()
     objects = {"draft": ReaderStudyFactory(), "series": series, "job": EnhancementJob.objects.get(series=series),
-               "batch": UploadBatch.objects.create(institution=world.cases[0].institution)}
+               "batch": UploadBatch.objects.create(institution=world.cases[0].institution),
+               "model": EnhancementModel.objects.filter(built_in=True).first()}
     url = url_for(route, keys, world, objects)
     client.force_login(user_for(url, world))
     client.raise_request_exception = False

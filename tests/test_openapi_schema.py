@@ -23,6 +23,8 @@ def schema(tmp_path_factory) -> dict:
 @pytest.mark.parametrize("path", [
     "/api/imaging/uploads/",
     "/api/imaging/series/{id}/",
+    "/api/enhancement-models/",
+    "/api/enhancement-models/{id}/retire/",
     "/api/reading/studies/{id}/",
     "/api/reading/tasks/{task_token}/",
     "/api/reading/tasks/{task_token}/submit/",

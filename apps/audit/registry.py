@@ -21,6 +21,11 @@ AUDITED: dict[str, dict[str, list[str]]] = {
         "fields": ["case", "sequence", "sequence_overridden", "version", "source", "counterpart", "status"],
     },
     "imaging.DicomNode": {"fields": ["ae_title", "institution", "allowed_host"]},
+    "enhancement_models.EnhancementModel": {
+        "fields": ["name", "version", "runtime", "built_in", "sha256", "size", "licence", "slices", "normalisation",
+                   "max_matrix", "pad_multiple", "context_input", "registered_by", "retired", "retired_by",
+                   "retired_reason"],
+    },
     "imaging.EnhancementJob": {"fields": ["series", "noise_reduction_factor", "qa_flagged", "qa_accepted_by",
                                           "qa_accepted_at"]},
     "studies.ReaderStudy": {

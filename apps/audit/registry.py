@@ -26,7 +26,7 @@ AUDITED: dict[str, dict[str, list[str]]] = {
                    "max_matrix", "pad_multiple", "context_input", "registered_by", "retired", "retired_by",
                    "retired_reason"],
     },
-    "imaging.EnhancementJob": {"fields": ["series", "noise_reduction_factor", "qa_flagged", "qa_accepted_by",
+    "imaging.EnhancementJob": {"fields": ["series", "model", "noise_reduction_factor", "qa_flagged", "qa_accepted_by",
                                           "qa_accepted_at"]},
     "studies.ReaderStudy": {
         "fields": ["title", "reader_label", "sequences", "mode", "readers_per_case", "cross_site", "min_distance",

@@ -67,7 +67,7 @@ class UploadBatchAdmin(SiteScoped):
 @admin.register(EnhancementJob)
 class EnhancementJobAdmin(SiteScoped):
     site_field = "series__case__institution"
-    list_display = ("id", "series", "status", "noise_reduction_factor", "model_version", "device", "attempts",
+    list_display = ("id", "series", "status", "noise_reduction_factor", "model", "device", "attempts",
                     "qa_flagged", "held", "finished_at")
     list_filter = ("status", "device", "qa_flagged")
     readonly_fields = [*(f.name for f in EnhancementJob._meta.fields), "qa_failures", "difference"]

@@ -256,18 +256,30 @@ class JobStatus(models.TextChoices):
 
 
 class EnhancementJob(models.Model):
-    """DL enhancement of one conventional series; the model version lives here, never in a DICOM header."""
+    """DL enhancement of one conventional series. Its provenance lives here, never in a DICOM header: the
+    registered model (name, version, sha256), the factor and run settings, the device and the runtime."""
 
     series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="enhancement_jobs")
     output_series = models.OneToOneField(
         Series, null=True, blank=True, on_delete=models.SET_NULL, related_name="produced_by"
     )
     status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    model = models.ForeignKey(
+        "enhancement_models.EnhancementModel", null=True, blank=True, on_delete=models.PROTECT, related_name="jobs",
+        help_text="The registered model that makes (or made) the DL series; empty: the deployment's default, "
+                  "recorded when the job runs.",
+    )
     model_version = models.CharField(max_length=64, blank=True)
     noise_reduction_factor = models.FloatField(
         help_text="Asked of the model; 1 is an identity copy. No default: every job says what it was run at."
     )
     device = models.CharField(max_length=32, blank=True)
+    runtime = models.CharField(
+        max_length=100, blank=True, help_text="What ran the model, e.g. 'onnxruntime 1.31.1 (CPUExecutionProvider)'."
+    )
+    run_settings = models.JSONField(
+        default=dict, blank=True, help_text="The input contract and tile size the model was run with."
+    )
     attempts = models.PositiveIntegerField(default=0)
     timings = models.JSONField(default=dict, blank=True)
     qa = models.JSONField(default=dict, blank=True, help_text="Residual statistics, conventional minus DL.")

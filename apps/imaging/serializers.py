@@ -85,8 +85,9 @@ class EnhancementJobSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = EnhancementJob
-        fields = ["id", "series", "output_series", "replaces", "status", "model_version", "noise_reduction_factor",
-                  "device", "attempts", "timings", "qa", "qa_flagged", "qa_failures", "held_for_review",
+        fields = ["id", "series", "output_series", "replaces", "status", "model", "model_version",
+                  "noise_reduction_factor", "device", "runtime", "run_settings", "attempts", "timings", "qa",
+                  "qa_flagged", "qa_failures", "held_for_review",
                   "qa_accepted_by", "qa_accepted_at", "error", "created_at", "started_at", "finished_at"]
         read_only_fields = fields
 

@@ -20,9 +20,10 @@ from django.urls import reverse
 
 from apps.enhancement_models import services
 from apps.enhancement_models.models import EnhancementModel
+from apps.imaging.services import enhancement
 from tests.enhancement_models.conftest import register
 from tests.enhancement_models.onnx_models import NonFinite, ReturnsInput, WrongShape, onnx_bytes
-from tests.factories import CoordinatorFactory, ReaderFactory
+from tests.factories import CoordinatorFactory, ReaderFactory, SeriesFactory
 from worker.enhance import shipped
 from worker.enhance.contract import InputContract
 
@@ -176,6 +177,8 @@ def test_a_retired_model_is_kept_but_no_new_job_runs_it(client, admin_user, box_
     assert model.retired_reason == "superseded by 1.1"
     with pytest.raises(ValueError, match="retired"):
         services.default_model()
+    with pytest.raises(ValueError, match="retired"):
+        enhancement.request_enhancement(SeriesFactory(), model=model)
     changes = LogEntry.objects.get_for_object(model).order_by("pk").last().changes_dict
     assert changes["retired"] == ["False", "True"]
 

@@ -7,7 +7,6 @@ noise inside tissue, the same tissue mean, the same geometry, and headers a read
 
 import numpy as np
 import pytest
-import torch
 from scipy import ndimage
 
 from apps.accounts.models import Role
@@ -23,15 +22,6 @@ from tests.studies.test_blinding import assert_images_alike
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
 SHAPE = (6, 128, 128)
-
-
-@pytest.fixture
-def one_torch_thread():
-    """The test machines are shared: keep torch on one thread."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def _stack(series: Series) -> tuple[np.ndarray, list]:

@@ -95,12 +95,13 @@ def test_the_pinned_model_version_is_used_and_recorded(imported, settings, monke
     real = enhancement_runner.inference.enhance_volume
 
     def spy(*args, **kwargs):
-        used.append(kwargs["weights"])
+        used.append(kwargs["runner"].loaded.model)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(enhancement_runner.inference, "enhance_volume", spy)
     job = enhancement_runner.run_job(t2w_job().pk, device="cpu")
-    assert job.model_version == oldest and used == [inference.weights_path(oldest)]
+    assert job.model_version == oldest and job.model.version == oldest and job.model.built_in
+    assert used == [inference.load_model(str(inference.weights_path(oldest)), "cpu").model]
 
 
 @pytest.mark.parametrize("version", ["ceunet-c16-v0", "../../readerstudy/settings", " "])

@@ -22,6 +22,7 @@ def test_auto_warms_up_only_where_cuda_is(settings, monkeypatch):
     assert enhancement_runner.warm_up_model() is None
 
 
+@pytest.mark.django_db  # the deployment's model is a registry row
 def test_warm_up_loads_and_runs_the_deployment_model(settings):
     settings.ENHANCE_WARMUP = "1"
     settings.ENHANCE_DEVICE = "cpu"
@@ -29,7 +30,7 @@ def test_warm_up_loads_and_runs_the_deployment_model(settings):
     inference.load_model.cache_clear()
     seconds = enhancement_runner.warm_up_model()
     assert seconds is not None and seconds > 0
-    _, weights = enhancement_runner.deployment_model()
+    weights = inference.weights_path(inference.MODEL_VERSION)
     assert inference.load_model.cache_info().currsize == 1
     assert inference.load_model(str(weights), "cpu").version == inference.MODEL_VERSION
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from apps.accounts.access import is_admin, is_coordinator
 from apps.accounts.models import User
+from apps.enhancement_models.models import EnhancementModel
 from apps.imaging.models import (
     EnhancementJob,
     JobStatus,
@@ -43,18 +44,23 @@ def enqueue(job: EnhancementJob) -> None:
     transaction.on_commit(lambda: enhance_series.delay(job_id=job.pk))
 
 
-def request_enhancement(series: Series, factor: float | None = None) -> EnhancementJob | None:
+def request_enhancement(
+    series: Series, factor: float | None = None, model: EnhancementModel | None = None
+) -> EnhancementJob | None:
     """Creates and queues a job for a series that should have a DL version and has none yet.
 
     The job runs at the deployment's factor (READERSTUDY_ENHANCE_FACTOR) unless a caller asks for another; an
-    identity copy (factor 1) is only ever made when asked for, and QA fails it.
+    identity copy (factor 1) is only ever made when asked for, and QA fails it. It runs ``model`` (a registered,
+    not retired model), or the deployment's default model (READERSTUDY_ENHANCE_MODEL), chosen when it runs.
     """
     factor = settings.ENHANCE_FACTOR if factor is None else check_factor(factor)
+    if model is not None and model.retired:
+        raise ValueError(f"Model {model} is retired; no new job runs it.")
     if not needs_enhancement(series):
         return None
     job = series.enhancement_jobs.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).first()
     if job is None:
-        job = EnhancementJob.objects.create(series=series, noise_reduction_factor=factor)
+        job = EnhancementJob.objects.create(series=series, noise_reduction_factor=factor, model=model)
         enqueue(job)
     return job
 
@@ -166,6 +172,28 @@ def attach_vendor_series(conventional: Series, vendor: Series) -> Series:
     return vendor
 
 
+def provenance(series: Series) -> dict | None:
+    """Where a DL series made by the engine comes from, from the database only (never from its DICOM header):
+    the model (name, version, sha256, built in or registered), its run settings with the noise-reduction factor,
+    the device and the runtime. None for a series no enhancement job made (a conventional or vendor series)."""
+    job = EnhancementJob.objects.filter(output_series=series).select_related("model").first()
+    if job is None:
+        return None
+    model = job.model
+    if model is None and job.model_version:  # made before the registry: the built-in row of that version
+        model = EnhancementModel.objects.filter(built_in=True, version=job.model_version).first()
+    return {
+        "job": job.pk,
+        "model": model.name if model else "",
+        "version": model.version if model else job.model_version,
+        "sha256": model.sha256 if model else "",
+        "built_in": model.built_in if model else None,
+        "settings": {"noise_reduction_factor": job.noise_reduction_factor, **job.run_settings},
+        "device": job.device,
+        "runtime": job.runtime,
+    }
+
+
 def qa_failures(job: EnhancementJob) -> list[str]:
     """Why the residual check failed, in words for coordinators (empty when it passed or has not run)."""
     return [FAILURE_MESSAGES.get(code, code) for code in job.qa.get("failures", [])] if job.qa_flagged else []
@@ -238,7 +266,9 @@ def remake(job: EnhancementJob) -> EnhancementJob:
     pending = EnhancementJob.objects.filter(replaces=dl, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).first()
     if pending is not None:
         return pending
-    new = EnhancementJob.objects.create(series=job.series, noise_reduction_factor=settings.ENHANCE_FACTOR, replaces=dl)
+    new = EnhancementJob.objects.create(
+        series=job.series, noise_reduction_factor=settings.ENHANCE_FACTOR, replaces=dl, model=job.model
+    )
     enqueue(new)
     return new
 

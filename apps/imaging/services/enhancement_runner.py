@@ -1,6 +1,8 @@
-"""Running an enhancement job on the worker: the only imaging service that loads the torch engine.
+"""Running an enhancement job on the worker: the only imaging service that loads the engine (torch, onnxruntime).
 
-Kept apart from `enhancement` so web processes never import torch.
+Kept apart from `enhancement` so web processes never import torch. Every model, the built-in CE U-Net or a
+registered ONNX file, runs through the same runner (`apps.enhancement_models.runtime`), and the job records which
+model (name, version, sha256 via the registry row), settings, device and runtime made the DL series.
 """
 
 import logging
@@ -14,6 +16,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from apps.enhancement_models import runtime
+from apps.enhancement_models import services as registry
 from apps.imaging import blinding, deidentify
 from apps.imaging.models import EnhancementJob, JobStatus, Series, SeriesSource, SeriesStatus, Version
 from apps.imaging.services import storage
@@ -69,14 +73,8 @@ def _emptied_series(dl_id: int, series_uid: str, window: tuple[float, float]) ->
     return dl, old_files
 
 
-def deployment_model() -> tuple[str, Path]:
-    """The model version every job of this deployment runs (``READERSTUDY_ENHANCE_MODEL``) and its weights."""
-    version = settings.ENHANCE_MODEL or inference.MODEL_VERSION
-    return version, inference.weights_path(version)
-
-
 def warm_up_model() -> float | None:
-    """Loads and runs the deployment's model once, where ``READERSTUDY_ENHANCE_WARMUP`` asks for it.
+    """Loads and runs the deployment's default model once, where ``READERSTUDY_ENHANCE_WARMUP`` asks for it.
 
     Returns the seconds spent, or None when not warmed (``auto`` without CUDA: a CPU worker that also
     ingests should not hold torch until an enhancement job arrives).
@@ -84,8 +82,11 @@ def warm_up_model() -> float | None:
     device = inference.select_device(settings.ENHANCE_DEVICE or None)
     if settings.ENHANCE_WARMUP == "0" or (settings.ENHANCE_WARMUP == "auto" and device.type != "cuda"):
         return None
-    _, weights = deployment_model()
-    return inference.warm_up(weights, str(device))
+    return inference.warm_up(runner=runtime.runner_for(registry.default_model(), str(device)))
+
+
+def _run_settings(runner: inference.Runner, tile: int | None = None) -> dict:
+    return {**runner.contract.as_dict(), "tile": tile or runner.contract.max_matrix}
 
 
 def run_job(job_id: int, device: str | None = None) -> EnhancementJob:
@@ -107,10 +108,12 @@ def run_job(job_id: int, device: str | None = None) -> EnhancementJob:
         job.status, job.output_series_id, job.finished_at = JobStatus.DONE, series.counterpart_id, timezone.now()
         job.save(update_fields=["status", "output_series", "finished_at"])
         return job
-    version, weights = deployment_model()
-    chosen = inference.select_device(device or settings.ENHANCE_DEVICE or None)
+    model = job.model or registry.default_model()
+    runner = runtime.runner_for(model, device or settings.ENHANCE_DEVICE or None)
+    chosen = runner.device
     EnhancementJob.objects.filter(pk=job.pk).update(
-        status=JobStatus.RUNNING, attempts=F("attempts") + 1, started_at=timezone.now(), device=str(chosen), error=""
+        status=JobStatus.RUNNING, attempts=F("attempts") + 1, started_at=timezone.now(), device=str(chosen), error="",
+        model=model,
     )
     timings: dict[str, float] = {}
     start = time.perf_counter()
@@ -118,9 +121,7 @@ def run_job(job_id: int, device: str | None = None) -> EnhancementJob:
         source = _source_series(series, Path(tmp))
     timings["read_s"] = time.perf_counter() - start
     mark = time.perf_counter()
-    volume = inference.enhance_volume(
-        source.volume, source.datasets[0], job.noise_reduction_factor, device=str(chosen), weights=weights
-    )
+    volume = inference.enhance_volume(source.volume, source.datasets[0], job.noise_reduction_factor, runner=runner)
     timings["inference_s"] = time.perf_counter() - mark
     mark = time.perf_counter()
     uids = dicom_io.enhanced_uids(source, enhanced_uid_factory(series))
@@ -158,7 +159,8 @@ def run_job(job_id: int, device: str | None = None) -> EnhancementJob:
             job.refresh_from_db(fields=["attempts", "started_at", "device"])
             job.status = JobStatus.DONE
             job.output_series = dl
-            job.model_version = version
+            job.model, job.model_version = model, model.version
+            job.runtime, job.run_settings = runner.runtime, _run_settings(runner)
             job.timings = {k: round(v, 3) for k, v in timings.items()}
             job.qa = residual.as_dict()
             job.qa_flagged = residual.flagged

@@ -18,12 +18,20 @@ Profile and options implemented (and declared in the header, DCM codes in bracke
   follow the basic profile, and any date or time the table does not list is emptied as well;
   Longitudinal Temporal Information Modified = REMOVED (a date the table marks D gets the dummy 19000101).
   Patient's Birth Date and Time are always removed.
+- Clean Pixel Data Option (113101), per instance: declared only on an instance whose burned-in text a
+  coordinator had blanked (``apps/privacy``: OCR finds the text, the boxes are blanked into a new instance with a
+  new SOP Instance UID, Burned In Annotation = NO). An image OCR found no text in does not claim it: nothing was
+  removed, and OCR is a check, not a proof. Callers pass extra option codes in ``options``; every code any
+  option adds is listed in ``OPTION_CODES``, so a new option declares itself in the header the same way.
 - Not implemented, so their attributes follow the basic profile: Retain Safe Private (every private element
   is removed), Retain Device Identity, Retain Institution Identity, Retain Patient Characteristics (age,
   sex, size, weight are removed; the study takes them from the coordinator's clinical metadata), Retain UIDs
   (instance UIDs are remapped with a keyed hash, so the same input UID gives the same output UID across
-  uploads and a study's references stay consistent), Clean Pixel Data, Clean Structured Content, Clean Graphics.
+  uploads and a study's references stay consistent), Clean Structured Content, Clean Graphics.
   Images flagged Burned In Annotation = YES are reported so the caller can hold them for review.
+
+Every dataset's actions are counted per attribute (``DeidResult.actions``: (tag, action) -> count, never a
+value), so the de-identification certificate can say what was done to each attribute of an upload.
 
 Patient's Name and Patient ID become the pseudonymous case code. The table's masked entries (curve data
 50xx, overlay data and comments 60xx) and retired group lengths are deleted. In the file meta the AE titles
@@ -41,6 +49,7 @@ import hashlib
 import hmac
 import logging
 import re
+from collections import Counter
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -151,24 +160,66 @@ _VOCABULARY_TEXT = """
 DESCRIPTOR_VOCABULARY = frozenset(_VOCABULARY_TEXT.split())
 
 _CODING_SCHEME = "DCM"
-_PROFILE_CODE = ("113100", "Basic Application Confidentiality Profile")
-_CLEAN_DESCRIPTORS_CODE = ("113105", "Clean Descriptors Option")
-_MODIFIED_DATES_CODE = ("113107", "Retain Longitudinal Temporal Information Modified Dates Option")
+PROFILE_CODE = "113100"
+CLEAN_PIXEL_DATA = "113101"
+CLEAN_RECOGNIZABLE_VISUAL_FEATURES = "113102"
+CLEAN_DESCRIPTORS = "113105"
+MODIFIED_DATES = "113107"
+# Every code this product may declare in De-identification Method Code Sequence, in the order it lists them
+# (PS3.16 CID 7050; meanings as the standard spells them).
+OPTION_CODES: dict[str, str] = {
+    PROFILE_CODE: "Basic Application Confidentiality Profile",
+    CLEAN_PIXEL_DATA: "Clean Pixel Data Option",
+    CLEAN_RECOGNIZABLE_VISUAL_FEATURES: "Clean Recognizable Visual Features Option",
+    CLEAN_DESCRIPTORS: "Clean Descriptors Option",
+    MODIFIED_DATES: "Retain Longitudinal Temporal Information Modified Dates Option",
+}
+
+# The actions counted per attribute (DeidResult.actions): the table's own letters, and what is done apart.
+REMOVED, EMPTIED, DUMMY, UID_REMAPPED, SEQUENCE_CLEANED = "X", "Z", "D", "U", "K"
+PSEUDONYM = "pseudonym"
+DATE_SHIFTED = "date_shifted"
+DESCRIPTOR_KEPT = "descriptor_kept"
+DESCRIPTOR_BLANKED = "descriptor_blanked"
+KEPT = "kept"
+PRIVATE_REMOVED = "private_removed"
+ADDED = "added"
+ACTION_LABELS = {
+    REMOVED: "removed (X)",
+    EMPTIED: "emptied (Z)",
+    DUMMY: "replaced by a dummy value (D)",
+    UID_REMAPPED: "UID replaced by a keyed hash (U)",
+    SEQUENCE_CLEANED: "sequence kept, its items cleaned",
+    PSEUDONYM: "replaced by the pseudonymous case code",
+    DATE_SHIFTED: "date shifted by the case's offset",
+    DESCRIPTOR_KEPT: "kept: every word is sequence jargon (Clean Descriptors)",
+    DESCRIPTOR_BLANKED: "blanked: not only sequence jargon (Clean Descriptors)",
+    KEPT: "kept: not in the profile's table",
+    PRIVATE_REMOVED: "private element removed",
+    ADDED: "added by de-identification",
+}
 
 
 class DeidResult(NamedTuple):
-    """What the caller needs after de-identification; every UID here is already remapped."""
+    """What the caller needs after de-identification; every UID here is already remapped.
+
+    ``actions`` counts (tag, action) over every level of the dataset: tags as ints, private elements under
+    their group with element 0xFFFF (one key per private group), never a value.
+    """
 
     burned_in: bool
     study_uid: str
     series_uid: str
     sop_uid: str
+    actions: Counter
+    method_codes: tuple[str, ...]
 
 
 class _Context(NamedTuple):
     case_code: str
     date_shift_days: int | None
     uid_secret: str
+    actions: Counter
 
 
 @lru_cache(maxsize=65536)
@@ -219,13 +270,17 @@ def shift_datetime(value: str, days: int) -> str:
 
 
 def deidentify_dataset(
-    ds: Dataset, *, case_code: str, date_shift_days: int | None, uid_secret: str
+    ds: Dataset, *, case_code: str, date_shift_days: int | None, uid_secret: str, options: tuple[str, ...] = ()
 ) -> DeidResult:
-    """De-identifies ``ds`` in place (file meta included) and says whether pixels may carry burned-in text."""
+    """De-identifies ``ds`` in place (file meta included) and says whether pixels may carry burned-in text.
+
+    ``options`` are extra option codes (keys of ``OPTION_CODES``) the caller applied to this dataset itself.
+    """
     burned_in = _first_value(ds, _BURNED_IN_ANNOTATION).upper() == "YES"
-    ctx = _Context(case_code, date_shift_days, uid_secret)
+    ctx = _Context(case_code, date_shift_days, uid_secret, Counter())
     _clean_level(ds, ctx)
-    _mark_deidentified(ds, date_shift_days)
+    codes = mark_deidentified(ds, date_shift_days=date_shift_days, options=options)
+    ctx.actions.update((tag, ADDED) for tag in _MARK_TAGS)
     sop_uid = _first_value(ds, _SOP_INSTANCE_UID)
     _clean_file_meta(ds, sop_uid)
     result = DeidResult(
@@ -233,6 +288,8 @@ def deidentify_dataset(
         study_uid=_first_value(ds, _STUDY_INSTANCE_UID),
         series_uid=_first_value(ds, _SERIES_INSTANCE_UID),
         sop_uid=sop_uid,
+        actions=ctx.actions,
+        method_codes=codes,
     )
     logger.debug("De-identified instance %s (burned-in flag: %s)", sop_uid, burned_in)
     return result
@@ -253,30 +310,41 @@ def _first_value(ds: Dataset, tag: int) -> str:
 
 def _clean_level(ds: Dataset, ctx: _Context) -> None:
     elements = ds._dict
+    counts = ctx.actions
     for tag in [tag for tag in elements if _structurally_removed(tag)]:
+        counts[(tag | 0xFFFF, PRIVATE_REMOVED) if (tag >> 16) & 1 else (tag, REMOVED)] += 1
         del ds[tag]
     present = set(elements)
 
     for tag in present & _ALWAYS_REMOVED:
-        _apply(ds, tag, _ACTIONS.get(tag, _EMPTY), ctx)
+        counts[(tag, _apply(ds, tag, _ACTIONS.get(tag, _EMPTY), ctx))] += 1
     for tag in present & _CASE_CODE_TAGS:
         _store_text(ds, tag, _vr_of(ds, tag), [ctx.case_code])
+        counts[(tag, PSEUDONYM)] += 1
     for tag in present & CLEANED_DESCRIPTORS:
         values = _text_values(ds, tag)
         original = "\\".join(values)
         if not values or clean_descriptor(original) != original.strip():
             _store_text(ds, tag, _vr_of(ds, tag), [])
+            counts[(tag, DESCRIPTOR_BLANKED)] += 1
+        else:
+            counts[(tag, DESCRIPTOR_KEPT)] += 1
 
     temporal = present & (_DATE_TAGS | _TIME_TAGS) - _ALWAYS_REMOVED
     if ctx.date_shift_days is None:
         for tag in temporal:
-            _apply(ds, tag, _ACTIONS.get(tag, _EMPTY), ctx)
+            counts[(tag, _apply(ds, tag, _ACTIONS.get(tag, _EMPTY), ctx))] += 1
+        handled_temporal = temporal
     else:
-        for tag in temporal & _DATE_TAGS:
+        handled_temporal = temporal & _DATE_TAGS  # times of day are kept
+        for tag in handled_temporal:
             _shift(ds, tag, ctx.date_shift_days)
+            counts[(tag, DATE_SHIFTED)] += 1
 
-    for tag in (present & _ACTION_TAGS) - temporal:
-        _apply(ds, tag, _ACTIONS[tag], ctx)
+    acted = (present & _ACTION_TAGS) - temporal
+    for tag in acted:
+        counts[(tag, _apply(ds, tag, _ACTIONS[tag], ctx))] += 1
+    counts.update((tag, KEPT) for tag in present - _HANDLED_APART - handled_temporal - acted)
 
     for tag in present & _SQ_TAGS:
         if tag in elements:
@@ -332,16 +400,19 @@ def _store_text(ds: Dataset, tag: int, vr: str, values: list[str]) -> None:
     ds._dict[BaseTag(tag)] = RawDataElement(BaseTag(tag), vr, len(data), data, 0, implicit_vr, little_endian)
 
 
-def _apply(ds: Dataset, tag: int, action: str, ctx: _Context) -> None:
+def _apply(ds: Dataset, tag: int, action: str, ctx: _Context) -> str:
+    """Applies a resolved action and returns the one actually taken (a D on a UID remaps, a D on a sequence
+    keeps it for the sequence pass)."""
     if action == _DELETE:
         del ds[tag]
-        return
+        return REMOVED
     vr = _vr_of(ds, tag)
     if action == _KEEP or (action == _DUMMY and vr == "SQ"):
-        return  # kept; its items are cleaned by the sequence pass
+        return SEQUENCE_CLEANED  # kept; its items are cleaned by the sequence pass
     if action == _REMAP or (action == _DUMMY and vr == "UI"):
         _store_text(ds, tag, vr, [remap_uid(v, ctx.uid_secret) for v in _text_values(ds, tag) if v])
-    elif action == _EMPTY and vr == "SQ":
+        return UID_REMAPPED
+    if action == _EMPTY and vr == "SQ":
         ds._dict[BaseTag(tag)] = DataElement(tag, vr, Sequence())
     elif action == _EMPTY:
         _store_text(ds, tag, vr, [])
@@ -351,6 +422,7 @@ def _apply(ds: Dataset, tag: int, action: str, ctx: _Context) -> None:
         ds._dict[BaseTag(tag)] = DataElement(tag, vr, 0)
     else:
         _store_text(ds, tag, vr, [_DUMMY_VALUES.get(vr, "ANONYMIZED")])
+    return EMPTIED if action == _EMPTY else DUMMY
 
 
 def _shift(ds: Dataset, tag: int, days: int) -> None:
@@ -359,49 +431,62 @@ def _shift(ds: Dataset, tag: int, days: int) -> None:
     _store_text(ds, tag, vr, [shift(value, days) for value in _text_values(ds, tag)])
 
 
-def _mark_deidentified(ds: Dataset, date_shift_days: int | None) -> None:
+def method_codes(*, modified_dates: bool, options: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The codes declared for a dataset: the profile, Clean Descriptors, Modified Dates when dates were shifted,
+    and the caller's extra options, in the order of ``OPTION_CODES``."""
+    unknown = set(options) - set(OPTION_CODES)
+    if unknown:
+        raise ValueError(f"Unknown de-identification option code(s): {sorted(unknown)}")
+    chosen = {PROFILE_CODE, CLEAN_DESCRIPTORS, *options}
+    if modified_dates:
+        chosen.add(MODIFIED_DATES)
+    return tuple(code for code in OPTION_CODES if code in chosen)
+
+
+def mark_deidentified(ds: Dataset, *, date_shift_days: int | None, options: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """Writes the standard's own record of what was done: Patient Identity Removed, De-identification Method (the
+    meanings) and its Code Sequence (the codes), Longitudinal Temporal Information Modified. Returns the codes."""
     modified_dates = date_shift_days is not None
+    codes = method_codes(modified_dates=modified_dates, options=tuple(options))
     implicit_vr, little_endian = ds.original_encoding
-    _store_text(ds, 0x00120062, "CS", ["YES"])  # Patient Identity Removed
-    _store_text(ds, 0x00120063, "LO", [meaning for _, meaning in _method_codes(modified_dates)])
-    _store_text(ds, 0x00280303, "CS", ["MODIFIED" if modified_dates else "REMOVED"])
+    _store_text(ds, _PATIENT_IDENTITY_REMOVED, "CS", ["YES"])
+    _store_text(ds, _METHOD, "LO", [OPTION_CODES[code] for code in codes])
+    _store_text(ds, _TEMPORAL_MODIFIED, "CS", ["MODIFIED" if modified_dates else "REMOVED"])
     if implicit_vr is None or not little_endian:
-        ds._dict[BaseTag(_METHOD_CODE_SEQUENCE)] = DataElement(_METHOD_CODE_SEQUENCE, "SQ", _code_items(modified_dates))
-        return
-    data = _encoded_code_sequence(modified_dates, implicit_vr)
+        ds._dict[BaseTag(_METHOD_CODE_SEQUENCE)] = DataElement(_METHOD_CODE_SEQUENCE, "SQ", _code_items(codes))
+        return codes
+    data = _encoded_code_sequence(codes, implicit_vr)
     ds._dict[BaseTag(_METHOD_CODE_SEQUENCE)] = RawDataElement(
         BaseTag(_METHOD_CODE_SEQUENCE), "SQ", len(data), data, 0, implicit_vr, little_endian
     )
-
-
-_METHOD_CODE_SEQUENCE = 0x00120064
-
-
-def _method_codes(modified_dates: bool) -> list[tuple[str, str]]:
-    codes = [_PROFILE_CODE, _CLEAN_DESCRIPTORS_CODE]
-    if modified_dates:
-        codes.append(_MODIFIED_DATES_CODE)
     return codes
 
 
-def _code_items(modified_dates: bool) -> Sequence:
+_PATIENT_IDENTITY_REMOVED = 0x00120062
+_METHOD = 0x00120063
+_METHOD_CODE_SEQUENCE = 0x00120064
+_TEMPORAL_MODIFIED = 0x00280303
+_MARK_TAGS = (_PATIENT_IDENTITY_REMOVED, _METHOD, _METHOD_CODE_SEQUENCE, _TEMPORAL_MODIFIED)
+
+
+def _code_items(codes: tuple[str, ...]) -> Sequence:
     items = []
-    for value, meaning in _method_codes(modified_dates):
+    for value in codes:
         item = Dataset()
         item.CodeValue = value
         item.CodingSchemeDesignator = _CODING_SCHEME
-        item.CodeMeaning = meaning
+        item.CodeMeaning = OPTION_CODES[value]
         items.append(item)
     return Sequence(items)
 
 
-@lru_cache(maxsize=4)
-def _encoded_code_sequence(modified_dates: bool, implicit_vr: bool) -> bytes:
+@lru_cache(maxsize=32)
+def _encoded_code_sequence(codes: tuple[str, ...], implicit_vr: bool) -> bytes:
     """The code sequence's value encoded once per option set and VR encoding, then reused as raw bytes."""
     buffer = DicomBytesIO()
     buffer.is_little_endian = True
     buffer.is_implicit_VR = implicit_vr
-    write_sequence(buffer, DataElement(_METHOD_CODE_SEQUENCE, "SQ", _code_items(modified_dates)), ["iso8859"])
+    write_sequence(buffer, DataElement(_METHOD_CODE_SEQUENCE, "SQ", _code_items(codes)), ["iso8859"])
     return buffer.getvalue()
 
 

@@ -197,3 +197,52 @@ def _minimal_dataset() -> Dataset:
     ds.SeriesInstanceUID = "1.2.3.4.1"
     ds.PatientName = "DOE^JANE"
     return ds
+
+
+def test_extra_options_declare_their_codes_in_the_standard_order():
+    ds = _minimal_dataset()
+    result = deidentify.deidentify_dataset(
+        ds, case_code="C1", date_shift_days=-3, uid_secret=SECRET, options=(deidentify.CLEAN_PIXEL_DATA,)
+    )
+    codes = [item.CodeValue for item in ds.DeidentificationMethodCodeSequence]
+    assert codes == list(result.method_codes) == ["113100", "113101", "113105", "113107"]
+    assert [item.CodeMeaning for item in ds.DeidentificationMethodCodeSequence][1] == "Clean Pixel Data Option"
+    assert list(ds.DeidentificationMethod) == [deidentify.OPTION_CODES[c] for c in codes]
+    with pytest.raises(ValueError, match="Unknown"):
+        deidentify.method_codes(modified_dates=False, options=("999999",))
+
+
+def test_marking_again_replaces_the_record_with_the_new_options(synthetic_studies):
+    _, files = synthetic_studies[0]
+    _, ds = _deidentify_bytes(files[0])
+    deidentify.mark_deidentified(ds, date_shift_days=SHIFT, options=(deidentify.CLEAN_PIXEL_DATA,))
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    again = pydicom.dcmread(io.BytesIO(buffer.getvalue()))
+    assert [i.CodeValue for i in again.DeidentificationMethodCodeSequence] == ["113100", "113101", "113105", "113107"]
+    assert again.PatientIdentityRemoved == "YES"
+
+
+def test_every_action_is_counted_per_attribute_and_no_value_is(synthetic_studies):
+    patient, files = synthetic_studies[0]
+    ds = pydicom.dcmread(files[0])
+    original_tags = {e.tag for e in ds}  # top level; a removed sequence's items go with it, uncounted
+    result = deidentify.deidentify_dataset(ds, case_code="C1", date_shift_days=SHIFT, uid_secret=SECRET)
+    actions = result.actions
+    assert actions[(0x00100010, deidentify.PSEUDONYM)] == 1
+    assert actions[(0x00100020, deidentify.PSEUDONYM)] == 1
+    assert actions[(0x00080020, deidentify.DATE_SHIFTED)] == 1  # Study Date
+    assert actions[(0x00080080, deidentify.EMPTIED)] == 1  # Institution Name (X/Z/D resolves to Z)
+    assert actions[(0x00080081, deidentify.REMOVED)] == 1  # Institution Address
+    assert actions[(0x0020000D, deidentify.UID_REMAPPED)] == 1
+    assert actions[(0x00280010, deidentify.KEPT)] == 1  # Rows: not in the table
+    assert any(action == deidentify.PRIVATE_REMOVED for _, action in actions)
+    assert actions[(0x00120064, deidentify.ADDED)] == 1
+    assert actions[(0x00080104, deidentify.DESCRIPTOR_BLANKED)] == 1  # Code Meaning inside a kept sequence
+    # Every original attribute (private ones by group) has exactly one action per occurrence, and keys are ints.
+    counted = {tag for tag, _ in actions}
+    for tag in original_tags:
+        key = int(tag) | 0xFFFF if tag.is_private else int(tag)
+        assert key in counted, f"{tag} has no recorded action"
+    planted = {v.lower() for v in synthetic.planted_phi_values(patient)}
+    assert not [k for k in actions if str(k[1]).lower() in planted]

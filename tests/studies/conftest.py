@@ -28,6 +28,24 @@ class World:
     cases: list = field(default_factory=list)
 
 
+def deidentification_record(case) -> dict:
+    """The standard's record that every stored instance carries after ingest (PS3.15 E.1.1), with a planted
+    code meaning that would show if the filter ever copied it: readers must never get any of it."""
+    from pydicom.dataset import Dataset
+
+    from apps.imaging import deidentify
+
+    codes = deidentify.method_codes(modified_dates=True, options=(deidentify.CLEAN_PIXEL_DATA,))
+    items = []
+    for code in codes:
+        item = Dataset()
+        item.CodeValue, item.CodingSchemeDesignator = code, "DCM"
+        item.CodeMeaning = f"{case.code} {deidentify.OPTION_CODES[code]}"[:64]
+        items.append(item)
+    return {"PatientIdentityRemoved": "YES", "DeidentificationMethod": [deidentify.OPTION_CODES[c] for c in codes],
+            "DeidentificationMethodCodeSequence": items, "LongitudinalTemporalInformationModified": "MODIFIED"}
+
+
 def image_pair(case, sequence: str, slices: int = 3, size: int = 16) -> tuple[Series, Series]:
     """A conventional series and its DL counterpart with the same geometry and different pixels/headers."""
     conventional = SeriesFactory(case=case, sequence=sequence, rows=size, columns=size,
@@ -43,10 +61,12 @@ def image_pair(case, sequence: str, slices: int = 3, size: int = 16) -> tuple[Se
     for index in range(slices):
         clean = rng.integers(200, 3000, (size, size))
         InstanceFactory(series=conventional, index=index, pixels=clean + rng.integers(0, 400, (size, size)),
-                        tags={"SeriesDescription": "conventional", "PatientID": case.code})
+                        tags={"SeriesDescription": "conventional", "PatientID": case.code,
+                              **deidentification_record(case)})
         InstanceFactory(series=dl, index=index, pixels=clean,
                         tags={"SeriesDescription": f"DL enhanced {MODEL_NAME}", "SoftwareVersions": MODEL_NAME,
-                              "PatientID": case.code, "RescaleSlope": 1.5, "RescaleIntercept": 0})
+                              "PatientID": case.code, "RescaleSlope": 1.5, "RescaleIntercept": 0,
+                              **deidentification_record(case)})
     return conventional, dl
 
 

@@ -225,3 +225,28 @@ def test_the_filter_alone_makes_identical_headers_for_different_sources():
     assert len(a) == len(b)
     assert MODEL_NAME.encode() not in b and b"Doe" not in b and b"PID" not in b
     assert len(token_uid("x" * 22, "study")) == len(token_uid("y" * 22, "sop:12")) == 43
+
+
+DEIDENTIFICATION_TAGS = ("PatientIdentityRemoved", "DeidentificationMethod", "DeidentificationMethodCodeSequence",
+                         "LongitudinalTemporalInformationModified")
+
+
+def test_the_deidentification_record_is_stored_but_never_served(client, world):
+    """Every stored instance keeps the standard's record (113100 and the options applied, 113101 among them);
+    the images a reader fetches carry none of it: no group 0012 element, no code, no method meaning."""
+    stored = Instance.objects.filter(series__case__in=world.cases).first()
+    with stored.file.open("rb") as handle:
+        header = pydicom.dcmread(handle)
+    assert header.PatientIdentityRemoved == "YES"
+    assert [item.CodeValue for item in header.DeidentificationMethodCodeSequence] == ["113100", "113101", "113105",
+                                                                                        "113107"]
+    reader = world.readers[0]
+    _, _, images = walk_study(client, world, reader)
+    assert images
+    for response in images.values():
+        served = pydicom.dcmread(io.BytesIO(response.content))
+        assert not [e for e in served.iterall() if e.tag.group == 0x0012]
+        assert not [k for k in DEIDENTIFICATION_TAGS if k in served]
+        for code in ("113100", "113101", "113105", "113107", "Confidentiality", "Option"):
+            assert code.encode() not in response.content
+

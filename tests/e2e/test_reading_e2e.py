@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import time
+from contextlib import contextmanager
 
 import pytest
 
@@ -329,6 +330,27 @@ def test_an_ended_login_is_told_and_the_page_goes_on_after_logging_in_again(page
     assert page.errors == []
 
 
+@contextmanager
+def held_submit(page):
+    """Holds the page's next submit request until the block has run, then lets it go on to the server."""
+    held = []
+
+    def hold(route):
+        held.append(route)
+
+    page.route("**/submit/", hold)
+    try:
+        yield
+        deadline = time.monotonic() + 10
+        while not held and time.monotonic() < deadline:
+            page.wait_for_timeout(20)
+        assert held, "the page sent no submit"
+        for route in held:
+            route.continue_()
+    finally:
+        page.unroute("**/submit/", hold)
+
+
 def test_score_keys_pressed_while_the_next_task_loads_are_kept_for_it(page, live_server):
     """Issue 12, defect 1: a reader who types on right after Enter scores the next image; no key is dropped."""
     world = build_reading_world(mode="single", cases=1, slices=6, size=64, username="e2e-typeahead")
@@ -340,9 +362,10 @@ def test_score_keys_pressed_while_the_next_task_loads_are_kept_for_it(page, live
         page.keyboard.press(key)
     page.wait_for_selector('.rs-save[data-status="saved"]')
 
-    page.keyboard.press("Enter")
-    for key in "352":  # no wait: these land while the submit is in flight and the next task is being shown
-        page.keyboard.press(key)
+    with held_submit(page):  # the submit is held in flight while the keys land: no race with a fast server
+        page.keyboard.press("Enter")
+        for key in "352":
+            page.keyboard.press(key)
     page.wait_for_function("() => window.__readerMetrics.transitions.length === 1", timeout=15_000)
     assert page.text_content(".rs-position") == f"Image 2 of {len(tasks)}"
     page.wait_for_function("() => [...document.querySelectorAll('.rs-item')].slice(0, 3)"
@@ -363,8 +386,9 @@ def test_score_keys_pressed_while_the_next_task_loads_are_kept_for_it(page, live
     for key in SCORE_KEYS[3:]:
         page.keyboard.press(key)
     page.wait_for_selector('.rs-save[data-status="saved"]')
-    page.keyboard.press("Enter")
-    page.keyboard.press("4")
+    with held_submit(page):
+        page.keyboard.press("Enter")
+        page.keyboard.press("4")
     page.wait_for_selector('#reading-app[data-state="done"]')
     assert "1 key" in page.text_content("#reading-app") and "not used" in page.text_content("#reading-app")
     assert page.errors == []

@@ -68,7 +68,9 @@ def _static_exists(path: str) -> bool:
 @require_GET
 @reader_only
 def worklist(request: HttpRequest) -> HttpResponse:
-    return render(request, "studies/worklist.html", {"studies": reading.worklist(request.user)})
+    return render(request, "studies/worklist.html", {
+        "studies": reading.worklist(request.user), "calibration_help": reading.CALIBRATION_HELP,
+    })
 
 
 @require_GET

@@ -467,3 +467,63 @@ def test_a_finished_study_offers_a_read_only_review_not_resume(page, live_server
     after = sorted(Score.objects.filter(task__in=tasks).values_list("task_id", "item_id", "value", "updated_at"))
     assert after == before
     assert page.errors == []
+
+
+# Every key the `?` overlay must list (src/reader/keyboard.js KEY_SECTIONS, paired layout) and the mouse bindings.
+HELP_KEYS = ["1–5", "↑ ↓", "Enter", "A B", "← → PgUp PgDn", "Home End", "R", "E", "⇧1 ⇧2 ⇧3", "?", "Esc"]
+HELP_MOUSE = ["window/level", "pan", "zoom", "slices", "elliptical ROI"]
+
+
+def inside_viewport(page, selector: str) -> bool:
+    box = page.locator(selector).bounding_box()
+    size = page.viewport_size
+    return box is not None and box["x"] >= 0 and box["y"] >= 0 and \
+        box["x"] + box["width"] <= size["width"] and box["y"] + box["height"] <= size["height"]
+
+
+@pytest.mark.parametrize("width,height", [(1366, 768), (1920, 1080)])
+def test_worklist_names_each_study_and_the_page_explains_calibration_and_every_key(page, live_server, artifacts,
+                                                                                  width, height):
+    """Issue 12, defect 4: two studies both showed as "Reading list", the "Calibration" badge was not explained, and
+    the keyboard help was one line below the fold at 1366×768."""
+    page.set_viewport_size({"width": width, "height": height})
+    world = build_reading_world(mode="paired", cases=2, slices=6, size=64, username=f"e2e-help-{width}",
+                                calibration=1, title="Secret admin title A")
+    build_reading_world(mode="single", cases=1, slices=6, size=64, reader=world.reader, title="Secret admin title B")
+    login(page, world.username, world.password)
+    page.goto("/reading/")
+    assert page.locator(".worklist-study h2").all_inner_texts() == ["Reading list 1", "Reading list 2"]
+    descriptions = page.locator(".worklist-study h2 + .muted").all_inner_texts()
+    assert descriptions == ["2 pairs of images, side by side: T2-weighted", "2 images, one at a time: T2-weighted"]
+    legend = page.locator(".worklist-calibration")
+    assert legend.count() == 1 and "not analysed" in legend.inner_text()
+    assert "not analysed" in legend.locator(".badge").get_attribute("title")
+    assert "Secret admin title" not in page.content()
+    page.screenshot(path=str(artifacts / f"reading-worklist-{width}.png"))
+
+    page.get_by_role("link", name="Start").first.click()
+    wait_rendered(page, panels=("A", "B"))
+    assert page.locator(".rs-badge").is_visible() and page.locator(".rs-badge-note").is_visible()
+    assert "not analysed" in page.get_attribute(".rs-badge", "title")
+    assert "not analysed" in page.inner_text(".rs-badge-note")
+    assert inside_viewport(page, ".rs-keys-button")
+    assert page.locator(".rs-keys").is_hidden()
+
+    page.keyboard.press("?")
+    overlay = page.locator(".rs-keys")
+    assert overlay.is_visible() and inside_viewport(page, ".rs-keys")
+    assert page.evaluate("() => { const o = document.querySelector('.rs-keys'); "
+                         "return o.scrollHeight <= o.clientHeight; }"), "the help overlay needs scrolling"
+    listed = overlay.locator("dt").all_inner_texts()
+    assert all(key in listed for key in HELP_KEYS), (HELP_KEYS, listed)
+    text = overlay.inner_text()
+    assert all(what in text for what in HELP_MOUSE), text
+    assert "Calibration" in text and "not analysed" in text
+    page.screenshot(path=str(artifacts / f"reading-keys-{width}.png"))
+    page.keyboard.press("Escape")
+    assert overlay.is_hidden()
+    page.click(".rs-keys-button")
+    assert overlay.is_visible()
+    page.keyboard.press("?")
+    assert overlay.is_hidden()
+    assert page.errors == []

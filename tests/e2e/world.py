@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from apps.imaging.models import Series, SeriesSource, Version
+from apps.institutions.models import Institution
 from apps.studies.models import ReaderStudy
 from apps.studies.services import definition
 from tests.factories import (
@@ -62,20 +63,26 @@ def _series_pair(case, sequence: str, slices: int, size: int, seed: int) -> tupl
 
 
 def build_reading_world(mode: str = "single", cases: int = 2, slices: int = 12, size: int = 128,
-                        username: str = "e2e-reader") -> ReadingWorld:
-    """Two sites; the reader belongs to the first, every case to the second (the cross-site rule)."""
-    reader_site = InstitutionFactory(name="Reader Hospital", code="rdr", pseudonym="Site R")
-    case_site = InstitutionFactory(name="Imaging Hospital", code="img", pseudonym="Site I")
-    reader = ReaderFactory(institution=reader_site, username=username, pseudonym="R1")
+                        username: str = "e2e-reader", *, calibration: int = 0, reader=None,
+                        title: str = "Browser reading") -> ReadingWorld:
+    """Two sites; the reader belongs to the first, every case to the second (the cross-site rule). The first
+    `calibration` cases are calibration cases. Given a `reader` of an earlier world, adds a study for them."""
+    if reader is None:
+        reader_site = InstitutionFactory(name="Reader Hospital", code="rdr", pseudonym="Site R")
+        case_site = InstitutionFactory(name="Imaging Hospital", code="img", pseudonym="Site I")
+        reader = ReaderFactory(institution=reader_site, username=username, pseudonym="R1")
+    else:
+        case_site, username = Institution.objects.get(code="img"), reader.username
+    prefix = f"E2E-{ReaderStudy.objects.count()}"
     case_list = []
     for n in range(cases):
-        case = CaseFactory(institution=case_site, code=f"E2E-{n:03d}")
+        case = CaseFactory(institution=case_site, code=f"{prefix}-{n:03d}")
         _series_pair(case, "T2W", slices, size, seed=11 + n)
         case_list.append(case)
-    study = ReaderStudyFactory(title="Browser reading", mode=mode, sequences=["T2W"], readers_per_case=1,
+    study = ReaderStudyFactory(title=title, mode=mode, sequences=["T2W"], readers_per_case=1,
                                min_distance=1)
     definition.set_readers(study, [reader])
-    definition.set_cases(study, case_list)
+    definition.set_cases(study, case_list, calibration=case_list[:calibration])
     definition.generate(study)
     definition.open_for_reading(study)
     return ReadingWorld(study=study, reader=reader, username=username)

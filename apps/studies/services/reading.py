@@ -3,7 +3,7 @@
 Every lookup starts from the reader, so a token that is not the caller's is simply not found (404 upstream).
 """
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from statistics import median
 
@@ -21,6 +21,7 @@ from apps.studies.models import (
     LIKERT_MAX,
     LIKERT_MIN,
     ReaderStudy,
+    ReadingMode,
     ReadingTask,
     Score,
     ScoreAudit,
@@ -83,12 +84,25 @@ def stack(series_id: int) -> QuerySet[Instance]:
     return Instance.objects.filter(series_id=series_id).order_by("slice_location", "instance_number", "pk")
 
 
+CALIBRATION_HELP = ("Calibration images come first and are read by every reader, so that all readers use the "
+                    "scale alike; their scores are not analysed.")
+READER_MODE_TEXT = {ReadingMode.SINGLE: "{n} images, one at a time", ReadingMode.PAIRED: "{n} pairs of images, side by side"}
+
+
 @dataclass
 class StudyProgress:
     study: ReaderStudy
     done: int = 0
     total: int = 0
+    calibration: int = 0
     per_sequence: list[tuple[str, int, int]] = field(default_factory=list)
+    name: str = ""
+
+    @property
+    def description(self) -> str:
+        """What the reader reads, in words that tell one study from another and nothing about site or version."""
+        sequences = ", ".join(label for label, _, _ in self.per_sequence)
+        return f"{READER_MODE_TEXT[self.study.mode].format(n=self.total)}: {sequences}"
 
     @property
     def resume_url(self) -> str:
@@ -101,11 +115,13 @@ class StudyProgress:
 
 
 def worklist(reader: User) -> list[StudyProgress]:
-    """The reader's studies with done/total overall and per sequence."""
+    """The reader's studies with done/total overall and per sequence, each under a name of its own: studies that
+    share a reader label (the default "Reading list") are numbered in the order they were made."""
     rows = (
         reader_tasks(reader)
         .values("study_id", "sequence")
-        .annotate(total=Count("pk"), done=Count("pk", filter=Q(status=TaskStatus.SUBMITTED)))
+        .annotate(total=Count("pk"), done=Count("pk", filter=Q(status=TaskStatus.SUBMITTED)),
+                  calibration=Count("pk", filter=Q(calibration=True)))
     )
     studies = {s.pk: StudyProgress(s) for s in ReaderStudy.objects.filter(pk__in={r["study_id"] for r in rows})}
     labels = dict(Sequence.choices)
@@ -113,8 +129,16 @@ def worklist(reader: User) -> list[StudyProgress]:
         progress = studies[row["study_id"]]
         progress.done += row["done"]
         progress.total += row["total"]
+        progress.calibration += row["calibration"]
         progress.per_sequence.append((labels[row["sequence"]], row["done"], row["total"]))
-    return sorted(studies.values(), key=lambda p: p.study.pk)
+    entries = sorted(studies.values(), key=lambda p: p.study.pk)
+    shared = Counter(p.study.reader_label for p in entries)
+    seen: Counter[str] = Counter()
+    for entry in entries:
+        label = entry.study.reader_label
+        seen[label] += 1
+        entry.name = f"{label} {seen[label]}" if shared[label] > 1 else label
+    return entries
 
 
 def resume_task(reader: User, study_token: str) -> ReadingTask:

@@ -1,16 +1,42 @@
 // The reading page's keyboard map, as data plus one pure function, so it can be unit-tested
-// and shown to the reader in the help line.
+// and shown to the reader in the `?` help overlay.
 
-export const KEY_HELP = [
-  ['1–5', 'score'],
-  ['↑ ↓', 'item'],
-  ['← → / PgUp PgDn', 'slice'],
-  ['R', 'reset view'],
-  ['E', 'ellipse ROI'],
-  ['⇧1–3', 'ROI label'],
-  ['Enter', 'submit'],
+/** What the `?` overlay lists, section by section: every key of the reading page. */
+export const KEY_SECTIONS = [
+  {
+    title: 'Scoring',
+    keys: [
+      ['1–5', 'score the focused item; typed while the next image loads, kept for it'],
+      ['↑ ↓', 'previous / next item'],
+      ['Enter', 'submit and show the next image (review: next image)'],
+    ],
+  },
+  {
+    title: 'Images',
+    keys: [
+      ['← → PgUp PgDn', 'previous / next slice'],
+      ['Home End', 'first / last slice'],
+      ['R', 'reset zoom, pan and window'],
+    ],
+  },
+  {
+    title: 'ROIs (optional)',
+    keys: [
+      ['E', 'left button draws an ellipse ROI (E again: back)'],
+      ['⇧1 ⇧2 ⇧3', 'pick the ROI label to draw'],
+    ],
+  },
+  { title: 'Help', keys: [['?', 'show / hide this help'], ['Esc', 'close this help']] },
 ];
-export const PAIRED_KEY_HELP = [['A / B', 'panel']];
+export const PAIRED_KEY_SECTION = {
+  title: 'Side by side',
+  keys: [['A B', 'score panel A / B']],
+};
+
+/** The sections for a task: the side-by-side keys only in paired mode. */
+export function keySections({ paired = false } = {}) {
+  return paired ? [KEY_SECTIONS[0], PAIRED_KEY_SECTION, ...KEY_SECTIONS.slice(1)] : KEY_SECTIONS;
+}
 
 /**
  * Map a keydown to an action, or null to let the browser handle it.
@@ -27,6 +53,10 @@ export function actionForKey(event, { paired = false } = {}) {
   if (roiDigit) return { type: 'roiLabel', index: Number(roiDigit[1]) - 1 };
   if (/^[1-5]$/.test(key)) return { type: 'score', value: Number(key) };
   switch (key) {
+    case '?':
+      return { type: 'help' };
+    case 'Escape':
+      return { type: 'closeHelp' };
     case 'ArrowUp':
       return { type: 'item', delta: -1 };
     case 'ArrowDown':

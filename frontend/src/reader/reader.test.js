@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ApiError, currentCsrfToken, isLoginExpired } from './api.js';
 import { createKeyBuffer, describeKept } from './keyBuffer.js';
-import { actionForKey } from './keyboard.js';
+import { KEY_SECTIONS, actionForKey, keySections } from './keyboard.js';
 import { LockedError, createAutosaveQueue, createScoreState, nextFocus } from './scoreState.js';
 
 const items = ['q', 'noise', 'gm'].map((key) => ({ key, label: key, anchors: ['a', 'b', 'c', 'd', 'e'] }));
@@ -32,6 +32,17 @@ describe('keyboard map', () => {
     expect(actionForKey({ key: 'Enter' })).toEqual({ type: 'submit' });
     expect(actionForKey({ key: 'b' })).toBeNull();
     expect(actionForKey({ key: 'b' }, { paired: true })).toEqual({ type: 'panel', panel: 'B' });
+  });
+  it('opens and closes the help with ? and Esc', () => {
+    expect(actionForKey({ key: '?', shiftKey: true, code: 'Slash' })).toEqual({ type: 'help' });
+    expect(actionForKey({ key: 'Escape' })).toEqual({ type: 'closeHelp' });
+  });
+  it('lists every key in the help, side-by-side keys only when paired', () => {
+    const listed = (sections) => sections.flatMap((s) => s.keys.map(([k]) => k));
+    expect(listed(keySections())).toEqual(listed(KEY_SECTIONS));
+    expect(listed(keySections())).not.toContain('A B');
+    expect(listed(keySections({ paired: true }))).toContain('A B');
+    for (const key of ['1–5', 'Enter', 'R', 'E', '?', 'Esc']) expect(listed(keySections())).toContain(key);
   });
   it('leaves modified keys, text fields and links to the browser', () => {
     expect(actionForKey({ key: '1', ctrlKey: true })).toBeNull();

@@ -5,13 +5,14 @@ import './reading.css';
 import { ApiError, createApi, isLoginExpired } from './api.js';
 import { h } from './dom.js';
 import { KEPT_ACTIONS, createKeyBuffer, describeKept } from './keyBuffer.js';
-import { KEY_HELP, PAIRED_KEY_HELP, actionForKey } from './keyboard.js';
+import { actionForKey, keySections } from './keyboard.js';
 import { createRoiPanel } from './roiPanel.js';
 import { ROI_LABELS } from './roiState.js';
 import { createRoiWorkflow } from './roiWorkflow.js';
 import { createScorePanel } from './scorePanel.js';
 import { LockedError, createAutosaveQueue, createScoreState, nextFocus } from './scoreState.js';
 import { createTaskClock } from './timeOnTask.js';
+import { BINDINGS } from '../viewer/bindings.js';
 import { createViewerPane } from '../viewer/viewerPane.js';
 import { initViewer, linkSliceScrolling, prefetchImages, wadouriImageIds } from '../viewer/createStackViewer.js';
 
@@ -26,6 +27,9 @@ const SAVE_TEXT = {
 };
 
 const LOGIN_EXPIRED = 'Your login has expired. ';
+
+const CALIBRATION_HELP = 'Calibration images come first and are read by every reader, so that all readers use the '
+  + 'scale alike; their scores are not analysed. After submitting one you can compare with the other readers’ scores.';
 
 function backupStore(token) {
   const key = `readerstudy:unsaved:${token}`;
@@ -441,6 +445,11 @@ export function mountReadingApp(root) {
       { paired: (state?.panels.length ?? 1) > 1 },
     );
     if (!action) return;
+    if (action.type === 'help' || action.type === 'closeHelp') {
+      if (action.type === 'help' || !els.keysOverlay.hidden) evt.preventDefault();
+      showKeys(action.type === 'help' ? els.keysOverlay.hidden : false);
+      return;
+    }
     evt.preventDefault();
     if (changing) {
       if (kept.keep(action)) els.message.textContent = describeKept(kept.list(), 'waiting');
@@ -514,7 +523,19 @@ export function mountReadingApp(root) {
 
   function buildShell(container) {
     const position = h('span', { class: 'rs-position' });
-    const badge = h('span', { class: 'rs-badge', hidden: true }, 'Calibration');
+    const badge = h('span', { class: 'rs-badge', hidden: true, title: CALIBRATION_HELP, tabindex: '0',
+      'aria-describedby': 'rs-badge-note' }, 'Calibration');
+    const badgeNote = h('span', { class: 'rs-badge-note', id: 'rs-badge-note', hidden: true },
+      'read by every reader first · not analysed');
+    const keysButton = h('button', { type: 'button', class: 'rs-keys-button', 'aria-keyshortcuts': '?',
+      'aria-expanded': 'false', 'aria-controls': 'rs-keys', onclick: () => showKeys(keysOverlay.hidden) },
+    'Keys', h('kbd', {}, '?'));
+    const keysBody = h('div', { class: 'rs-keys-body' });
+    const keysOverlay = h('div', { class: 'rs-keys', id: 'rs-keys', role: 'dialog', 'aria-label': 'Keys and mouse',
+      hidden: true },
+    h('div', { class: 'rs-keys-head' }, h('h2', {}, 'Keys and mouse'),
+      h('button', { type: 'button', class: 'rs-tool', onclick: () => showKeys(false) }, 'Close', h('kbd', {}, 'Esc'))),
+    keysBody);
     const save = h('span', { class: 'rs-save', role: 'status', 'aria-live': 'polite' });
     const nav = h('nav', { class: 'rs-nav' });
     const viewers = h('section', { class: 'rs-viewers', 'aria-label': 'Images' });
@@ -523,31 +544,51 @@ export function mountReadingApp(root) {
     const ellipseButton = h('button', { type: 'button', class: 'rs-tool', 'aria-pressed': 'false', onclick: () => toggleEllipse() }, 'Ellipse ROI');
     const resetButton = h('button', { type: 'button', class: 'rs-tool', onclick: () => panes.forEach((p) => p.viewer.reset()) }, 'Reset view');
     const submitButton = h('button', { type: 'button', class: 'rs-submit', onclick: () => submit() }, 'Submit', h('kbd', {}, 'Enter'));
-    const help = h('p', { class: 'rs-help' });
     const roiBox = h('div', { class: 'rs-roi-box' });
     const aside = h('aside', { class: 'rs-panel', 'aria-label': 'Scores' },
       items,
       h('div', { class: 'rs-toolbar' }, resetButton, ellipseButton),
-      message, submitButton, roiBox, help);
+      message, submitButton, roiBox);
     container.replaceChildren(
       // Divs, not header/main: the page template already has its own.
-      h('div', { class: 'rs-header' }, h('div', { class: 'rs-header-left' }, position, badge), save, nav),
-      h('div', { class: 'rs-main' }, viewers, aside),
+      h('div', { class: 'rs-header' }, h('div', { class: 'rs-header-left' }, position, badge, badgeNote), save, nav,
+        keysButton),
+      h('div', { class: 'rs-main' }, viewers, aside, keysOverlay),
     );
-    return { position, badge, save, nav, viewers, items, message, help, roiBox, ellipseButton, submitButton, main: container.querySelector('.rs-main') };
+    return {
+      position, badge, badgeNote, save, nav, viewers, items, message, roiBox, ellipseButton, submitButton,
+      keysButton, keysOverlay, keysBody, main: container.querySelector('.rs-main'),
+    };
   }
 
   function renderHeader() {
     els.position.textContent = `Image ${task.position} of ${task.total}`;
     root.dataset.worklistUrl = task.worklist_url || '/reading/';
     els.badge.hidden = !task.calibration;
+    els.badgeNote.hidden = !task.calibration;
     const links = [];
     if (task.prev_url) links.push(h('a', { href: task.prev_url, class: 'rs-link' }, '← Previous'));
     if (task.calibration_scores_url) links.push(h('a', { href: task.calibration_scores_url, class: 'rs-link' }, 'Other readers’ scores'));
     links.push(h('a', { href: task.worklist_url || '/reading/', class: 'rs-link' }, 'Worklist'));
     els.nav.replaceChildren(...links);
-    const help = [...KEY_HELP, ...(task.panels.length > 1 ? PAIRED_KEY_HELP : [])];
-    els.help.replaceChildren(...help.map(([k, what]) => h('span', {}, h('kbd', {}, k), ` ${what}`)));
+    renderKeys();
+  }
+
+  /** The `?` overlay: every key of this task's layout, the mouse bindings, and what the badge means. */
+  function renderKeys() {
+    const section = (title, rows) => h('section', { class: 'rs-keys-section' }, h('h3', {}, title),
+      h('dl', {}, rows.flatMap(([k, what]) => [h('dt', {}, h('kbd', {}, k)), h('dd', {}, what)])));
+    const mouse = BINDINGS.map((b) => b.help.split(': '));
+    els.keysBody.replaceChildren(
+      ...keySections({ paired: task.panels.length > 1 }).map((s) => section(s.title, s.keys)),
+      section('Mouse', mouse),
+      h('section', { class: 'rs-keys-section' }, h('h3', {}, 'Calibration badge'), h('p', {}, CALIBRATION_HELP)),
+    );
+  }
+
+  function showKeys(open) {
+    els.keysOverlay.hidden = !open;
+    els.keysButton.setAttribute('aria-expanded', String(open));
   }
 
   function renderPanel(panelNames) {

@@ -41,13 +41,20 @@ CASES = {
 }
 
 
-def write_phantom_series(folder: Path, contrast: str, shape, spacing) -> AcquisitionParams:
-    """A noisy phantom series as uint16 MR instances (12 bits stored) in ``folder``."""
+def phantom_volume(contrast: str, shape, spacing):
+    """The benchmark's noisy phantom series ``(Z, Y, X)`` as stored (12-bit integers, as float32), its acquisition
+    parameters and tissue model."""
     model = make_tissue_model(shape, seed=2_100_000, spacing=spacing)
     params = default_params(contrast)._replace(pixel_spacing=spacing[1], slice_thickness=spacing[0])  # type: ignore[arg-type]
     clean = render_contrast(model, contrast, params)  # type: ignore[arg-type]
     volume = degrade(clean, None, 0.02 * float(np.percentile(clean, 99)), seed=1)
-    stored = np.clip(np.rint(volume), 0, 4095).astype("<u2")
+    return np.clip(np.rint(volume), 0, 4095).astype(np.float32), params, model
+
+
+def write_phantom_series(folder: Path, contrast: str, shape, spacing) -> AcquisitionParams:
+    """A noisy phantom series as uint16 MR instances (12 bits stored) in ``folder``."""
+    volume, params, model = phantom_volume(contrast, shape, spacing)
+    stored = volume.astype("<u2")
     series_uid, study_uid = generate_uid(), generate_uid()
     for k in range(shape[0]):
         ds = Dataset()

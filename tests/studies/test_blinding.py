@@ -127,9 +127,10 @@ def walk_study(client, world, reader):
 
 
 def without_tokens(body: dict) -> dict:
-    """The task JSON with its opaque tokens and order-dependent links masked."""
+    """The task JSON with its opaque tokens and order-dependent links masked; so is `review`, which says whether the
+    reader had submitted every task when the body was fetched (the walk fetches each body right after its submit)."""
     text = json.dumps({k: v for k, v in body.items() if k not in {"position", "next_url", "next_task_api",
-                                                                  "prev_url", "token"}})
+                                                                  "prev_url", "token", "review"}})
     return json.loads(re.sub(r"/reading/img/[A-Za-z0-9_-]{22}/", "/reading/img/T/", text))
 
 

@@ -209,3 +209,19 @@ def test_web_processes_load_the_registry_without_torch_or_onnxruntime(settings):
             "loaded = [m for m in ('torch', 'onnxruntime', 'onnx') if m in sys.modules]; assert not loaded, loaded")
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "readerstudy.settings_test"}
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=settings.BASE_DIR)
+
+
+def test_the_readme_example_exports_the_built_in_model_and_registers_it(client, admin_user, tmp_path, settings):
+    """`python -m worker.enhance.onnx_export`, then the upload with the contract it prints."""
+    path = tmp_path / "ceunet-c16-v2.onnx"
+    done = subprocess.run([sys.executable, "-m", "worker.enhance.onnx_export", str(path)], cwd=settings.BASE_DIR,
+                          capture_output=True, text=True, check=True)
+    printed = done.stdout.splitlines()[-1]
+    assert printed == ("register it with: slices=3 normalisation=p99 max_matrix=768 pad_multiple=16 "
+                       "context_input=True")
+    fields = dict(item.split("=") for item in printed.split(": ", 1)[1].split())
+    client.force_login(admin_user)
+    answer = register(client, path.read_bytes(), name="CE U-Net (ONNX export)", version="c16-v2", **fields)
+    assert answer.status_code == 201, answer.json()
+    assert answer.json()["context_input"] is True and answer.json()["pad_multiple"] == 16
+    assert hashlib.sha256(path.read_bytes()).hexdigest() in done.stdout

@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "apps.accounts",
     "apps.institutions",
     "apps.imaging",
+    "apps.privacy",
     "apps.enhancement_models",
     "apps.studies",
     "apps.analysis",

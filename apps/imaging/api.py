@@ -6,6 +6,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from apps.accounts.access import IsCoordinatorOrAdmin, is_coordinator, restrict_to_site
@@ -20,6 +21,9 @@ from apps.imaging.serializers import (
 )
 from apps.imaging.services import enhancement, uploads
 from apps.imaging.services import series as series_service
+from apps.privacy import api as privacy_api
+from apps.privacy.renderers import PdfRenderer
+from apps.privacy.services import certificate as certificates
 
 
 class SiteScopedViewSet(viewsets.GenericViewSet):
@@ -61,6 +65,17 @@ class UploadBatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, SiteS
         except uploads.NothingToRetry as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         return Response(UploadBatchSerializer(batch).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses=privacy_api.DOCUMENT_RESPONSES)
+    @action(detail=True, methods=["get"], renderer_classes=[JSONRenderer, PdfRenderer])
+    def certificate(self, request, pk=None):
+        """The upload's de-identification certificate: profile, options and codes, the action table's version and
+        sha256, counts per attribute and action, UID and date handling, files held or rejected and why, and what is
+        not done. JSON, or PDF with ?format=pdf. Holds no original value."""
+        batch = self.get_object()
+        return privacy_api.document_response(
+            request, certificates.certificate(batch), f"deidentification-upload-{batch.pk}.pdf"
+        )
 
 
 class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin, SiteScopedViewSet):

@@ -47,10 +47,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import json
 import logging
 import re
 from collections import Counter
-from functools import lru_cache
+from functools import cache, lru_cache
+from importlib.metadata import version as package_version
 from typing import NamedTuple
 
 from dicomanonymizer.dicomfields_selector import dicom_anonymization_database_selector
@@ -508,3 +510,39 @@ _MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003
 _IMPLEMENTATION_CLASS_UID = 0x00020012
 _IMPLEMENTATION_VERSION_NAME = 0x00020013
 _VERSION_NAME = f"PYDICOM {pydicom_version}"
+
+
+def _tag_text(tag: int) -> str:
+    return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+
+
+@cache
+def action_table() -> dict:
+    """The attribute-action table as this module applies it (after resolving combined actions), with everything
+    handled apart, as one JSON document: what the certificate's table version and sha256 stand for."""
+    return {
+        "profile": f"{PROFILE_CODE} {OPTION_CODES[PROFILE_CODE]}",
+        "source": f"dicom-anonymizer {package_version('dicom-anonymizer')} {ANNEX_E_TABLE}",
+        "actions": {_tag_text(tag): action for tag, action in sorted(_ACTIONS.items()) if tag not in _HANDLED_APART},
+        "masked_repeating_groups": [
+            {"tag": _tag_text(value), "mask": _tag_text(mask), "action": action} for value, mask, action in _MASKED
+        ],
+        "pseudonym": sorted(_tag_text(tag) for tag in _CASE_CODE_TAGS),
+        "always_removed": sorted(_tag_text(tag) for tag in _ALWAYS_REMOVED),
+        "clean_descriptors": sorted(_tag_text(tag) for tag in CLEANED_DESCRIPTORS),
+        "descriptor_vocabulary": sorted(DESCRIPTOR_VOCABULARY),
+        "dummy_values": _DUMMY_VALUES,
+        "dates": "DA/DT at any depth shifted by the case's days (113107), or, in remove mode, the table's action and "
+                 "emptied when not listed; times kept when shifting",
+        "private_elements": "removed",
+        "file_meta_removed": [_tag_text(tag) for tag in _FILE_META_REMOVED],
+        "uids": "HMAC-SHA256 under the deployment's de-identification key, as 2.25.<UUID v8>",
+    }
+
+
+@cache
+def action_table_sha256() -> str:
+    """sha256 of ``action_table()`` as canonical JSON (sorted keys, no spaces, UTF-8)."""
+    text = json.dumps(action_table(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+

@@ -37,6 +37,7 @@ from apps.imaging.models import (
 )
 from apps.imaging.services import enhancement, storage, windows
 from apps.imaging.services.uploads import staged_files, staged_name, staging_dir
+from apps.privacy.services import evidence
 
 logger = logging.getLogger(__name__)
 
@@ -142,11 +143,13 @@ def store_series(batch: UploadBatch, files: list[ReadFile]) -> list[UploadFileRe
             case = get_or_create_case(batch, str(first.get("PatientID", "") or ""))
             shift = case.date_shift_days if settings.DEID_DATE_MODE == "shift" else None
             burned_in = False
+            deidentified = []
             for item in files:
                 result = deidentify.deidentify_dataset(
                     item.dataset, case_code=case.code, date_shift_days=shift, uid_secret=settings.DEID_SECRET
                 )
                 burned_in = burned_in or result.burned_in
+                deidentified.append(result)
             first = files[0].dataset
             series, created = Series.objects.get_or_create(
                 series_uid=str(first.SeriesInstanceUID),
@@ -173,7 +176,8 @@ def store_series(batch: UploadBatch, files: list[ReadFile]) -> list[UploadFileRe
                 series.save(update_fields=["status"])
             results = []
             kept = []
-            for item in files:
+            kept_results = []
+            for item, deid in zip(files, deidentified, strict=True):
                 ds = item.dataset
                 sop_uid = str(ds.SOPInstanceUID)
                 if Instance.objects.filter(sop_uid=sop_uid).exists():
@@ -184,6 +188,7 @@ def store_series(batch: UploadBatch, files: list[ReadFile]) -> list[UploadFileRe
                     continue
                 instance = storage.store_instance(series, ds, written)
                 kept.append(ds)
+                kept_results.append(deid)
                 results.append(_accepted(batch, item.name, series, instance))
             if kept:
                 # The display window, once, while the volume is in memory (from the store if slices were added).
@@ -191,6 +196,8 @@ def store_series(batch: UploadBatch, files: list[ReadFile]) -> list[UploadFileRe
                     series, blinding.display_window(kept) if created else windows.stored_window(series)
                 )
             UploadFileResult.objects.bulk_create(results)
+            # The evidence of what de-identification did to the stored files, committed with them (counts only).
+            evidence.record_series(batch, series, kept_results)
             if created:
                 enhancement.request_enhancement(series)
             return results

@@ -1,0 +1,50 @@
+"""REST doors onto the privacy evidence: certificates as JSON or PDF, the site summary, the action table."""
+
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.accounts.access import IsCoordinatorOrAdmin
+from apps.imaging import deidentify
+from apps.privacy import views
+from apps.privacy.renderers import PdfRenderer
+from apps.privacy.services import certificate as certificates
+
+DOCUMENT_RESPONSES = {
+    (200, "application/json"): OpenApiResponse(OpenApiTypes.OBJECT, description="The document as JSON."),
+    (200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY, description="The document as PDF (?format=pdf)."),
+    (404, "application/json"): OpenApiResponse(OpenApiTypes.OBJECT, description="No such upload or site (or not "
+                                                                                "yours)."),
+}
+
+
+def document_response(request, document: dict, filename: str) -> HttpResponse | Response:
+    """JSON, or the PDF when the client asked for it (Accept or ?format=pdf)."""
+    if request.accepted_renderer.format == "pdf":
+        return views.pdf_response(document, filename)
+    return Response(document)
+
+
+class SiteSummaryView(APIView):
+    """Every upload of one site, for the privacy office (coordinators of that site and admins)."""
+
+    permission_classes = [IsCoordinatorOrAdmin]
+    renderer_classes = [JSONRenderer, PdfRenderer]
+
+    @extend_schema(responses=DOCUMENT_RESPONSES)
+    def get(self, request, code: str):
+        site = views.visible_site(request.user, code)
+        return document_response(request, certificates.site_summary(site), f"deidentification-site-{site.code}.pdf")
+
+
+class ActionTableView(APIView):
+    """The attribute-action table as applied; its canonical JSON's sha256 is the one every certificate names."""
+
+    permission_classes = [IsCoordinatorOrAdmin]
+
+    @extend_schema(responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="The table and its sha256.")})
+    def get(self, request):
+        return Response({"sha256": deidentify.action_table_sha256(), "table": deidentify.action_table()})

@@ -144,7 +144,7 @@ def test_reader_aliased_with_version_is_dropped_and_version_still_estimated() ->
 
 def test_singular_hessian_keeps_estimates_but_no_standard_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     """As summary.clmm: the estimate is printed, SE, z and p are NaN when vcov cannot be computed."""
-    monkeypatch.setattr(clmm_module, "_central_hessian", lambda f, x, step: np.zeros((x.size, x.size)))
+    monkeypatch.setattr(clmm_module, "_gradient_hessian", lambda f, x, step: np.zeros((x.size, x.size)))
     row = _clmm_row(_scores(n_cases=12, readers_per_case=2))
     assert not row["converged"] and "Hessian not positive definite" in row["note"]
     assert math.isfinite(row["coef_version_dl"]) and math.isfinite(row["loglik"])

@@ -110,7 +110,12 @@ def assert_no_statistics_shown(page, roi: dict) -> None:
     for layer in svg:
         assert layer["texts"] == 0, layer
         assert not MEASUREMENT_TEXT.search(layer["text"]), layer
-    assert not MEASUREMENT_TEXT.search(page.inner_text(pane()))
+    # The pane's own text, less what the viewer always shows for the view (not for an ROI): the window relative to
+    # the stored one, identical on both panels (test_window_presets_..., test_paired_views_...).
+    text = page.eval_on_selector(pane(), "p => { const c = p.cloneNode(true); "
+                                 "c.querySelectorAll('.rs-window-label').forEach(e => e.remove()); "
+                                 "return c.textContent; }")
+    assert not MEASUREMENT_TEXT.search(text), text
     assert set(roi) <= {"uid", "label", "sliceIndex", "world", "pixel", "roi"}, roi
 
 
@@ -526,4 +531,156 @@ def test_worklist_names_each_study_and_the_page_explains_calibration_and_every_k
     assert overlay.is_visible()
     page.keyboard.press("?")
     assert overlay.is_hidden()
+    assert page.errors == []
+
+
+VIEW_STATE = "() => document.getElementById('reading-app').readerApp.viewState()"
+
+
+def view_state(page) -> dict:
+    return {v["role"]: v for v in page.evaluate(VIEW_STATE)}
+
+
+def drag(page, panel: str, dx: float, dy: float, button: str = "left") -> None:
+    x, y = viewport_centre(page, panel)
+    page.mouse.move(x, y)
+    page.mouse.down(button=button)
+    page.mouse.move(x + dx, y + dy, steps=6)
+    page.mouse.up(button=button)
+    page.wait_for_timeout(200)
+
+
+def same_view(a: dict, b: dict) -> bool:
+    close = lambda u, v: abs(u - v) < 1e-3  # noqa: E731
+    return (a["slice"] == b["slice"] and close(a["scale"], b["scale"]) and all(map(close, a["centre"], b["centre"]))
+            and close(a["window"]["width"], b["window"]["width"]) and close(a["window"]["level"], b["window"]["level"]))
+
+
+def zoomed(view: dict, before: dict) -> bool:
+    return abs(view["scale"] / before["scale"] - 1) > 0.05
+
+
+def pane_labels(page) -> dict:
+    return {p: page.get_attribute(pane(p), "data-window") for p in ("A", "B")}
+
+
+def test_paired_views_are_linked_by_default_and_the_toggle_is_remembered(page, live_server, artifacts):
+    """Issue 12, item 1: in paired mode zoom, pan and window move together (the slice already did); L unlinks, the
+    choice is remembered for the reader; R resets both. The window is linked relative to each series' stored
+    window, so both panes always read the same numbers (no absolute values that differ between versions)."""
+    world = build_reading_world(mode="paired", cases=1, slices=8, size=96, username="e2e-linked")
+    (task,) = ReadingTask.objects.filter(reader=world.reader)
+    login(page, world.username, world.password)
+    page.goto(f"/reading/task/{task.token}/")
+    wait_rendered(page, panels=("A", "B"))
+    assert page.get_attribute(".rs-tool[aria-keyshortcuts='L']", "aria-pressed") == "true"
+    start = view_state(page)
+    assert same_view(start["A"], start["B"])
+
+    drag(page, "A", 0, -80, button="right")  # zoom
+    drag(page, "A", 40, 30, button="middle")  # pan
+    drag(page, "B", 60, 40)  # window/level on the other side
+    linked = view_state(page)
+    assert zoomed(linked["A"], start["A"]) and linked["A"]["centre"] != start["A"]["centre"]
+    assert linked["A"]["window"] != {"width": 1, "level": 0}
+    assert same_view(linked["A"], linked["B"]), linked
+    labels = pane_labels(page)
+    assert labels["A"] == labels["B"] and labels["A"].startswith("W ")
+    page.screenshot(path=str(artifacts / "reading-linked-1400.png"))
+
+    page.keyboard.press("r")
+    page.wait_for_timeout(200)
+    reset = view_state(page)
+    assert same_view(reset["A"], start["A"]) and same_view(reset["B"], start["B"])
+
+    page.keyboard.press("l")  # unlink: remembered for this reader
+    assert page.get_attribute(".rs-tool[aria-keyshortcuts='L']", "aria-pressed") == "false"
+    drag(page, "A", 0, -80, button="right")
+    drag(page, "A", 50, 20)
+    apart = view_state(page)
+    assert zoomed(apart["A"], start["A"]) and apart["B"]["scale"] == pytest.approx(start["B"]["scale"])
+    assert apart["B"]["window"] == pytest.approx({"width": 1, "level": 0})
+    page.reload()
+    wait_rendered(page, panels=("A", "B"))
+    assert page.evaluate("() => document.getElementById('reading-app').readerApp.linked") is False
+    drag(page, "B", 0, -60, button="right")
+    assert view_state(page)["A"]["scale"] == pytest.approx(start["A"]["scale"])
+    page.keyboard.press("b")
+    page.keyboard.press("l")  # linking again: A takes the view of B, the panel looked at
+    page.wait_for_timeout(200)
+    relinked = view_state(page)
+    assert zoomed(relinked["B"], start["B"]) and same_view(relinked["A"], relinked["B"])
+    assert page.evaluate("() => localStorage.getItem('readerstudy:prefs:e2e-linked')") == '{"linkedViews":true}'
+    assert page.errors == []
+
+
+def test_window_presets_per_sequence_on_function_keys_and_the_current_window_shown(page, live_server):
+    """Issue 12, item 2: the current window is shown (relative to the stored one), F1-F3 are the sequence's presets
+    (the stored window and two alternatives), and they never type a score."""
+    world = build_reading_world(mode="paired", cases=1, slices=6, size=96, username="e2e-presets")
+    (task,) = ReadingTask.objects.filter(reader=world.reader)
+    login(page, world.username, world.password)
+    page.goto(f"/reading/task/{task.token}/")
+    wait_rendered(page, panels=("A", "B"))
+    assert pane_labels(page) == {"A": "W 100% · L ±0% · F1 Stored", "B": "W 100% · L ±0% · F1 Stored"}
+    assert page.inner_text(f"{pane('A')} .rs-window-label") == "W 100% · L ±0% · F1 Stored"
+    before = stats(page, "A")
+    page.keyboard.press("F2")
+    page.wait_for_function("() => document.querySelector('.rs-pane[data-panel=\"B\"]').dataset.window"
+                           ".includes('F2')", timeout=5_000)
+    assert pane_labels(page) == {"A": "W 60% · L −5% · F2 Grey–white", "B": "W 60% · L −5% · F2 Grey–white"}
+    narrow = wait_canvas_change(page, "A", before)
+    assert narrow["std"] > before["std"]  # a narrower window: more contrast
+    page.keyboard.press("F3")
+    page.wait_for_function("() => document.querySelector('.rs-pane[data-panel=\"A\"]').dataset.window"
+                           ".includes('F3')", timeout=5_000)
+    assert pane_labels(page)["A"] == "W 160% · L +10% · F3 Wide (CSF, oedema)"
+    page.keyboard.press("F1")
+    page.wait_for_function("() => document.querySelector('.rs-pane[data-panel=\"A\"]').dataset.window"
+                           ".includes('F1')", timeout=5_000)
+    assert checked_values(page) == [""] * 7  # no preset key scored anything
+    assert not Score.objects.filter(task=task).exists()
+    page.keyboard.press("?")
+    assert "window presets" in page.inner_text(".rs-keys")
+    assert page.errors == []
+
+
+def test_flicker_shows_the_other_image_in_place_with_the_same_view(page, live_server, artifacts):
+    """Issue 12, item 3: F makes A and B change places, so the other image appears where the reader looks, at the
+    same slice, zoom and window; F again brings them back. Each pane keeps its label; nothing tells the versions."""
+    world = build_reading_world(mode="paired", cases=1, slices=6, size=96, username="e2e-flicker")
+    (task,) = ReadingTask.objects.filter(reader=world.reader)
+    login(page, world.username, world.password)
+    page.goto(f"/reading/task/{task.token}/")
+    wait_rendered(page, panels=("A", "B"))
+    drag(page, "A", 0, -60, button="right")
+    page.keyboard.press("ArrowRight")
+    page.wait_for_timeout(300)
+    left = page.locator(pane("A")).bounding_box()
+    a_image, b_image = stats(page, "A"), stats(page, "B")
+    assert a_image["hash"] != b_image["hash"]
+    view = view_state(page)
+
+    page.keyboard.press("f")
+    page.wait_for_selector('.rs-viewers[data-flicker="1"]')
+    moved_b = page.locator(pane("B")).bounding_box()
+    assert (moved_b["x"], moved_b["y"], moved_b["width"]) == (left["x"], left["y"], left["width"])
+    assert page.locator(pane("A")).bounding_box()["x"] > left["x"]
+    # What is now shown where A was is B's image, exactly as B showed it: same slice, zoom, pan and window.
+    assert stats(page, "B")["hash"] == b_image["hash"]
+    flickered = view_state(page)
+    assert same_view(flickered["A"], view["A"]) and same_view(flickered["B"], view["B"])
+    assert same_view(flickered["A"], flickered["B"])
+    x, y = left["x"] + left["width"] / 2, left["y"] + left["height"] / 2
+    assert page.evaluate("([x, y]) => document.elementFromPoint(x, y).closest('.rs-pane').dataset.panel",
+                         [x, y]) == "B"
+    labels = page.locator(".rs-pane-label").all_inner_texts()
+    assert sorted(labels) == ["A", "B"]
+    assert page.get_attribute(".rs-tool[aria-keyshortcuts='F']", "aria-pressed") == "true"
+    page.screenshot(path=str(artifacts / "reading-flicker-1400.png"))
+
+    page.keyboard.press("f")
+    page.wait_for_selector('.rs-viewers:not([data-flicker="1"])')
+    assert page.locator(pane("A")).bounding_box()["x"] == left["x"]
+    assert stats(page, "A")["hash"] == a_image["hash"]
     assert page.errors == []

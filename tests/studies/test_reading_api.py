@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 
 ALL_FOURS = {key: 4 for key, _, _ in DEFAULT_ITEMS}
 CONTRACT_KEYS = {
-    "token", "position", "total", "mode", "calibration", "locked", "review", "submitted", "items", "panels", "scores",
+    "token", "position", "total", "mode", "sequence", "calibration", "locked", "review", "submitted", "items", "panels", "scores",
     "next_url", "next_task_api", "prev_url", "worklist_url", "calibration_scores_url",
 }
 
@@ -31,6 +31,7 @@ def test_task_api_follows_the_contract(client, world):
     body = client.get(f"/api/reading/tasks/{task.token}/").json()
     assert set(body) == CONTRACT_KEYS
     assert (body["token"], body["position"], body["mode"], body["submitted"]) == (task.token, 1, "single", False)
+    assert body["sequence"] == task.sequence
     assert body["total"] == reading.reader_tasks(reader).count()
     assert [i["key"] for i in body["items"]] == [k for k, _, _ in DEFAULT_ITEMS]
     assert all(len(i["anchors"]) == 5 for i in body["items"])

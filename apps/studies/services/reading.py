@@ -228,6 +228,7 @@ def task_payload(task: ReadingTask) -> dict:
         "position": task.position,
         "total": siblings.count(),
         "mode": task.study.mode,
+        "sequence": task.sequence,  # the same for both versions of an image; picks the window presets
         "calibration": task.calibration,
         "locked": task.study.is_locked,
         "review": submitted and has_finished(task),

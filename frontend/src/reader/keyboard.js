@@ -16,7 +16,8 @@ export const KEY_SECTIONS = [
     keys: [
       ['← → PgUp PgDn', 'previous / next slice'],
       ['Home End', 'first / last slice'],
-      ['R', 'reset zoom, pan and window'],
+      ['F1 F2 F3', 'window presets of this sequence (F1: the stored window)'],
+      ['R', 'reset zoom, pan and window (both panels)'],
     ],
   },
   {
@@ -30,7 +31,11 @@ export const KEY_SECTIONS = [
 ];
 export const PAIRED_KEY_SECTION = {
   title: 'Side by side',
-  keys: [['A B', 'score panel A / B']],
+  keys: [
+    ['A B', 'score panel A / B'],
+    ['L', 'link / unlink zoom, pan and window of A and B (remembered)'],
+    ['F', 'flicker: A and B change places, same slice, zoom and window (F again: back)'],
+  ],
 };
 
 /** The sections for a task: the side-by-side keys only in paired mode. */
@@ -52,6 +57,7 @@ export function actionForKey(event, { paired = false } = {}) {
   const roiDigit = event.shiftKey ? /^Digit([1-3])$/.exec(event.code || '') : null;
   if (roiDigit) return { type: 'roiLabel', index: Number(roiDigit[1]) - 1 };
   if (/^[1-5]$/.test(key)) return { type: 'score', value: Number(key) };
+  if (/^F[1-3]$/.test(key)) return { type: 'preset', key };
   switch (key) {
     case '?':
       return { type: 'help' };
@@ -82,6 +88,9 @@ export function actionForKey(event, { paired = false } = {}) {
     default:
       break;
   }
+  if (paired && (key === 'l' || key === 'L')) return { type: 'link' };
+  // A held key repeats: flicker toggles once per press.
+  if (paired && (key === 'f' || key === 'F')) return event.repeat ? null : { type: 'flicker' };
   if (paired && (key === 'a' || key === 'A')) return { type: 'panel', panel: 'A' };
   if (paired && (key === 'b' || key === 'B')) return { type: 'panel', panel: 'B' };
   return null;

@@ -11,9 +11,12 @@ import { ROI_LABELS } from './roiState.js';
 import { createRoiWorkflow } from './roiWorkflow.js';
 import { createScorePanel } from './scorePanel.js';
 import { LockedError, createAutosaveQueue, createScoreState, nextFocus } from './scoreState.js';
+import { createPrefs } from './prefs.js';
 import { createTaskClock } from './timeOnTask.js';
 import { BINDINGS } from '../viewer/bindings.js';
+import { linkViews } from '../viewer/linkViews.js';
 import { createViewerPane } from '../viewer/viewerPane.js';
+import { absoluteWindow, presetsFor, relativeWindow } from '../viewer/windowPresets.js';
 import { initViewer, linkSliceScrolling, prefetchImages, wadouriImageIds } from '../viewer/createStackViewer.js';
 
 const SAVE_TEXT = {
@@ -82,6 +85,11 @@ export function mountReadingApp(root) {
   let backup = null;
   let panes = [];
   let unlinkScroll = () => {};
+  let views = null; // linked zoom/pan/window of the paired panes (linkViews)
+  let linkPaused = false; // while new stacks are set: each pane starts from its own stored window
+  const prefs = createPrefs(root.dataset.reader);
+  let linked = prefs.get('linkedViews', true) !== false; // on by default, remembered per reader
+  let flickered = false;
   let submitting = false;
   let prefetched = null; // { apiUrl, pageUrl, task }
   let prefetchAbort = null;
@@ -186,12 +194,17 @@ export function mountReadingApp(root) {
 
   async function showImages() {
     const stacks = task.panels.map((p) => ({ role: p.panel, ids: wadouriImageIds(p.image_urls) }));
+    const presets = presetsFor(task.sequence);
     els.viewers.dataset.count = String(stacks.length);
+    setFlicker(false);
+    linkPaused = true;
     const sameLayout = panes.length === stacks.length && panes.every((p, i) => p.role === stacks[i].role);
     if (sameLayout) {
       await Promise.all(panes.map((p, i) => p.viewer.setImageIds(stacks[i].ids)));
     } else {
       unlinkScroll();
+      views?.destroy();
+      views = null;
       for (const p of panes) p.destroy();
       panes = [];
       for (const s of stacks) {
@@ -202,13 +215,59 @@ export function mountReadingApp(root) {
             onRendered,
             onActivate: (role) => setActivePanel(role),
             init: { rendering: options.rendering },
+            presets,
           }),
         );
       }
       unlinkScroll = panes.length > 1 ? linkSliceScrolling(panes.map((p) => p.viewer)) : () => {};
+      if (panes.length > 1) views = linkViews(panes.map((p) => p.viewer), { isLinked: () => linked && !linkPaused });
     }
-    for (const p of panes) p.viewer.setLeftButtonMode(leftButtonMode);
+    linkPaused = false;
+    for (const p of panes) {
+      p.setPresets(presets);
+      p.viewer.setLeftButtonMode(leftButtonMode);
+    }
+    showLinked();
     highlightActivePane();
+  }
+
+  // ---- viewing: linked views, window presets, flicker ------------------------------------------
+
+  function activePane() {
+    return panes.find((p) => p.role === panel?.activePanel) || panes[0];
+  }
+
+  function setLinked(value) {
+    linked = value;
+    prefs.set('linkedViews', linked);
+    if (linked && views) views.align(activePane().viewer); // linking again: the other panel takes this one's view
+    showLinked();
+  }
+
+  function showLinked() {
+    const paired = panes.length > 1;
+    els.linkButton.hidden = !paired;
+    els.flickerButton.hidden = !paired;
+    els.linkButton.setAttribute('aria-pressed', String(linked));
+    els.viewers.dataset.linked = paired && linked ? '1' : '';
+  }
+
+  function applyPreset(key) {
+    const pane = activePane();
+    const preset = presetsFor(task.sequence).find((p) => p.key === key);
+    if (!pane || !preset) return;
+    pane.viewer.setVOI(absoluteWindow(pane.viewer.getStoredVOI(), preset)); // linked: the other panel follows
+  }
+
+  /** Flicker: A and B change places, so the other image appears where the reader looks, at the same slice (always
+   * linked) and, with linked views, the same zoom, pan and window; unlinked, the other panel first takes the
+   * looked-at panel's view. Each panel keeps its own label; nothing else changes. */
+  function setFlicker(on) {
+    if (on && panes.length < 2) return;
+    if (on && !linked) views?.align(activePane().viewer);
+    flickered = on;
+    els.viewers.dataset.flicker = on ? '1' : '';
+    els.flickerButton.setAttribute('aria-pressed', String(on));
   }
 
   // ROIs load in the background: they never hold up reading or submitting.
@@ -441,6 +500,7 @@ export function mountReadingApp(root) {
         altKey: evt.altKey,
         targetTag: evt.target?.tagName,
         targetType: evt.target?.type,
+        repeat: evt.repeat,
       },
       { paired: (state?.panels.length ?? 1) > 1 },
     );
@@ -483,6 +543,15 @@ export function mountReadingApp(root) {
         break;
       case 'reset':
         for (const p of panes) p.viewer.reset();
+        break;
+      case 'preset':
+        applyPreset(action.key);
+        break;
+      case 'link':
+        setLinked(!linked);
+        break;
+      case 'flicker':
+        setFlicker(!flickered);
         break;
       case 'toggleEllipse':
         toggleEllipse();
@@ -543,11 +612,16 @@ export function mountReadingApp(root) {
     const message = h('p', { class: 'rs-message', role: 'alert' });
     const ellipseButton = h('button', { type: 'button', class: 'rs-tool', 'aria-pressed': 'false', onclick: () => toggleEllipse() }, 'Ellipse ROI');
     const resetButton = h('button', { type: 'button', class: 'rs-tool', onclick: () => panes.forEach((p) => p.viewer.reset()) }, 'Reset view');
+    const linkButton = h('button', { type: 'button', class: 'rs-tool', hidden: true, 'aria-pressed': 'true',
+      'aria-keyshortcuts': 'L', title: 'Zoom, pan and window of A and B move together (L)', onclick: () => setLinked(!linked) },
+    'Linked views');
+    const flickerButton = h('button', { type: 'button', class: 'rs-tool', hidden: true, 'aria-pressed': 'false',
+      'aria-keyshortcuts': 'F', title: 'A and B change places (F)', onclick: () => setFlicker(!flickered) }, 'Flicker');
     const submitButton = h('button', { type: 'button', class: 'rs-submit', onclick: () => submit() }, 'Submit', h('kbd', {}, 'Enter'));
     const roiBox = h('div', { class: 'rs-roi-box' });
     const aside = h('aside', { class: 'rs-panel', 'aria-label': 'Scores' },
       items,
-      h('div', { class: 'rs-toolbar' }, resetButton, ellipseButton),
+      h('div', { class: 'rs-toolbar' }, resetButton, linkButton, flickerButton, ellipseButton),
       message, submitButton, roiBox);
     container.replaceChildren(
       // Divs, not header/main: the page template already has its own.
@@ -557,6 +631,7 @@ export function mountReadingApp(root) {
     );
     return {
       position, badge, badgeNote, save, nav, viewers, items, message, roiBox, ellipseButton, submitButton,
+      linkButton, flickerButton,
       keysButton, keysOverlay, keysBody, main: container.querySelector('.rs-main'),
     };
   }
@@ -633,6 +708,8 @@ export function mountReadingApp(root) {
   function showDone(title = 'All images scored', text = 'Thank you. Your scores are saved.') {
     teardownTask();
     unlinkScroll();
+    views?.destroy();
+    views = null;
     for (const p of panes) p.destroy();
     panes = [];
     task = null;
@@ -658,6 +735,17 @@ export function mountReadingApp(root) {
     metrics,
     /** Elliptical ROIs of the current task per panel: label, world handles, pixel-index geometry; no statistics. */
     getRois: () => rois?.getRois() ?? {},
+    /** Each pane's view: slice, zoom, pan and window relative to its stored window (never absolute values). */
+    viewState: () => panes.map((p) => ({
+      role: p.role,
+      slice: p.viewer.getSlice(),
+      scale: p.viewer.getCamera().parallelScale,
+      centre: p.viewer.getCamera().focalPoint,
+      window: relativeWindow(p.viewer.getStoredVOI(), p.viewer.getVOI()),
+    })),
+    get linked() {
+      return linked;
+    },
     get taskToken() {
       return task?.token ?? null;
     },

@@ -170,6 +170,7 @@ export async function createStackViewer(element, imageIds, options = {}) {
   resizeObserver.observe(element);
 
   const middle = (ids) => Math.floor((ids.length - 1) / 2);
+  let storedVOI = null; // the series' stored window, as Cornerstone applies it (windowPresets.js)
 
   async function setImageIds(ids, index = middle(ids)) {
     removeEllipses(ellipseAnnotations(element).map((a) => a.annotationUID));
@@ -177,8 +178,19 @@ export async function createStackViewer(element, imageIds, options = {}) {
     await viewport.setStack(ids, clampIndex(index, ids.length));
     viewport.resetCamera();
     viewport.render();
+    storedVOI = currentVOI() || storedVOIFromHeader(ids[viewport.getCurrentImageIdIndex()]);
     options.onSliceChange?.(viewport.getCurrentImageIdIndex(), ids.length);
   }
+
+  function currentVOI() {
+    const range = viewport.getProperties().voiRange;
+    return range && Number.isFinite(range.lower) && Number.isFinite(range.upper) ? { ...range } : null;
+  }
+
+  const listen = (event, callback) => {
+    element.addEventListener(event, callback);
+    return () => element.removeEventListener(event, callback);
+  };
 
   function clampIndex(i, n) {
     return Math.max(0, Math.min(n - 1, i));
@@ -213,7 +225,28 @@ export async function createStackViewer(element, imageIds, options = {}) {
       viewport.resetCamera({ resetPan: true, resetZoom: true });
       viewport.render();
     },
-    getVOI: () => ({ ...viewport.getProperties().voiRange }),
+    getVOI: () => currentVOI() || { ...storedVOI },
+    /** The window the series was stored with (what reset and the F1 preset show). */
+    getStoredVOI: () => ({ ...storedVOI }),
+    setVOI(range) {
+      viewport.setProperties({ voiRange: { lower: range.lower, upper: range.upper } });
+      viewport.render();
+    },
+    /** Zoom and pan as the camera's scale and in-plane position (world, mm): the two panels of a pair have the same
+     * geometry, so copying them shows the same part of the image at the same size. */
+    getCamera() {
+      const { parallelScale, focalPoint, position } = viewport.getCamera();
+      return { parallelScale, focalPoint: [...focalPoint], position: [...position] };
+    },
+    setCamera({ parallelScale, focalPoint, position }) {
+      viewport.setCamera({ parallelScale, focalPoint: [...focalPoint], position: [...position] });
+      viewport.render();
+    },
+    /** Magnification: image pixels per screen pixel of fit-to-window = 1. */
+    getZoom: () => viewport.getZoom(),
+    /** Subscriptions to the reader's (or a link's) zoom/pan and window changes; each returns an unsubscribe. */
+    onCameraChange: (callback) => listen(csEnums.Events.CAMERA_MODIFIED, callback),
+    onVOIChange: (callback) => listen(csEnums.Events.VOI_MODIFIED, callback),
     setLeftButtonMode: (mode) => applyBindings(group, mode),
     getRois: () => readEllipticalRois(element, viewport, shift),
     /** The ROI API's geometry of an ellipse of this viewer, or null. */
@@ -250,6 +283,15 @@ export async function createStackViewer(element, imageIds, options = {}) {
   };
   await setImageIds(imageIds, options.initialIndex ?? middle(imageIds));
   return handle;
+}
+
+/** A slice's stored window from its header (WindowCenter/Width), as a VOI range. */
+function storedVOIFromHeader(imageId) {
+  const voi = metaData.get('voiLutModule', imageId) || {};
+  const center = Number([].concat(voi.windowCenter ?? [])[0]);
+  const width = Number([].concat(voi.windowWidth ?? [])[0]);
+  if (!Number.isFinite(center) || !(width > 0)) return { lower: 0, upper: 1 };
+  return { lower: center - width / 2, upper: center + width / 2 };
 }
 
 function preventDefault(evt) {

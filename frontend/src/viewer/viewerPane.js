@@ -2,10 +2,15 @@
 // (slice number, slice slider). Built when called, never at import.
 import { h } from '../reader/dom.js';
 import { createStackViewer } from './createStackViewer.js';
+import { describeWindow, relativeWindow } from './windowPresets.js';
 
-export async function createViewerPane(container, imageIds, { role, label, onRendered, onActivate, init } = {}) {
+const WINDOW_TITLE = 'Window width and level relative to this series’ stored window (F1). Absolute values are not '
+  + 'shown: they differ from image to image in ways that could tell the images apart.';
+
+export async function createViewerPane(container, imageIds, { role, label, onRendered, onActivate, init, presets = [] } = {}) {
   const viewportEl = h('div', { class: 'rs-viewport', tabindex: '-1' });
   const sliceLabel = h('div', { class: 'rs-slice-label', 'aria-live': 'polite' });
+  const windowLabel = h('div', { class: 'rs-window-label', title: WINDOW_TITLE });
   const slider = h('input', {
     type: 'range',
     class: 'rs-slider',
@@ -19,7 +24,7 @@ export async function createViewerPane(container, imageIds, { role, label, onRen
     { class: 'rs-pane', dataset: { panel: role }, onpointerdown: () => onActivate?.(role) },
     label ? h('div', { class: 'rs-pane-label' }, label) : null,
     viewportEl,
-    h('div', { class: 'rs-pane-footer' }, slider, sliceLabel),
+    h('div', { class: 'rs-pane-footer' }, slider, windowLabel, sliceLabel),
   );
   container.append(pane);
 
@@ -41,11 +46,26 @@ export async function createViewerPane(container, imageIds, { role, label, onRen
   });
   slider.addEventListener('input', () => viewer.setSlice(Number(slider.value) - 1));
 
+  let currentPresets = presets;
+  const showWindow = () => {
+    const text = describeWindow(relativeWindow(viewer.getStoredVOI(), viewer.getVOI()), currentPresets);
+    windowLabel.textContent = text;
+    pane.dataset.window = text;
+  };
+  const offWindow = viewer.onVOIChange(showWindow);
+  showWindow();
+
   return {
     role,
     pane,
     viewer,
+    /** The presets of the task's sequence, for naming the window; call after setting a new stack. */
+    setPresets(list) {
+      currentPresets = list;
+      showWindow();
+    },
     destroy() {
+      offWindow();
       viewer.destroy();
       pane.remove();
     },

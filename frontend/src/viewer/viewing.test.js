@@ -1,0 +1,108 @@
+import { describe, expect, it } from 'vitest';
+import { createPrefs } from '../reader/prefs.js';
+import { actionForKey } from '../reader/keyboard.js';
+import { linkViews } from './linkViews.js';
+import {
+  absoluteWindow, describeWindow, matchingPreset, presetsFor, relativeWindow, WINDOW_PRESETS,
+} from './windowPresets.js';
+
+describe('relative windows', () => {
+  const stored = { lower: 200, upper: 1800 }; // W 1600, L 1000
+  it('round-trips between absolute and relative', () => {
+    const rel = relativeWindow(stored, { lower: 600, upper: 1560 }); // W 960, L 1080
+    expect(rel.width).toBeCloseTo(0.6);
+    expect(rel.level).toBeCloseTo(0.05);
+    const back = absoluteWindow(stored, rel);
+    expect(back.lower).toBeCloseTo(600);
+    expect(back.upper).toBeCloseTo(1560);
+  });
+  it('means the same on two series with different stored windows', () => {
+    const other = { lower: 100, upper: 1300 };
+    const preset = WINDOW_PRESETS.T2W[1];
+    const a = relativeWindow(stored, absoluteWindow(stored, preset));
+    const b = relativeWindow(other, absoluteWindow(other, preset));
+    expect(a.width).toBeCloseTo(b.width);
+    expect(a.level).toBeCloseTo(b.level);
+  });
+  it('names the window and its preset, without absolute values', () => {
+    expect(describeWindow({ width: 1, level: 0 }, presetsFor('T2W'))).toBe('W 100% · L ±0% · F1 Stored');
+    expect(describeWindow({ width: 0.6, level: -0.05 }, presetsFor('T2W'))).toBe('W 60% · L −5% · F2 Grey–white');
+    expect(describeWindow({ width: 1.234, level: 0.081 }, presetsFor('T2W'))).toBe('W 123% · L +8%');
+  });
+  it('has the stored window and two alternatives for every sequence, on F1-F3', () => {
+    for (const sequence of ['T2W', 'FLAIR', 'T1W_POST', 'OTHER', 'unknown']) {
+      const presets = presetsFor(sequence);
+      expect(presets.map((p) => p.key)).toEqual(['F1', 'F2', 'F3']);
+      expect(matchingPreset({ width: 1, level: 0 }, presets).name).toBe('Stored');
+    }
+  });
+});
+
+/** A viewer handle with just what linkViews uses; changes fire its listeners like Cornerstone's events. */
+function fakeViewer(stored) {
+  const listeners = { camera: [], voi: [] };
+  let camera = { parallelScale: 100, focalPoint: [0, 0, 0], position: [0, 0, 1] };
+  let voi = { ...stored };
+  const fire = (kind) => listeners[kind].forEach((f) => f());
+  return {
+    getCamera: () => ({ ...camera }),
+    setCamera(c) {
+      camera = { ...c };
+      fire('camera');
+    },
+    getVOI: () => ({ ...voi }),
+    setVOI(v) {
+      voi = { ...v };
+      fire('voi');
+    },
+    getStoredVOI: () => ({ ...stored }),
+    onCameraChange: (f) => (listeners.camera.push(f), () => listeners.camera.splice(listeners.camera.indexOf(f), 1)),
+    onVOIChange: (f) => (listeners.voi.push(f), () => listeners.voi.splice(listeners.voi.indexOf(f), 1)),
+  };
+}
+
+describe('linked views', () => {
+  it('copies zoom/pan and the relative window to the other viewer, once, while linked', () => {
+    const a = fakeViewer({ lower: 0, upper: 1000 });
+    const b = fakeViewer({ lower: 100, upper: 500 });
+    let linked = true;
+    const views = linkViews([a, b], { isLinked: () => linked });
+    a.setCamera({ parallelScale: 50, focalPoint: [3, 4, 0], position: [3, 4, 1] });
+    expect(b.getCamera().parallelScale).toBe(50);
+    expect(b.getCamera().focalPoint).toEqual([3, 4, 0]);
+    a.setVOI({ lower: 200, upper: 800 }); // W ×0.6, L +0
+    expect(b.getVOI().lower).toBeCloseTo(180); // B's own stored window, narrowed alike: W 240 around L 300
+    expect(b.getVOI().upper).toBeCloseTo(420);
+    linked = false;
+    b.setVOI({ lower: 100, upper: 500 });
+    expect(a.getVOI()).toEqual({ lower: 200, upper: 800 });
+    views.align(a);
+    expect(b.getVOI().lower).toBeCloseTo(180);
+    views.destroy();
+    linked = true;
+    a.setCamera({ parallelScale: 10, focalPoint: [0, 0, 0], position: [0, 0, 1] });
+    expect(b.getCamera().parallelScale).toBe(50);
+  });
+});
+
+describe('viewing keys and preferences', () => {
+  it('maps F1-F3 to presets, L and F to linking and flicker in paired mode only', () => {
+    expect(actionForKey({ key: 'F2' })).toEqual({ type: 'preset', key: 'F2' });
+    expect(actionForKey({ key: 'F4' })).toBeNull();
+    expect(actionForKey({ key: 'l' })).toBeNull();
+    expect(actionForKey({ key: 'L' }, { paired: true })).toEqual({ type: 'link' });
+    expect(actionForKey({ key: 'f' }, { paired: true })).toEqual({ type: 'flicker' });
+    expect(actionForKey({ key: 'f', repeat: true }, { paired: true })).toBeNull();
+  });
+  it('keeps each reader\'s choices apart and survives bad stored data', () => {
+    const data = new Map();
+    const storage = { getItem: (k) => data.get(k) ?? null, setItem: (k, v) => data.set(k, v) };
+    const mine = createPrefs('r1', storage);
+    expect(mine.get('linkedViews', true)).toBe(true);
+    mine.set('linkedViews', false);
+    expect(createPrefs('r1', storage).get('linkedViews', true)).toBe(false);
+    expect(createPrefs('r2', storage).get('linkedViews', true)).toBe(true);
+    data.set('readerstudy:prefs:r3', 'not json');
+    expect(createPrefs('r3', storage).get('linkedViews', true)).toBe(true);
+  });
+});

@@ -66,8 +66,9 @@ def test_long_export_has_one_row_per_score_with_the_unblinded_version(admin_clie
 
 
 def test_score_audit_export_has_every_change_with_old_and_new_scores(admin_client, world) -> None:
-    read(world)
     reader = world.readers[0]
+    read(world, readers=world.readers[1:])
+    read(world, submit_fraction=0.5, readers=[reader])  # a reader who has not finished may still revise
     task = ReadingTask.objects.filter(study=world.study, reader=reader, status=TaskStatus.SUBMITTED).first()
     item = world.study.items.get(key="noise")
     panel = reading.panels_of(task)[0]

@@ -1,7 +1,7 @@
-"""The analysis report: Tables 1-3, the CLMM and agreement tables and Figs. 1-2, as HTML and as PDF.
+"""The analysis report: Tables 1-3, the CLMM, agreement and paired-test tables and Figs. 1-2, as HTML and as PDF.
 
 Both formats are built from one list of `ReportTable`s and the same matplotlib figures, so what a reader of the
-PDF sees is what the HTML page shows. Tables are always numbered 1-5: one that cannot be computed keeps its number
+PDF sees is what the HTML page shows. Tables are always numbered 1-6: one that cannot be computed keeps its number
 and says why. Every PDF page is A4 landscape (the paper's Tables 2 and 3 need the width). Figures use matplotlib's
 object API (no pyplot state), Agg rendering.
 """
@@ -301,7 +301,7 @@ def in_report_order(result: AnalysisResult, meta: ReportMeta) -> AnalysisResult:
         return frame.loc[ranks.sort_values(keys, kind="stable").index].reset_index(drop=True)
 
     return replace(result, means=ranked(result.means), clmm=ranked(result.clmm), kappa=ranked(result.kappa),
-                   snr=ranked(result.snr))
+                   snr=ranked(result.snr), paired=ranked(result.paired))
 
 
 def table2(result: AnalysisResult, meta: ReportMeta) -> ReportTable:
@@ -482,6 +482,51 @@ def agreement_table(result: AnalysisResult, meta: ReportMeta) -> ReportTable:
     )
 
 
+PAIRED_CAPTION = "Table 6. Paired comparison per case: Wilcoxon signed-rank test and VGC analysis."
+
+
+def paired_table(result: AnalysisResult, meta: ReportMeta) -> ReportTable:
+    """Per sequence and item: each case's mean score over its readers, DL minus conventional, tested with the
+    Wilcoxon signed-rank test (Holm-adjusted across the family), and the area under the VGC curve."""
+    paired = result.paired
+    if paired is None or paired.empty:
+        return unavailable_table("paired", PAIRED_CAPTION, "Not computed: no scores to compare.", meta)
+    rows = [
+        Row(
+            [
+                meta.sequence(r.sequence),
+                meta.item(r.item),
+                str(int(r.n_cases)),
+                fmt_num(r.median_diff, 2),
+                fmt_num(r.wilcoxon_v, 1).removesuffix(".0"),  # R prints V = 55 or V = 14752.5
+                fmt_p(r.wilcoxon_p),
+                fmt_p(r.wilcoxon_p_holm) if r.in_family else "—",
+                fmt_num(r.vgc_auc, 3),
+            ]
+        )
+        for r in paired.itertuples()
+    ]
+    family = int(paired["family_size"].iloc[0])
+    notes = "; ".join(
+        f"{meta.sequence(r.sequence)} {meta.item(r.item)}: {r.note}" for r in paired.itertuples() if r.note
+    )
+    return ReportTable(
+        "paired",
+        PAIRED_CAPTION,
+        ["Sequence", "Item", "Cases", "Median difference", "V", "P", "P (Holm)", "VGC AUC"],
+        rows,
+        footnote="Each case's mean score over its readers, per version; cases scored in both versions. Median "
+        "difference: DL-enhanced minus conventional. V: sum of the ranks of the positive differences; P: two-sided "
+        "Wilcoxon signed-rank test, zero differences dropped, normal approximation with tie and continuity "
+        f"correction (R's wilcox.test(paired = TRUE, exact = FALSE)). P (Holm): Holm-adjusted across the {family} "
+        f"comparison{'' if family == 1 else 's'} tested together"
+        + (", all of this table" if bool(paired["in_family"].all()) else "; — = not in that family")
+        + ". VGC AUC: area under the visual grading characteristic curve over the individual scores, "
+        "P(DL score > conventional score) + ½ P(tie); 0.5 = no difference, > 0.5: DL scored higher."
+        + (f" Not tested: {notes}." if notes else ""),
+    )
+
+
 def reader_names(result: AnalysisResult) -> list[str]:
     """The readers with scores (older results without that field: those in the agreement table)."""
     if result.readers:
@@ -490,13 +535,14 @@ def reader_names(result: AnalysisResult) -> list[str]:
 
 
 def build_tables(result: AnalysisResult, meta: ReportMeta) -> list[ReportTable]:
-    """Tables 1-5, always all five and in this order; one that cannot be computed says why."""
+    """Tables 1-6, always all six and in this order; one that cannot be computed says why."""
     return [
         table1(result, meta),
         table2(result, meta),
         table3(result, meta),
         clmm_table(result, meta),
         agreement_table(result, meta),
+        paired_table(result, meta),
     ]
 
 
@@ -703,7 +749,18 @@ def methods_text(result: AnalysisResult, meta: ReportMeta) -> list[str]:
             f"{MIN_NOISE_PIXELS} pixels was not estimable and left out. Versions were compared with the paired "
             "t-test and the Wilcoxon signed-rank test."
         )
-    text.append("No adjustment for multiple testing was made. " f"Software: {software}.")
+    other = ""
+    if result.paired is not None and not result.paired.empty:
+        other = "other "
+        family = int(result.paired["family_size"].iloc[0])
+        text.append(
+            "For each sequence and item, each case's mean score over its readers was compared between versions "
+            "with the Wilcoxon signed-rank test (normal approximation with tie and continuity correction), and the "
+            "area under the visual grading characteristic (VGC) curve was computed from the individual scores. "
+            f"The Wilcoxon P values were adjusted with Holm's method across the {family} comparison"
+            f"{'' if family == 1 else 's'} tested together."
+        )
+    text.append(f"No {other}adjustment for multiple testing was made. Software: {software}.")
     return text
 
 
@@ -928,7 +985,7 @@ def _table_pages(table: ReportTable) -> list[Figure]:
 
 
 def pdf_pages(result: AnalysisResult, meta: ReportMeta) -> list[Figure]:
-    """Every page of the PDF, each an A4 landscape figure: title and methods, Tables 1-5, Figs. 1-2."""
+    """Every page of the PDF, each an A4 landscape figure: title and methods, Tables 1-6, Figs. 1-2."""
     context = report_context(result, meta)
     header = [
         f"Generated {meta.date:%Y-%m-%d %H:%M} UTC."

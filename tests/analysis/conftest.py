@@ -22,6 +22,7 @@ REFERENCE_FILES = (
     "ref_kappa.csv",
     "ref_clmm.csv",
     "ref_table1_tests.csv",
+    "ref_paired.csv",
 )
 
 

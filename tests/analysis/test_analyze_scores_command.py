@@ -36,14 +36,15 @@ def analyze(tmp_path: Path, **files: Path) -> Path:
 @pytest.mark.slow
 def test_reference_data_gives_the_r_formats_and_the_report(reference_dir: Path, tmp_path: Path) -> None:
     out = analyze(tmp_path, scores=reference_dir / "scores.csv", patients=reference_dir / "patients.csv")
-    for name in ("means.csv", "clmm.csv", "kappa.csv", "table1_tests.csv", "report.html", "report.pdf"):
+    for name in ("means.csv", "clmm.csv", "kappa.csv", "table1_tests.csv", "paired.csv", "report.html", "report.pdf"):
         assert (out / name).is_file(), name
-    for name in ("means", "clmm", "kappa", "table1_tests"):
+    for name in ("means", "clmm", "kappa", "table1_tests", "paired"):
         ours, ref = pd.read_csv(out / f"{name}.csv"), pd.read_csv(reference_dir / f"ref_{name}.csv")
         assert list(ours.columns) == list(ref.columns)
         assert len(ours) == len(ref)
     assert (out / "report.pdf").read_bytes().startswith(b"%PDF")
-    assert "Table 3." in (out / "report.html").read_text(encoding="utf-8")
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "Table 3." in html and "Table 6. Paired comparison per case" in html
 
 
 def test_small_study_with_patients_and_rois(small_files: dict[str, Path], tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 from tests.analysis import conftest
 
 REPO = Path(__file__).resolve().parents[2]
-NEEDED = ("scores.csv", "patients.csv", "ref_means.csv", "ref_kappa.csv", "ref_clmm.csv", "ref_table1_tests.csv")
+NEEDED = conftest.REFERENCE_FILES
 
 
 def test_reference_data_lie_inside_the_repository() -> None:

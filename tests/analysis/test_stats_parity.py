@@ -1,4 +1,5 @@
-"""Parity with R (``ordinal::clmm``, ``vcd::Kappa``, ``shapiro.test``, ``kruskal.test``, ``chisq.test``).
+"""Parity with R (``ordinal::clmm``, ``vcd::Kappa``, ``shapiro.test``, ``kruskal.test``, ``chisq.test``,
+``wilcox.test``).
 
 Each reference file ``ref_X.csv`` is compared with the ``X.csv`` the analysis writes, column by
 column, within the tolerances of the reference README.
@@ -52,6 +53,27 @@ def test_kappa_matches_vcd(reference_dir: Path, written_outputs: Path, column: s
 def test_table1_tests_match_r(reference_dir: Path, written_outputs: Path, column: str) -> None:
     merged = _load_pair(reference_dir, written_outputs, "table1_tests", ["variable", "test"])
     _assert_close(merged, column, EXACT_TOL)
+
+
+def _assert_p_close(merged: pd.DataFrame, column: str) -> None:
+    """The README's p-value rule: absolute difference <= 1e-6, and relative <= 1e-4 below 1e-10."""
+    ref, ours = merged[f"{column}_ref"].astype(float), merged[column].astype(float)
+    assert not (ref.isna() ^ ours.isna()).any(), f"{column}: NA in one file only"
+    tiny = ref < 1e-10
+    assert (ref - ours).abs().max() <= EXACT_TOL, f"{column}: max abs difference {(ref - ours).abs().max():.3g}"
+    rel = (ours[tiny] / ref[tiny] - 1.0).abs()
+    assert rel.empty or rel.max() <= 1e-4, f"{column}: max relative difference below 1e-10 {rel.max():.3g}"
+
+
+@pytest.mark.parametrize("column", ["n_cases", "median_diff", "wilcoxon_v", "vgc_auc"])
+def test_paired_comparison_matches_wilcox_test(reference_dir: Path, written_outputs: Path, column: str) -> None:
+    merged = _load_pair(reference_dir, written_outputs, "paired", ["sequence", "item"])
+    _assert_close(merged, column, EXACT_TOL)
+
+
+def test_paired_wilcoxon_p_matches_wilcox_test(reference_dir: Path, written_outputs: Path) -> None:
+    merged = _load_pair(reference_dir, written_outputs, "paired", ["sequence", "item"])
+    _assert_p_close(merged, "wilcoxon_p")
 
 
 @pytest.fixture(scope="module")

@@ -290,7 +290,14 @@ def test_outputs_are_written_like_r(tmp_path) -> None:
     """Quoted strings, bare numbers, NA for missing: the layout of the R reference files."""
     result = run_analysis(_minimal_scores())
     paths = write_outputs(result, tmp_path)
-    assert {p.name for p in paths} == {"means.csv", "clmm.csv", "kappa.csv", "kappa_detail.csv"}
+    assert {p.name for p in paths} == {
+        "means.csv",
+        "clmm.csv",
+        "kappa.csv",
+        "kappa_detail.csv",
+        "paired.csv",
+        "paired_detail.csv",
+    }
     lines = (tmp_path / "means.csv").read_text().splitlines()
     assert lines[0] == '"sequence","item","version","n","mean","ci_low","ci_high"'
     assert lines[1].startswith('"T2W","noise","conventional",120,')

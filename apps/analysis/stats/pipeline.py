@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pandas as pd
 from .agreement import reader_agreement
 from .clmm import CLMM_COLUMNS, clmm_table
 from .descriptive import score_means
+from .paired import PAIRED_COLUMNS, paired_table
 from .snr import snr_table
 from .table1 import table1_summary, table1_tests
 from .validation import validate_patients, validate_rois, validate_scores
@@ -41,6 +43,8 @@ class AnalysisResult:
     table1_tests: pd.DataFrame | None = None
     table1_summary: pd.DataFrame | None = None
     snr: pd.DataFrame | None = None
+    # Wilcoxon signed-rank on case means and VGC area per sequence x item (``paired.PAIRED_DETAIL_COLUMNS``).
+    paired: pd.DataFrame | None = None
     timings: dict[str, float] = field(default_factory=dict)
     # Who and what was scored: the readers with at least one score, and the patients scored.
     readers: list[str] = field(default_factory=list)
@@ -51,11 +55,14 @@ def run_analysis(
     scores_df: pd.DataFrame,
     patients_df: pd.DataFrame | None = None,
     rois_df: pd.DataFrame | None = None,
+    family: Iterable[tuple[str, str]] | None = None,
 ) -> AnalysisResult:
-    """Validate the inputs and compute Tables 1-3, the CLMMs and the agreement table.
+    """Validate the inputs and compute Tables 1-3, the CLMMs, the agreement table and the paired tests.
 
     ``scores_df`` needs the columns of ``validation.SCORE_COLUMNS`` (extra columns are ignored);
-    ``patients_df`` and ``rois_df`` are optional. Raises ValueError on malformed input.
+    ``patients_df`` and ``rois_df`` are optional. ``family`` names the (sequence, item) comparisons whose
+    Wilcoxon p-values are Holm-adjusted together (an analysis plan's primary ones); None: all of them.
+    Raises ValueError on malformed input.
     """
     timings: dict[str, float] = {}
 
@@ -70,6 +77,7 @@ def run_analysis(
         means=timed("means", score_means, scores),
         clmm=timed("clmm", clmm_table, scores),
         kappa=timed("kappa", reader_agreement, scores),
+        paired=timed("paired", paired_table, scores, family),
         timings=timings,
         readers=sorted(scores["reader"].unique()),
         scored_patients=int(scores["patient_id"].nunique()),
@@ -105,7 +113,8 @@ def write_r_csv(df: pd.DataFrame, path: Path) -> None:
 
 
 def write_outputs(result: AnalysisResult, out_dir: str | Path) -> list[Path]:
-    """Write the reference-format CSVs (``means.csv``, ``clmm.csv``, ``kappa.csv``, ``table1_tests.csv``)
+    """Write the reference-format CSVs (``means.csv``, ``clmm.csv``, ``kappa.csv``, ``table1_tests.csv``,
+    ``paired.csv``)
     and the extra tables of the report; return the paths written.
     """
     out = Path(out_dir)
@@ -115,6 +124,8 @@ def write_outputs(result: AnalysisResult, out_dir: str | Path) -> list[Path]:
         ("clmm.csv", result.clmm[CLMM_COLUMNS]),
         ("kappa.csv", result.kappa[KAPPA_COLUMNS]),
         ("kappa_detail.csv", result.kappa),
+        ("paired.csv", None if result.paired is None else result.paired[PAIRED_COLUMNS]),
+        ("paired_detail.csv", result.paired),
         (
             "table1_tests.csv",
             None if result.table1_tests is None else result.table1_tests[TABLE1_TEST_COLUMNS],

@@ -13,7 +13,8 @@ from apps.analysis.stats import run_analysis, write_outputs
 class Command(BaseCommand):
     help = (
         "Analyses a long score CSV (one row per score; the long export works as is) and optional patient and "
-        "ROI CSVs; writes means.csv, clmm.csv, kappa.csv, table1_tests.csv, ... and report.html / report.pdf."
+        "ROI CSVs; writes means.csv, clmm.csv, kappa.csv, table1_tests.csv, paired.csv, ... and report.html / "
+        "report.pdf."
     )
     # Works on files alone: no database, no URLs.
     requires_system_checks: list[str] = []

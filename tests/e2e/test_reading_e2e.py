@@ -111,9 +111,10 @@ def assert_no_statistics_shown(page, roi: dict) -> None:
         assert layer["texts"] == 0, layer
         assert not MEASUREMENT_TEXT.search(layer["text"]), layer
     # The pane's own text, less what the viewer always shows for the view (not for an ROI): the window relative to
-    # the stored one, identical on both panels (test_window_presets_..., test_paired_views_...).
+    # the stored one and the on-image overlay of geometry and zoom, identical on both panels (test_window_presets_...,
+    # test_paired_views_..., test_the_on_image_overlay_...).
     text = page.eval_on_selector(pane(), "p => { const c = p.cloneNode(true); "
-                                 "c.querySelectorAll('.rs-window-label').forEach(e => e.remove()); "
+                                 "c.querySelectorAll('.rs-window-label, .rs-overlay').forEach(e => e.remove()); "
                                  "return c.textContent; }")
     assert not MEASUREMENT_TEXT.search(text), text
     assert set(roi) <= {"uid", "label", "sliceIndex", "world", "pixel", "roi"}, roi
@@ -683,4 +684,41 @@ def test_flicker_shows_the_other_image_in_place_with_the_same_view(page, live_se
     page.wait_for_selector('.rs-viewers:not([data-flicker="1"])')
     assert page.locator(pane("A")).bounding_box()["x"] == left["x"]
     assert stats(page, "A")["hash"] == a_image["hash"]
+    assert page.errors == []
+
+
+def overlays(page) -> dict:
+    return {p: page.get_attribute(pane(p), "data-overlay") for p in ("A", "B")}
+
+
+def test_the_on_image_overlay_tells_geometry_and_view_and_is_the_same_on_both_panels(page, live_server, artifacts):
+    """Issue 12, item 4: sequence, slice number and position, thickness, orientation markers from the geometry,
+    zoom and a scale bar on the image; blinding: both panels' overlays are identical apart from the image, at every
+    slice and zoom, and say nothing a header could tell the versions apart by."""
+    world = build_reading_world(mode="paired", cases=1, slices=6, size=96, username="e2e-overlay")
+    (task,) = ReadingTask.objects.filter(reader=world.reader)
+    login(page, world.username, world.password)
+    page.goto(f"/reading/task/{task.token}/")
+    wait_rendered(page, panels=("A", "B"))
+    text = {p: page.inner_text(f"{pane(p)} .rs-overlay") for p in ("A", "B")}
+    assert text["A"] == text["B"]
+    # The world's slices: axial (rows to the left, columns to the back), 3 mm apart and thick, 0.9 mm pixels.
+    for expected in ("T2W", "Slice 3 / 6", "Pos 6.0 mm", "Thk 3.0 mm", "Zoom ", "mm"):
+        assert expected in text["A"], text["A"]
+    markers = {edge: page.inner_text(f"{pane('A')} .rs-ov-{edge}") for edge in ("left", "right", "top", "bottom")}
+    assert markers == {"left": "R", "right": "L", "top": "A", "bottom": "P"}
+    bar = page.locator(f"{pane('A')} .rs-ov-bar").bounding_box()
+    assert bar["width"] > 10
+    assert not re.search(r"conventional|\bDL\b|enhanc|W \d|window", text["A"], re.I)
+    zoom = re.search(r"Zoom ([\d.]+)×", text["A"]).group(1)
+
+    drag(page, "A", 0, 80, button="right")
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function("() => document.querySelector('.rs-pane[data-panel=\"B\"]').dataset.overlay"
+                           ".includes('Slice 4 / 6')", timeout=5_000)
+    page.wait_for_timeout(200)
+    after = overlays(page)
+    assert after["A"] == after["B"] and "Pos 9.0 mm" in after["A"]
+    assert re.search(r"Zoom ([\d.]+)×", after["A"]).group(1) != zoom
+    page.screenshot(path=str(artifacts / "reading-overlay-1400.png"))
     assert page.errors == []

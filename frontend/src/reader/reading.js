@@ -216,6 +216,7 @@ export function mountReadingApp(root) {
             onActivate: (role) => setActivePanel(role),
             init: { rendering: options.rendering },
             presets,
+            sequence: task.sequence,
           }),
         );
       }
@@ -225,6 +226,7 @@ export function mountReadingApp(root) {
     linkPaused = false;
     for (const p of panes) {
       p.setPresets(presets);
+      p.setSequence(task.sequence);
       p.viewer.setLeftButtonMode(leftButtonMode);
     }
     showLinked();

@@ -244,6 +244,22 @@ export async function createStackViewer(element, imageIds, options = {}) {
     },
     /** Magnification: image pixels per screen pixel of fit-to-window = 1. */
     getZoom: () => viewport.getZoom(),
+    /** The shown slice's geometry from its (blinded) header: position, orientation, spacing, thickness. */
+    getGeometry() {
+      const module = metaData.get('imagePlaneModule', currentIds[viewport.getCurrentImageIdIndex()]);
+      if (!module) return null;
+      const numbers = (v) => (v ? Array.from(v, Number) : null);
+      return {
+        imagePositionPatient: numbers(module.imagePositionPatient),
+        rowCosines: numbers(module.rowCosines),
+        columnCosines: numbers(module.columnCosines),
+        rowPixelSpacing: Number(module.rowPixelSpacing) || null,
+        columnPixelSpacing: Number(module.columnPixelSpacing) || null,
+        sliceThickness: Number(module.sliceThickness) || null,
+      };
+    },
+    /** Millimetres per screen (CSS) pixel of the view: the parallel scale is half the shown height in mm. */
+    getMmPerPixel: () => (element.clientHeight ? (2 * viewport.getCamera().parallelScale) / element.clientHeight : 0),
     /** Subscriptions to the reader's (or a link's) zoom/pan and window changes; each returns an unsubscribe. */
     onCameraChange: (callback) => listen(csEnums.Events.CAMERA_MODIFIED, callback),
     onVOIChange: (callback) => listen(csEnums.Events.VOI_MODIFIED, callback),

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { createPrefs } from '../reader/prefs.js';
 import { actionForKey } from '../reader/keyboard.js';
 import { linkViews } from './linkViews.js';
+import { orientationLetters, orientationMarkers, overlayText, scaleBar, slicePosition } from './overlayInfo.js';
 import {
   absoluteWindow, describeWindow, matchingPreset, presetsFor, relativeWindow, WINDOW_PRESETS,
 } from './windowPresets.js';
@@ -104,5 +105,30 @@ describe('viewing keys and preferences', () => {
     expect(createPrefs('r2', storage).get('linkedViews', true)).toBe(true);
     data.set('readerstudy:prefs:r3', 'not json');
     expect(createPrefs('r3', storage).get('linkedViews', true)).toBe(true);
+  });
+});
+
+describe('on-image overlay', () => {
+  it('names the patient directions from the geometry', () => {
+    // An axial slice: rows run to the patient's left, columns to the back.
+    expect(orientationMarkers([1, 0, 0], [0, 1, 0])).toEqual({ left: 'R', right: 'L', top: 'A', bottom: 'P' });
+    // A sagittal slice: rows run to the back, columns down.
+    expect(orientationMarkers([0, 1, 0], [0, 0, -1])).toEqual({ left: 'A', right: 'P', top: 'S', bottom: 'I' });
+    expect(orientationLetters([0.8, 0.6, 0])).toBe('LP');
+    expect(orientationLetters([0.97, -0.1, 0])).toBe('L');
+  });
+  it('gives the slice position along the normal, a round scale bar and the zoom', () => {
+    expect(slicePosition([10, 20, -32.5], [1, 0, 0], [0, 1, 0])).toBeCloseTo(-32.5);
+    expect(scaleBar(0.5, 100)).toEqual({ mm: 50, px: 100 });
+    expect(scaleBar(0.5, 90)).toEqual({ mm: 20, px: 40 });
+    expect(scaleBar(0, 90)).toBeNull();
+    const lines = overlayText({
+      sequence: 'T1W_POST',
+      geometry: { imagePositionPatient: [0, 0, 12.25], rowCosines: [1, 0, 0], columnCosines: [0, 1, 0],
+        columnPixelSpacing: 1, sliceThickness: 1.2 },
+      view: { slice: 3, count: 176, mmPerPixel: 0.5, widthPx: 400 },
+    });
+    expect(lines).toMatchObject({ sequence: 'T1W post', slice: 'Slice 4 / 176', position: 'Pos 12.3 mm',
+      thickness: 'Thk 1.2 mm', zoom: 'Zoom 2.00×', scale: { mm: 50, px: 100 } });
   });
 });

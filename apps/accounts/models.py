@@ -27,6 +27,10 @@ class User(AbstractUser):
     pseudonym = models.CharField(
         max_length=32, blank=True, help_text='Reader label in exports, for example "R1".'
     )
+    viewer_preferences = models.JSONField(
+        default=dict, blank=True,
+        help_text="The reader's own viewer settings (apps.accounts.preferences), such as what each mouse button does.",
+    )
 
     objects = ReaderStudyUserManager()
 

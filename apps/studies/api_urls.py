@@ -1,6 +1,7 @@
 from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
+from apps.accounts.api import ViewerPreferences
 from apps.studies import api
 
 app_name = "reading-api"
@@ -14,5 +15,6 @@ urlpatterns = [
     path("tasks/<str:task_token>/scores/", api.TaskScores.as_view(), name="scores"),
     path("tasks/<str:task_token>/submit/", api.TaskSubmit.as_view(), name="submit"),
     path("tasks/<str:task_token>/calibration-scores/", api.CalibrationScores.as_view(), name="calibration-scores"),
+    path("preferences/", ViewerPreferences.as_view(), name="preferences"),
     path("", include(router.urls)),
 ]

@@ -722,3 +722,56 @@ def test_the_on_image_overlay_tells_geometry_and_view_and_is_the_same_on_both_pa
     assert re.search(r"Zoom ([\d.]+)×", after["A"]).group(1) != zoom
     page.screenshot(path=str(artifacts / "reading-overlay-1400.png"))
     assert page.errors == []
+
+
+def test_each_reader_chooses_the_mouse_buttons_and_the_choice_holds_after_a_reload(page, live_server, artifacts):
+    """Issue 12, item 5: the reader chooses in the help overlay what the left, middle and right buttons do; the choice
+    is kept on their account (GET/PUT /api/reading/preferences/), so it holds after a reload, and the middle button
+    then does what was chosen."""
+    from apps.accounts.models import User
+
+    world = build_reading_world(mode="single", cases=1, slices=8, size=96, username="e2e-mouse")
+    task = ReadingTask.objects.filter(reader=world.reader).order_by("position").first()
+    login(page, world.username, world.password)
+    page.goto(f"/reading/task/{task.token}/")
+    wait_rendered(page)
+    page.wait_for_selector('#reading-app[data-preferences="loaded"]')
+    page.keyboard.press("?")
+    overlay = page.locator(".rs-keys")
+    assert [page.input_value(f"#rs-mouse-{b}") for b in ("left", "middle", "right")] == ["windowLevel", "pan", "zoom"]
+    assert page.get_by_label("middle drag").is_visible()
+
+    page.select_option("#rs-mouse-middle", "zoom")
+    page.wait_for_selector('#reading-app[data-preferences="saved"]')
+    page.select_option("#rs-mouse-right", "pan")
+    page.wait_for_selector('#reading-app[data-preferences="saved"]')
+    page.wait_for_function("() => document.querySelector('.rs-mouse-status').textContent.startsWith('Saved')")
+    assert User.objects.get(pk=world.reader.pk).viewer_preferences == {
+        "mouse": {"left": "windowLevel", "middle": "zoom", "right": "pan"}}
+
+    page.reload()
+    wait_rendered(page)
+    page.wait_for_selector('#reading-app[data-preferences="loaded"]')
+    page.keyboard.press("?")
+    assert [page.input_value(f"#rs-mouse-{b}") for b in ("left", "middle", "right")] == ["windowLevel", "zoom", "pan"]
+    text = overlay.inner_text()
+    assert "elliptical ROI" in text and "slices" in text
+    overlay_is_open_inside = inside_viewport(page, ".rs-keys") and page.evaluate(
+        "() => { const o = document.querySelector('.rs-keys'); return o.scrollHeight <= o.clientHeight; }")
+    assert overlay_is_open_inside
+    page.screenshot(path=str(artifacts / "reading-mouse-bindings.png"))
+    page.focus("#rs-mouse-left")
+    page.keyboard.press("Escape")  # closes it from its own choices too
+    assert overlay.is_hidden()
+
+    before = view_state(page)["A"]
+    drag(page, "A", 0, -80, button="middle")
+    after_middle = view_state(page)["A"]
+    assert zoomed(after_middle, before), (before, after_middle)  # middle now zooms ...
+    assert after_middle["centre"] == pytest.approx(before["centre"], abs=0.5)  # ... and no longer pans (mm)
+    drag(page, "A", 80, 60, button="right")
+    after_right = view_state(page)["A"]
+    assert after_right["centre"] != pytest.approx(after_middle["centre"], abs=2)  # right pans
+    assert after_right["scale"] == pytest.approx(after_middle["scale"])
+    assert after_right["window"] == pytest.approx({"width": 1, "level": 0})  # no button moved the window
+    assert page.errors == []

@@ -3,6 +3,8 @@ import { LockedError } from './scoreState.js';
 
 // The analysis app's ROI API (apps/analysis/api_urls.py), by task token.
 const ROIS_API = '/api/analysis/rois/';
+// The reader's own viewer settings, kept on their account (apps/accounts/preferences.py).
+const PREFERENCES_API = '/api/reading/preferences/';
 
 export class ApiError extends Error {
   constructor(status, body) {
@@ -51,6 +53,8 @@ export function createApi(csrfToken) {
     putScores: (taskUrl, panel, scores, opts) => request('PUT', scoresUrl(taskUrl), { panel, scores }, opts),
     submit: (taskUrl, scores, secondsOnTask) =>
       request('POST', submitUrl(taskUrl), { scores, seconds_on_task: secondsOnTask }),
+    getPreferences: () => request('GET', PREFERENCES_API),
+    putPreferences: (preferences) => request('PUT', PREFERENCES_API, preferences),
     getRois: (token) => request('GET', roisUrl(token)),
     saveRoi: (token, roi) => request('POST', roisUrl(token), roi),
     deleteRoi: (token, label) => request('DELETE', `${roisUrl(token)}${encodeURIComponent(label)}/`),

@@ -50,6 +50,8 @@ export function keySections({ paired = false } = {}) {
 export function actionForKey(event, { paired = false } = {}) {
   if (event.ctrlKey || event.metaKey || event.altKey) return null;
   const tag = (event.targetTag || '').toUpperCase();
+  // Esc closes the help from anywhere, its mouse choices (selects) included.
+  if (event.key === 'Escape') return { type: 'closeHelp' };
   if (tag === 'INPUT' && event.targetType !== 'range') return null;
   if (tag === 'TEXTAREA' || tag === 'SELECT') return null;
   const { key } = event;

@@ -13,8 +13,8 @@ import { createScorePanel } from './scorePanel.js';
 import { LockedError, createAutosaveQueue, createScoreState, nextFocus } from './scoreState.js';
 import { createPrefs } from './prefs.js';
 import { createTaskClock } from './timeOnTask.js';
-import { BINDINGS } from '../viewer/bindings.js';
 import { linkViews } from '../viewer/linkViews.js';
+import { DEFAULT_MOUSE, MOUSE_BUTTONS, MOUSE_TOOLS, bindingList, mouseHelp, normaliseMouse } from '../viewer/mouseBindings.js';
 import { createViewerPane } from '../viewer/viewerPane.js';
 import { absoluteWindow, presetsFor, relativeWindow } from '../viewer/windowPresets.js';
 import { initViewer, linkSliceScrolling, prefetchImages, wadouriImageIds } from '../viewer/createStackViewer.js';
@@ -94,13 +94,15 @@ export function mountReadingApp(root) {
   let prefetched = null; // { apiUrl, pageUrl, task }
   let prefetchAbort = null;
   let pendingTransition = null; // { t0, waiting: Set(role) }
-  let leftButtonMode = 'windowLevel';
+  let drawing = false; // E: the left button draws ellipses
+  let mouse = { ...DEFAULT_MOUSE }; // the reader's buttons, from their account (issue 12, item 5)
   let rois = null;
   const kept = createKeyBuffer(); // scoring keys typed while the task changes (issue 12, defect 1)
 
   root.classList.add('rs-app');
   root.dataset.state = 'loading';
   const els = buildShell(root);
+  showMouse();
   const roiPanel = createRoiPanel(els.roiBox, {
     labels: ROI_LABELS,
     onSelect: (label) => rois?.select(label),
@@ -112,6 +114,17 @@ export function mountReadingApp(root) {
     metrics.rendering = info.rendering;
     root.dataset.rendering = info.rendering;
   });
+
+  // The reader's mouse bindings follow them from their account; the first image does not wait for them.
+  api.getPreferences().then(
+    (prefsFromServer) => {
+      setMouse(prefsFromServer?.mouse);
+      root.dataset.preferences = 'loaded';
+    },
+    () => {
+      root.dataset.preferences = 'defaults';
+    },
+  );
 
   document.addEventListener('keydown', onKeyDown);
   window.addEventListener('beforeunload', onBeforeUnload);
@@ -227,7 +240,7 @@ export function mountReadingApp(root) {
     for (const p of panes) {
       p.setPresets(presets);
       p.setSequence(task.sequence);
-      p.viewer.setLeftButtonMode(leftButtonMode);
+      p.viewer.setBindings(bindingList(mouse, { drawing }));
     }
     showLinked();
     highlightActivePane();
@@ -281,8 +294,8 @@ export function mountReadingApp(root) {
       lockedStatus: task.locked ? 'locked' : 'review',
       getPanes: () => panes,
       panel: roiPanel,
-      onDrawMode: () => setLeftButtonMode('ellipse'),
-      isDrawing: () => leftButtonMode === 'ellipse',
+      onDrawMode: () => setDrawing(true),
+      isDrawing: () => drawing,
     });
     rois.render();
     const current = rois;
@@ -570,14 +583,48 @@ export function mountReadingApp(root) {
   }
 
   function toggleEllipse() {
-    setLeftButtonMode(leftButtonMode === 'ellipse' ? 'windowLevel' : 'ellipse');
+    setDrawing(!drawing);
   }
 
-  function setLeftButtonMode(mode) {
-    leftButtonMode = mode;
-    for (const p of panes) p.viewer.setLeftButtonMode(leftButtonMode);
-    els.ellipseButton.setAttribute('aria-pressed', String(leftButtonMode === 'ellipse'));
+  function setDrawing(on) {
+    drawing = on;
+    applyMouse();
+    els.ellipseButton.setAttribute('aria-pressed', String(drawing));
     rois?.render();
+  }
+
+  function applyMouse() {
+    for (const p of panes) p.viewer.setBindings(bindingList(mouse, { drawing }));
+    showMouse();
+  }
+
+  /** The reader's choice of what each button does; `save`: kept on their account, so it holds on any workstation. */
+  function setMouse(choice, { save = false } = {}) {
+    mouse = normaliseMouse(choice);
+    applyMouse();
+    if (!save) return;
+    els.mouseStatus.textContent = 'Saving…';
+    root.dataset.preferences = 'saving';
+    api.putPreferences({ mouse }).then(
+      () => {
+        els.mouseStatus.textContent = 'Saved for your account';
+        root.dataset.preferences = 'saved';
+      },
+      (err) => {
+        els.mouseStatus.textContent = isLoginExpired(err)
+          ? 'Not saved: your login has expired (kept for this page).'
+          : 'Not saved (kept for this page).';
+        root.dataset.preferences = 'unsaved';
+      },
+    );
+  }
+
+  /** The help overlay's mouse rows: one choice per button, then the fixed bindings. */
+  function showMouse() {
+    for (const [button, select] of Object.entries(els.mouseSelects)) select.value = mouse[button];
+    const fixed = mouseHelp(mouse, { drawing }).filter(([k]) => !/^(left|middle|right) drag$/.test(k));
+    if (drawing) fixed.unshift(mouseHelp(mouse, { drawing })[0]);
+    els.mouseFixed.replaceChildren(...fixed.flatMap(([k, what]) => [h('dt', {}, h('kbd', {}, k)), h('dd', {}, what)]));
   }
 
   function onBeforeUnload(evt) {
@@ -607,6 +654,17 @@ export function mountReadingApp(root) {
     h('div', { class: 'rs-keys-head' }, h('h2', {}, 'Keys and mouse'),
       h('button', { type: 'button', class: 'rs-tool', onclick: () => showKeys(false) }, 'Close', h('kbd', {}, 'Esc'))),
     keysBody);
+    const mouseSelects = Object.fromEntries(Object.entries(MOUSE_BUTTONS).map(([button, name]) => [button,
+      h('select', { id: `rs-mouse-${button}`, class: 'rs-mouse-select', dataset: { button },
+        onchange: (evt) => setMouse({ ...mouse, [button]: evt.target.value }, { save: true }) },
+      ...Object.entries(MOUSE_TOOLS).map(([tool, what]) => h('option', { value: tool }, what)))]));
+    const mouseFixed = h('dl', { class: 'rs-mouse-fixed' });
+    const mouseStatus = h('p', { class: 'rs-mouse-status', role: 'status' });
+    const mouseSection = h('section', { class: 'rs-keys-section rs-mouse' }, h('h3', {}, 'Mouse (your choice, saved for your account)'),
+      h('dl', {}, ...Object.entries(MOUSE_BUTTONS).flatMap(([button, name]) => [
+        h('dt', {}, h('label', { for: `rs-mouse-${button}` }, h('kbd', {}, `${name.toLowerCase()} drag`))),
+        h('dd', {}, mouseSelects[button])])),
+      mouseFixed, mouseStatus);
     const save = h('span', { class: 'rs-save', role: 'status', 'aria-live': 'polite' });
     const nav = h('nav', { class: 'rs-nav' });
     const viewers = h('section', { class: 'rs-viewers', 'aria-label': 'Images' });
@@ -634,7 +692,8 @@ export function mountReadingApp(root) {
     return {
       position, badge, badgeNote, save, nav, viewers, items, message, roiBox, ellipseButton, submitButton,
       linkButton, flickerButton,
-      keysButton, keysOverlay, keysBody, main: container.querySelector('.rs-main'),
+      keysButton, keysOverlay, keysBody, mouseSection, mouseSelects, mouseFixed, mouseStatus,
+      main: container.querySelector('.rs-main'),
     };
   }
 
@@ -651,14 +710,14 @@ export function mountReadingApp(root) {
     renderKeys();
   }
 
-  /** The `?` overlay: every key of this task's layout, the mouse bindings, and what the badge means. */
+  /** The `?` overlay: every key of this task's layout, the reader's mouse bindings (chosen there), and what the
+   * badge means. */
   function renderKeys() {
     const section = (title, rows) => h('section', { class: 'rs-keys-section' }, h('h3', {}, title),
       h('dl', {}, rows.flatMap(([k, what]) => [h('dt', {}, h('kbd', {}, k)), h('dd', {}, what)])));
-    const mouse = BINDINGS.map((b) => b.help.split(': '));
     els.keysBody.replaceChildren(
       ...keySections({ paired: task.panels.length > 1 }).map((s) => section(s.title, s.keys)),
-      section('Mouse', mouse),
+      els.mouseSection,
       h('section', { class: 'rs-keys-section' }, h('h3', {}, 'Calibration badge'), h('p', {}, CALIBRATION_HELP)),
     );
   }

@@ -1,5 +1,6 @@
-// Every mouse binding of the viewer in one table. Keys are handled by the reading app
-// (src/reader/keyboard.js) so that scoring and viewing share one keyboard map.
+// Every mouse binding of the viewer in one table: the reader's choice (mouseBindings.js) turned into Cornerstone
+// tool bindings. Keys are handled by the reading app (src/reader/keyboard.js) so that scoring and viewing share
+// one keyboard map.
 import {
   EllipticalROITool,
   Enums as toolsEnums,
@@ -19,16 +20,21 @@ export const TOOLS = {
   ellipse: EllipticalROITool.toolName,
 };
 
-export const BINDINGS = [
-  { tool: TOOLS.windowLevel, mouseButton: MouseBindings.Primary, help: 'left drag: window/level' },
-  { tool: TOOLS.ellipse, mouseButton: MouseBindings.Primary, modifierKey: KeyboardBindings.Shift, help: 'shift + left drag: elliptical ROI' },
-  { tool: TOOLS.pan, mouseButton: MouseBindings.Auxiliary, help: 'middle drag: pan' },
-  { tool: TOOLS.zoom, mouseButton: MouseBindings.Secondary, help: 'right drag: zoom' },
-  { tool: TOOLS.scroll, mouseButton: MouseBindings.Wheel, help: 'wheel: slices' },
-];
-
-/** What the left button does in each mode; the other bindings never change. */
-export const LEFT_BUTTON_MODES = {
-  windowLevel: TOOLS.windowLevel,
-  ellipse: TOOLS.ellipse,
+const BUTTONS = {
+  left: MouseBindings.Primary,
+  middle: MouseBindings.Auxiliary,
+  right: MouseBindings.Secondary,
+  wheel: MouseBindings.Wheel,
 };
+
+/** Cornerstone tool name -> its bindings, from bindingList(); tools not in the map are passive. */
+export function toolBindings(list) {
+  const byTool = new Map();
+  for (const b of list) {
+    const name = TOOLS[b.tool];
+    const entry = { mouseButton: BUTTONS[b.button] };
+    if (b.shift) entry.modifierKey = KeyboardBindings.Shift;
+    byTool.set(name, [...(byTool.get(name) || []), entry]);
+  }
+  return byTool;
+}

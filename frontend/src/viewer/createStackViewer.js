@@ -27,7 +27,8 @@ import {
   init as toolsInit,
   utilities as toolsUtils,
 } from '@cornerstonejs/tools';
-import { BINDINGS, LEFT_BUTTON_MODES, MouseBindings, TOOLS } from './bindings.js';
+import { TOOLS, toolBindings } from './bindings.js';
+import { DEFAULT_MOUSE, bindingList } from './mouseBindings.js';
 import { BLINDED_STYLES, ELLIPSE_CONFIGURATION } from './blinding.js';
 import {
   RENDER_SHIFT,
@@ -106,29 +107,17 @@ function toolGroupFor(role) {
   const group = ToolGroupManager.createToolGroup(id);
   for (const name of Object.values(TOOLS)) group.addTool(name, name === TOOLS.ellipse ? ELLIPSE_CONFIGURATION : {});
   annotation.config.style.setToolGroupToolStyles(id, BLINDED_STYLES);
-  applyBindings(group, 'windowLevel');
+  applyBindings(group, bindingList(DEFAULT_MOUSE));
   return group;
 }
 
-function applyBindings(group, leftButtonMode) {
-  const primaryTool = LEFT_BUTTON_MODES[leftButtonMode];
-  const byTool = new Map();
-  for (const b of BINDINGS) {
-    if (b.mouseButton === MouseBindings.Primary && !b.modifierKey && b.tool !== primaryTool) continue;
-    const list = byTool.get(b.tool) || [];
-    list.push(b.modifierKey ? { mouseButton: b.mouseButton, modifierKey: b.modifierKey } : { mouseButton: b.mouseButton });
-    byTool.set(b.tool, list);
-  }
-  if (!byTool.has(primaryTool)) byTool.set(primaryTool, [{ mouseButton: MouseBindings.Primary }]);
-  else if (!byTool.get(primaryTool).some((x) => x.mouseButton === MouseBindings.Primary && !x.modifierKey)) {
-    byTool.get(primaryTool).push({ mouseButton: MouseBindings.Primary });
-  }
-  for (const name of Object.values(TOOLS)) {
-    if (byTool.has(name)) group.setToolActive(name, { bindings: byTool.get(name) });
-    else group.setToolPassive(name);
-  }
-  // Drawn ellipses stay visible and editable whatever the left button does.
-  if (!byTool.has(TOOLS.ellipse)) group.setToolPassive(TOOLS.ellipse);
+/** Puts a binding list (mouseBindings.js) on a tool group: every tool not in it is passive. */
+function applyBindings(group, list) {
+  const byTool = toolBindings(list);
+  // setToolActive adds to a tool's bindings: clear them all first, so a button moved to another tool leaves this one.
+  // Passive tools' drawn ellipses stay visible and editable whatever the buttons do.
+  for (const name of Object.values(TOOLS)) group.setToolPassive(name, { removeAllBindings: true });
+  for (const [name, bindings] of byTool) group.setToolActive(name, { bindings });
 }
 
 function renderingEngine() {
@@ -263,7 +252,8 @@ export async function createStackViewer(element, imageIds, options = {}) {
     /** Subscriptions to the reader's (or a link's) zoom/pan and window changes; each returns an unsubscribe. */
     onCameraChange: (callback) => listen(csEnums.Events.CAMERA_MODIFIED, callback),
     onVOIChange: (callback) => listen(csEnums.Events.VOI_MODIFIED, callback),
-    setLeftButtonMode: (mode) => applyBindings(group, mode),
+    /** The mouse bindings of this viewer's tool group, as mouseBindings.bindingList() gives them. */
+    setBindings: (list) => applyBindings(group, list),
     getRois: () => readEllipticalRois(element, viewport, shift),
     /** The ROI API's geometry of an ellipse of this viewer, or null. */
     ellipseOf(uid) {

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { createPrefs } from '../reader/prefs.js';
 import { actionForKey } from '../reader/keyboard.js';
 import { linkViews } from './linkViews.js';
+import { DEFAULT_MOUSE, bindingList, mouseHelp, normaliseMouse } from './mouseBindings.js';
 import { orientationLetters, orientationMarkers, overlayText, scaleBar, slicePosition } from './overlayInfo.js';
 import {
   absoluteWindow, describeWindow, matchingPreset, presetsFor, relativeWindow, WINDOW_PRESETS,
@@ -130,5 +131,31 @@ describe('on-image overlay', () => {
     });
     expect(lines).toMatchObject({ sequence: 'T1W post', slice: 'Slice 4 / 176', position: 'Pos 12.3 mm',
       thickness: 'Thk 1.2 mm', zoom: 'Zoom 2.00×', scale: { mm: 50, px: 100 } });
+  });
+});
+
+describe('mouse bindings chosen by the reader (issue 12, item 5)', () => {
+  it('fills in the defaults for anything missing or unknown', () => {
+    expect(normaliseMouse(undefined)).toEqual(DEFAULT_MOUSE);
+    expect(normaliseMouse({ left: 'scroll', middle: 'magnify' })).toEqual({ left: 'scroll', middle: 'pan', right: 'zoom' });
+  });
+  it('binds each button to its choice, keeps Shift+left for ROIs and the wheel for slices', () => {
+    const list = bindingList({ left: 'pan', middle: 'zoom', right: 'windowLevel' });
+    expect(list).toEqual([
+      { tool: 'pan', button: 'left' },
+      { tool: 'ellipse', button: 'left', shift: true },
+      { tool: 'zoom', button: 'middle' },
+      { tool: 'windowLevel', button: 'right' },
+      { tool: 'scroll', button: 'wheel' },
+    ]);
+  });
+  it('lets the left button draw while E is on, whatever it does otherwise', () => {
+    expect(bindingList({ left: 'scroll' }, { drawing: true })[0]).toEqual({ tool: 'ellipse', button: 'left' });
+    expect(bindingList({ left: 'scroll' }, { drawing: false })[0]).toEqual({ tool: 'scroll', button: 'left' });
+  });
+  it('describes the current bindings in words for the help overlay', () => {
+    const rows = Object.fromEntries(mouseHelp({ left: 'scroll', middle: 'zoom', right: 'pan' }));
+    expect(rows).toMatchObject({ 'left drag': 'scroll slices', 'middle drag': 'zoom', 'right drag': 'pan',
+      wheel: 'slices', '⇧ + left drag': 'elliptical ROI' });
   });
 });

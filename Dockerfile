@@ -9,6 +9,9 @@ RUN npm run build
 FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 READERSTUDY_VAR_DIR=/var/lib/readerstudy
 WORKDIR /app
+# tesseract-ocr: every uploaded image is checked for burned-in text (apps/privacy); without it series are held.
+RUN apt-get update && apt-get install -y --no-install-recommends tesseract-ocr \
+    && rm -rf /var/lib/apt/lists/*
 COPY requirements.txt ./
 # torch is pinned to the CPU wheel version; the GPU worker image overrides it with the CUDA build (see compose).
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu

@@ -170,7 +170,7 @@ def url_for(name: str, keys: tuple[str, ...], world, objects: dict) -> str:
     task = first_task(world, world.readers[0])
     pk_of = {"reading-api:study": objects["draft"].pk, "upload": objects["batch"].pk,
              "case": world.cases[0].pk, "series": objects["series"].pk, "enhancement-job": objects["job"].pk,
-             "enhancement-model": objects["model"].pk}
+             "enhancement-model": objects["model"].pk, "privacy-series": objects["series"].pk}
     values = {"task_token": task.token, "label": "signal", "kind": "long", "study_uid": "1.2.3",
               "job_id": objects["job"].pk}
     kwargs = {}

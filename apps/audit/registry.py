@@ -21,6 +21,7 @@ AUDITED: dict[str, dict[str, list[str]]] = {
         "fields": ["case", "sequence", "sequence_overridden", "version", "source", "counterpart", "status"],
     },
     "imaging.DicomNode": {"fields": ["ae_title", "institution", "allowed_host"]},
+    "privacy.TextFinding": {"fields": ["series", "sop_uid", "boxes", "status", "blanked_sop_uid", "resolved_by"]},
     "enhancement_models.EnhancementModel": {
         "fields": ["name", "version", "runtime", "built_in", "sha256", "size", "licence", "slices", "normalisation",
                    "max_matrix", "pad_multiple", "context_input", "registered_by", "retired", "retired_by",

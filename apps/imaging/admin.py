@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils.html import format_html
 
@@ -38,7 +39,10 @@ class SeriesAdmin(ObjectHistory, SiteScoped):
     readonly_fields = ("case", "version", "source", "description", "counterpart", "rows", "columns")
 
     def save_model(self, request, obj, form, change) -> None:
-        series_service.save_coordinator_changes(obj, set(form.changed_data))
+        try:
+            series_service.save_coordinator_changes(obj, set(form.changed_data))
+        except ValidationError as exc:
+            self.message_user(request, " ".join(exc.messages), level=messages.ERROR)
 
 
 class UploadFileResultInline(admin.TabularInline):

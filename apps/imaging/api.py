@@ -1,5 +1,6 @@
 """REST API for coordinators and admins. Every queryset goes through `restrict_to_site`."""
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import FileResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
@@ -96,7 +97,10 @@ class SeriesViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Upd
     def perform_update(self, serializer):
         for field, value in serializer.validated_data.items():
             setattr(serializer.instance, field, value)
-        series_service.save_coordinator_changes(serializer.instance, set(serializer.validated_data))
+        try:
+            series_service.save_coordinator_changes(serializer.instance, set(serializer.validated_data))
+        except DjangoValidationError as exc:
+            raise ValidationError({"status": exc.messages}) from exc
 
     @extend_schema(request=VendorAttachSerializer, responses={200: SeriesSerializer})
     @action(detail=True, methods=["post"], url_path="attach-vendor")

@@ -3,6 +3,7 @@
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -10,7 +11,9 @@ from rest_framework.views import APIView
 from apps.accounts.access import IsCoordinatorOrAdmin
 from apps.imaging import deidentify
 from apps.privacy import views
+from apps.privacy.models import TextFinding
 from apps.privacy.renderers import PdfRenderer
+from apps.privacy.services import burned_in
 from apps.privacy.services import certificate as certificates
 
 DOCUMENT_RESPONSES = {
@@ -48,3 +51,51 @@ class ActionTableView(APIView):
     @extend_schema(responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="The table and its sha256.")})
     def get(self, request):
         return Response({"sha256": deidentify.action_table_sha256(), "table": deidentify.action_table()})
+
+
+class TextFindingSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = TextFinding
+        fields = ["id", "series", "sop_uid", "boxes", "engine", "status", "blanked_sop_uid", "resolved_at"]
+        read_only_fields = fields
+
+
+class SeriesTextView(APIView):
+    """The burned-in text OCR found in a series (boxes in image pixels; never the words), and whether it holds it."""
+
+    permission_classes = [IsCoordinatorOrAdmin]
+
+    @extend_schema(responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="Findings and the hold.")})
+    def get(self, request, pk: int):
+        series = views.visible_series(request.user, pk)
+        findings = TextFinding.objects.filter(series=series)
+        return Response({"series": series.pk, "status": series.status, "hold_reason": series.hold_reason,
+                         "release_refused": burned_in.release_refused(series),
+                         "findings": TextFindingSerializer(findings, many=True).data})
+
+
+class SeriesTextBlankView(APIView):
+    """Blanks every box of the series' open findings into new instances (new SOP UIDs, 113101); audited."""
+
+    permission_classes = [IsCoordinatorOrAdmin]
+
+    @extend_schema(request=None, responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="What was done.")})
+    def post(self, request, pk: int):
+        series = views.visible_series(request.user, pk)
+        try:
+            outcome = burned_in.blank_series(series, request.user)
+        except ValueError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response({**outcome, "detail": views.blank_message(outcome)})
+
+
+class SeriesTextRejectView(APIView):
+    """Rejects a series (it is never read) and closes its findings; audited."""
+
+    permission_classes = [IsCoordinatorOrAdmin]
+
+    @extend_schema(request=None, responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="Rejected.")})
+    def post(self, request, pk: int):
+        series = views.visible_series(request.user, pk)
+        burned_in.reject_series(series, request.user)
+        return Response({"series": series.pk, "status": "rejected"})

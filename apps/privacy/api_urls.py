@@ -6,3 +6,8 @@ urlpatterns = [
     path("sites/<slug:code>/summary/", api.SiteSummaryView.as_view(), name="privacy-site-summary"),
     path("action-table/", api.ActionTableView.as_view(), name="privacy-action-table"),
 ]
+urlpatterns += [
+    path("series/<int:pk>/text/", api.SeriesTextView.as_view(), name="privacy-series-text"),
+    path("series/<int:pk>/text/blank/", api.SeriesTextBlankView.as_view(), name="privacy-series-text-blank"),
+    path("series/<int:pk>/text/reject/", api.SeriesTextRejectView.as_view(), name="privacy-series-text-reject"),
+]

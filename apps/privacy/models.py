@@ -5,6 +5,7 @@ migrations and its own rules: a row here is written by the ingest service inside
 series, so evidence exists exactly for what was stored.
 """
 
+from django.conf import settings
 from django.db import models
 
 
@@ -33,3 +34,55 @@ class SeriesDeidentification(models.Model):
 
     def __str__(self) -> str:
         return f"De-identification of series {self.series_id} in upload {self.batch_id}"
+
+
+class SeriesTextCheck(models.Model):
+    """The burned-in text check (OCR) of the images of one series stored from one upload: how many were checked,
+    how many had text, by which engine, or why none could be checked. Never the text."""
+
+    record = models.OneToOneField(SeriesDeidentification, on_delete=models.CASCADE, related_name="text_check")
+    checked = models.PositiveIntegerField(default=0, help_text="Images read by OCR.")
+    with_text = models.PositiveIntegerField(default=0, help_text="Images in which OCR found text.")
+    engine = models.CharField(max_length=100, blank=True, help_text="e.g. 'tesseract 5.3.0 (pytesseract 0.3.13)'.")
+    unavailable = models.CharField(
+        max_length=200, blank=True, help_text="Why the images could not be checked (the series is held meanwhile)."
+    )
+    seconds = models.FloatField(default=0.0)
+
+    def __str__(self) -> str:
+        return f"Text check of {self.record}: {self.with_text} of {self.checked} with text"
+
+
+class FindingStatus(models.TextChoices):
+    OPEN = "open", "Waiting for the coordinator"
+    BLANKED = "blanked", "Boxes blanked into a new instance"
+    REJECTED = "rejected", "Series rejected"
+
+
+class TextFinding(models.Model):
+    """Text OCR found in the pixels of one stored image: its boxes (pixel rectangles) and what the coordinator did.
+
+    The recognised words are never stored. Blanking replaces the instance by a new one (new SOP Instance UID, Clean
+    Pixel Data 113101 declared); both UIDs are de-identified ones.
+    """
+
+    batch = models.ForeignKey("imaging.UploadBatch", null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="text_findings")
+    series = models.ForeignKey("imaging.Series", on_delete=models.CASCADE, related_name="text_findings")
+    instance = models.ForeignKey("imaging.Instance", null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="text_findings")
+    sop_uid = models.CharField(max_length=64, help_text="The (de-identified) SOP Instance UID the text was found in.")
+    boxes = models.JSONField(help_text="[[x, y, width, height, confidence], ...] in image pixels, row 0 at the top.")
+    engine = models.CharField(max_length=100)
+    status = models.CharField(max_length=16, choices=FindingStatus.choices, default=FindingStatus.OPEN)
+    blanked_sop_uid = models.CharField(max_length=64, blank=True, help_text="The new instance made by blanking.")
+    resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="+")
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["series", "pk"]
+
+    def __str__(self) -> str:
+        return f"Text in {self.sop_uid} ({self.get_status_display()})"

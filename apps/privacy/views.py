@@ -1,14 +1,24 @@
-"""Privacy pages for coordinators (their own site) and admins: the certificate of an upload and the site summary.
-Thin doors onto ``services.certificate``; the same document answers as HTML, JSON (?format=json) or PDF
-(?format=pdf)."""
+"""Privacy pages for coordinators (their own site) and admins: the certificate of an upload and the site summary
+(the same document as HTML, JSON with ?format=json or PDF with ?format=pdf), and the review of burned-in text
+(boxes over the images; blank or reject). Thin doors onto ``services``."""
 
+import io
+
+from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.views.decorators.http import require_POST
+from PIL import Image
 
 from apps.accounts.access import is_admin, is_coordinator, page_for, restrict_to_site
-from apps.imaging.models import UploadBatch
+from apps.imaging import blinding
+from apps.imaging.models import Series, UploadBatch
+from apps.imaging.services import storage
 from apps.institutions.models import Institution
+from apps.privacy import text_detection
+from apps.privacy.models import FindingStatus, TextFinding
+from apps.privacy.services import burned_in
 from apps.privacy.services import certificate as certificates
 from apps.privacy.services.certificate_pdf import render_pdf
 
@@ -68,3 +78,61 @@ def index(request: HttpRequest) -> HttpResponse:
     sites = Institution.objects.all() if is_admin(request.user) else Institution.objects.filter(
         pk=request.user.institution_id)
     return render(request, "privacy/index.html", {"sites": sites})
+
+
+def visible_series(user, pk: int) -> Series:
+    return get_object_or_404(restrict_to_site(Series.objects.select_related("case"), user, "case__institution"), pk=pk)
+
+
+@coordinator_or_admin
+def series_text(request: HttpRequest, pk: int) -> HttpResponse:
+    """The images of a series in which OCR found text, with the boxes drawn over them; blank or reject."""
+    series = visible_series(request.user, pk)
+    findings = burned_in.open_findings(series).select_related("instance")
+    done = TextFinding.objects.filter(series=series).exclude(status=FindingStatus.OPEN).select_related("resolved_by")
+    context = {"series": series, "findings": findings, "done": done,
+               "refused": burned_in.release_refused(series)}
+    return render(request, "privacy/series_text.html", context)
+
+
+@coordinator_or_admin
+def finding_image(request: HttpRequest, pk: int) -> HttpResponse:
+    """The stored (de-identified) image of a finding as PNG, for its site's coordinator: it may show the text."""
+    finding = get_object_or_404(
+        restrict_to_site(TextFinding.objects.select_related("instance"), request.user, "series__case__institution"),
+        pk=pk, instance__isnull=False)
+    pixels = blinding.modality_pixels(storage.read_dataset(finding.instance))
+    buffer = io.BytesIO()
+    Image.fromarray(text_detection.to_8bit(pixels)).save(buffer, format="PNG")
+    response = HttpResponse(buffer.getvalue(), content_type="image/png")
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@coordinator_or_admin
+@require_POST
+def series_text_blank(request: HttpRequest, pk: int) -> HttpResponse:
+    series = visible_series(request.user, pk)
+    try:
+        outcome = burned_in.blank_series(series, request.user)
+    except ValueError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.info(request, blank_message(outcome))
+    return redirect("privacy:series_text", pk=series.pk)
+
+
+@coordinator_or_admin
+@require_POST
+def series_text_reject(request: HttpRequest, pk: int) -> HttpResponse:
+    series = visible_series(request.user, pk)
+    burned_in.reject_series(series, request.user)
+    messages.info(request, "The series was rejected: it will never be shown to readers.")
+    return redirect("privacy:series_text", pk=series.pk)
+
+
+def blank_message(outcome: dict) -> str:
+    text = f"{outcome['blanked']} image(s) blanked into new instances (Clean Pixel Data, 113101)."
+    if outcome["still_with_text"]:
+        return text + f" OCR still finds text in {outcome['still_with_text']}: look again, blank again or reject."
+    return text + (" No text is left: the series is released." if outcome["released"] else "")

@@ -37,6 +37,7 @@ from apps.imaging.models import (
 )
 from apps.imaging.services import enhancement, storage, windows
 from apps.imaging.services.uploads import staged_files, staged_name, staging_dir
+from apps.privacy.services import burned_in as burned_in_text
 from apps.privacy.services import evidence
 
 logger = logging.getLogger(__name__)
@@ -126,6 +127,8 @@ def _accepted(batch: UploadBatch, name: str, series: Series, instance: Instance)
         message = HOLD_MESSAGES.get(
             series.status, f"Stored, but its series is held from readers ({series.get_status_display()})."
         )
+        if series.status == SeriesStatus.HELD_BURNED_IN and series.hold_reason.startswith(burned_in_text.OWN_REASONS):
+            message = f"Stored, but its series is held from readers: {series.hold_reason}"
         return _record(batch, name, FileOutcome.ACCEPTED, series.status, message, instance=instance)
     return _record(batch, name, FileOutcome.ACCEPTED, instance=instance)
 
@@ -138,6 +141,9 @@ def store_series(batch: UploadBatch, files: list[ReadFile]) -> list[UploadFileRe
     # A vendor's DL output is the DL version of another series: held until a coordinator links it (never enhanced,
     # never offered as conventional). Decided on the original header, which de-identification changes.
     vendor_reason = classification.vendor_enhancement(first)
+    # Every image is read by OCR for burned-in text, whatever its header says, before the transaction (slow).
+    text_check = burned_in_text.check_series([item.dataset for item in files])
+    text_reason = burned_in_text.hold_reason(text_check)
     try:
         with transaction.atomic():
             case = get_or_create_case(batch, str(first.get("PatientID", "") or ""))
@@ -159,9 +165,10 @@ def store_series(batch: UploadBatch, files: list[ReadFile]) -> list[UploadFileRe
                     "sequence": sequence,
                     "version": Version.DL if vendor_reason else Version.CONVENTIONAL,
                     "source": SeriesSource.VENDOR if vendor_reason else SeriesSource.UPLOADED,
-                    "status": (SeriesStatus.HELD_BURNED_IN if burned_in
+                    "status": (SeriesStatus.HELD_BURNED_IN if burned_in or text_reason
                                else SeriesStatus.HELD_VENDOR if vendor_reason else SeriesStatus.READY),
-                    "hold_reason": vendor_reason or "",
+                    "hold_reason": burned_in_text.combined_reason(
+                        text_reason, burned_in_text.HEADER_FLAG if burned_in else "", vendor_reason or ""),
                     "description": str(first.get("SeriesDescription", "") or "")[:200],
                     "rows": int(first.Rows),
                     "columns": int(first.Columns),
@@ -171,13 +178,16 @@ def store_series(batch: UploadBatch, files: list[ReadFile]) -> list[UploadFileRe
                     "acquisition": acquisition_parameters(first),
                 },
             )
-            if not created and burned_in and series.status == SeriesStatus.READY:
+            if not created and (burned_in or text_reason) and series.status == SeriesStatus.READY:
                 series.status = SeriesStatus.HELD_BURNED_IN
-                series.save(update_fields=["status"])
+                series.hold_reason = burned_in_text.combined_reason(
+                    text_reason, burned_in_text.HEADER_FLAG if burned_in else "")
+                series.save(update_fields=["status", "hold_reason"])
             results = []
             kept = []
             kept_results = []
-            for item, deid in zip(files, deidentified, strict=True):
+            kept_boxes = []
+            for item, deid, boxes in zip(files, deidentified, text_check.boxes, strict=True):
                 ds = item.dataset
                 sop_uid = str(ds.SOPInstanceUID)
                 if Instance.objects.filter(sop_uid=sop_uid).exists():
@@ -189,6 +199,7 @@ def store_series(batch: UploadBatch, files: list[ReadFile]) -> list[UploadFileRe
                 instance = storage.store_instance(series, ds, written)
                 kept.append(ds)
                 kept_results.append(deid)
+                kept_boxes.append((instance, boxes))
                 results.append(_accepted(batch, item.name, series, instance))
             if kept:
                 # The display window, once, while the volume is in memory (from the store if slices were added).
@@ -197,7 +208,8 @@ def store_series(batch: UploadBatch, files: list[ReadFile]) -> list[UploadFileRe
                 )
             UploadFileResult.objects.bulk_create(results)
             # The evidence of what de-identification did to the stored files, committed with them (counts only).
-            evidence.record_series(batch, series, kept_results)
+            record = evidence.record_series(batch, series, kept_results)
+            burned_in_text.record(batch, series, record, text_check, kept_boxes)
             if created:
                 enhancement.request_enhancement(series)
             return results

@@ -9,9 +9,15 @@ through the login page, and measures in the page (performance.now(), from the vi
    baseline in the same run: a static page showing one 512^2 PNG of the same slice from the same server;
 2. submit -> next image fully rendered, with the next task prefetched while scoring (the default), against
    the same with prefetch disabled (`?prefetch=0`), and with WebGL forced (`?render=webgl`, informational:
-   this machine has no GPU, so WebGL is SwiftShader's software emulation).
+   this machine has no GPU, so WebGL is SwiftShader's software emulation);
+3. a large series (issue 12, item 6): a 176-slice 256^2 T1W post-contrast series (the paper's 3D sequence), cold
+   browser cache each run: first image, the 21 slices around the shown one cached, all 176 slices in the viewer's
+   cache ("fully scrollable"), and End ->
+   last slice rendered once they are; loaded from the shown slice outwards (the default) against first to last
+   (`?load=linear`, the order before), in turns in the same run, beside the 30-slice figures of 1. Its series'
+   display windows are computed at build time, as ingest stores them.
 
-    .venv/bin/python benchmarks/reading_browser.py [--cases 4] [--runs 5]
+    .venv/bin/python benchmarks/reading_browser.py [--cases 4] [--runs 5] [--only-large]
 
 Needs /usr/bin/chromium and frontend/dist (cd frontend && npm ci && npm run build).
 """
@@ -42,6 +48,8 @@ CHROMIUM_ARGS = [
 ]
 VIEWPORT = {"width": 1400, "height": 850}
 SLICES, SIZE = 30, 512
+LARGE_SLICES, LARGE_SIZE = 176, 256
+LARGE_ORDERS = {"from the shown slice outwards": "", "first to last (baseline)": "?load=linear"}
 PASSWORD = "bench-password-123"
 MODES = {  # reader label -> query string
     "prefetch": "",
@@ -98,7 +106,58 @@ def build(cases: int) -> dict:
 
     tasks = {mode: list(ReadingTask.objects.filter(reader=user).order_by("position").values_list("token", flat=True))
              for mode, user in readers.items()}
-    return {"usernames": {mode: user.username for mode, user in readers.items()}, "tasks": tasks}
+    large = build_large(reader_site, case_site)
+    return {"usernames": {mode: user.username for mode, user in readers.items()}, "tasks": tasks, "large": large}
+
+
+def build_large(reader_site, case_site) -> dict:
+    """One reader, one case with a 176-slice 256^2 T1W post-contrast pair, read in single mode."""
+    from apps.imaging.services import windows
+    from apps.studies.models import ReadingTask
+    from apps.studies.services import definition
+    from tests.e2e.world import _series_pair
+    from tests.factories import CaseFactory, ReaderFactory, ReaderStudyFactory
+
+    user = ReaderFactory(institution=reader_site, username="bench-large", pseudonym="BL")
+    user.set_password(PASSWORD)
+    user.save()
+    case = CaseFactory(institution=case_site, code="BR-LARGE")
+    for series in _series_pair(case, "T1W_POST", LARGE_SLICES, LARGE_SIZE, seed=7):
+        windows.series_window(series)  # as ingest stores it
+    study = ReaderStudyFactory(title="Large series", mode="single", sequences=["T1W_POST"], readers_per_case=1,
+                               min_distance=1)
+    definition.set_readers(study, [user])
+    definition.set_cases(study, [case])
+    definition.generate(study)
+    definition.open_for_reading(study)
+    token = ReadingTask.objects.filter(reader=user).order_by("position").values_list("token", flat=True).first()
+    return {"username": user.username, "token": token}
+
+
+def large_runs(browser, base: str, username: str, token: str, runs: int) -> dict[str, dict[str, list[float]]]:
+    """Cold browser cache each run; the load orders take turns, so both see the same server state."""
+    out = {order: {"first": [], "near": [], "stack": [], "last": []} for order in LARGE_ORDERS}
+    last = f'.rs-pane[data-panel="A"][data-slice="{LARGE_SLICES}"]'
+    for _ in range(runs):
+        for order, query in LARGE_ORDERS.items():
+            context = browser.new_context(viewport=VIEWPORT, base_url=base)
+            page = context.new_page()
+            login(page, username)
+            page.goto(f"/reading/task/{token}/{query}")
+            m = wait_first_image(page)
+            out[order]["first"].append(m["firstImageMs"])
+            out[order]["near"].append(m["nearLoadedMs"])
+            out[order]["stack"].append(m["stackLoadedMs"])
+            renders = int(page.get_attribute('.rs-pane[data-panel="A"]', "data-render-count"))
+            t0 = time.perf_counter()
+            page.keyboard.press("End")
+            page.wait_for_selector(last, timeout=10_000)
+            page.wait_for_function(
+                "(n) => Number(document.querySelector('.rs-pane[data-panel=\"A\"]').dataset.renderCount) > n",
+                arg=renders, timeout=10_000)
+            out[order]["last"].append(1000 * (time.perf_counter() - t0))
+            context.close()
+    return out
 
 
 def write_png(plane: np.ndarray, path: Path) -> None:
@@ -185,6 +244,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", type=int, default=4, help="cases; each reader reads 2 x cases tasks")
     parser.add_argument("--runs", type=int, default=5, help="first-image runs")
+    parser.add_argument("--only-large", action="store_true", help="the large series (and the 30-slice first image)")
     args = parser.parse_args()
     if not Path(CHROMIUM).exists() or not (ROOT / "frontend" / "dist" / "reader" / "reading.js").exists():
         sys.exit("needs /usr/bin/chromium and frontend/dist (cd frontend && npm ci && npm run build)")
@@ -207,8 +267,9 @@ def main() -> None:
                 webgl = next(m for m in MODES if "WebGL" in m)
                 first = first_image_runs(browser, base, data["usernames"][webgl], data["tasks"][webgl][-1],
                                          args.runs)
+                large = large_runs(browser, base, data["large"]["username"], data["large"]["token"], args.runs)
                 results = {}
-                for mode, query in MODES.items():
+                for mode, query in ({} if args.only_large else MODES).items():
                     tokens = data["tasks"][mode][:-1] if mode == webgl else data["tasks"][mode]
                     results[mode] = transitions(browser, base, data["usernames"][mode], tokens, query,
                                                 prefetch="prefetch=0" not in query)
@@ -226,6 +287,13 @@ def main() -> None:
     print(f"  warm (reload):      {summary(first['warm'])}")
     print(f"  all {SLICES} slices cached (cold): {summary(first['stack'])}")
     print(f"  baseline, static {SIZE}^2 PNG page: {summary(first['baseline'])}")
+    print(f"large series {LARGE_SLICES} x {LARGE_SIZE}^2 T1W post, cold browser cache each run (navigation start ->):")
+    for order, r in large.items():
+        print(f"  {order}:")
+        print(f"    first image rendered:            {summary(r['first'])}")
+        print(f"    slices within 10 of it cached:   {summary(r['near'])}")
+        print(f"    all {LARGE_SLICES} slices cached (scrollable): {summary(r['stack'])}")
+        print(f"    then End -> last slice rendered: {summary(r['last'])}")
     print("submit -> next image fully rendered (in the page, includes the POST):")
     for mode, r in results.items():
         print(f"  {mode:<24} {summary(r['ms'])}; POST alone median {statistics.median(r['submit_ms']):.0f} ms; "

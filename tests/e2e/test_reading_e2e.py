@@ -775,3 +775,29 @@ def test_each_reader_chooses_the_mouse_buttons_and_the_choice_holds_after_a_relo
     assert after_right["scale"] == pytest.approx(after_middle["scale"])
     assert after_right["window"] == pytest.approx({"width": 1, "level": 0})  # no button moved the window
     assert page.errors == []
+
+
+def test_a_176_slice_series_loads_and_its_last_slice_can_be_shown(page, live_server):
+    """Issue 12, item 6: a series of the paper's 3D T1W size (176 slices; 128^2 here to keep the test short, 256^2 in
+    benchmarks/reading_browser.py, which measures the speed) opens at its middle slice, loads every slice from the
+    shown one outwards, and shows the last and the first slice. No timer is asserted: the benchmark measures."""
+    world = build_reading_world(mode="single", cases=1, slices=176, size=128, username="e2e-large")
+    task = ReadingTask.objects.filter(reader=world.reader).order_by("position").first()
+    login(page, world.username, world.password)
+    page.goto(f"/reading/task/{task.token}/")
+    wait_rendered(page)
+    assert page.get_attribute(pane(), "data-slice") == "88"
+    assert page.text_content(f"{pane()} .rs-slice-label") == "Slice 88 / 176"
+    page.wait_for_function("() => window.__readerMetrics.stackLoadedMs !== null", timeout=60_000)
+    metrics = page.evaluate("() => ({ ...window.__readerMetrics })")
+    assert metrics["firstImageMs"] <= metrics["nearLoadedMs"] <= metrics["stackLoadedMs"]
+    middle = stats(page)
+
+    page.keyboard.press("End")
+    page.wait_for_selector(f'{pane()}[data-slice="176"]')
+    wait_canvas_change(page, "A", middle)  # the phantom's edge slices differ from its middle
+    assert page.text_content(f"{pane()} .rs-slice-label") == "Slice 176 / 176"
+    assert "Slice 176 / 176" in page.get_attribute(pane(), "data-overlay")
+    page.keyboard.press("Home")
+    page.wait_for_selector(f'{pane()}[data-slice="1"]')
+    assert page.errors == []

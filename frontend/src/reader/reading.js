@@ -18,6 +18,7 @@ import { DEFAULT_MOUSE, MOUSE_BUTTONS, MOUSE_TOOLS, bindingList, mouseHelp, norm
 import { createViewerPane } from '../viewer/viewerPane.js';
 import { absoluteWindow, presetsFor, relativeWindow } from '../viewer/windowPresets.js';
 import { initViewer, linkSliceScrolling, prefetchImages, wadouriImageIds } from '../viewer/createStackViewer.js';
+import { loadOrder } from '../viewer/loadOrder.js';
 
 const SAVE_TEXT = {
   idle: '',
@@ -30,6 +31,7 @@ const SAVE_TEXT = {
 };
 
 const LOGIN_EXPIRED = 'Your login has expired. ';
+const NEAR_SLICES = 10; // metrics.nearLoadedMs: the slices within 10 of the shown one are cached
 
 const CALIBRATION_HELP = 'Calibration images come first and are read by every reader, so that all readers use the '
   + 'scale alike; their scores are not analysed. After submitting one you can compare with the other readers’ scores.';
@@ -71,9 +73,10 @@ export function mountReadingApp(root) {
   const options = {
     prefetch: params.get('prefetch') !== '0',
     rendering: ['cpu', 'webgl'].includes(params.get('render')) ? params.get('render') : 'auto',
+    loadOrder: params.get('load') === 'linear' ? 'linear' : 'centre', // ?load=linear: the benchmark's baseline
   };
   const api = createApi(root.dataset.csrfToken || '');
-  const metrics = { rendering: null, firstImageMs: null, stackLoadedMs: null, transitions: [], lastTransitionMs: null };
+  const metrics = { rendering: null, firstImageMs: null, nearLoadedMs: null, stackLoadedMs: null, transitions: [], lastTransitionMs: null };
   window.__readerMetrics = metrics;
 
   let taskUrl = root.dataset.taskUrl;
@@ -329,8 +332,15 @@ export function mountReadingApp(root) {
     const controller = new AbortController();
     prefetchAbort = controller;
     const current = task;
-    // The current stack first (smooth scrolling), then the next task's JSON and images.
-    await prefetchImages(panes.flatMap((p) => p.viewer.imageIds), { signal: controller.signal });
+    // The current stack first (smooth scrolling), from the shown slice outwards and both panels' slices side by
+    // side, so a large series scrolls near where the reader looks long before its last slice is in (issue 12,
+    // item 6); then the next task's JSON and images.
+    const near = new Set(nearShownSlice(NEAR_SLICES));
+    const onLoaded = (id) => {
+      near.delete(id);
+      if (!near.size && metrics.nearLoadedMs === null) metrics.nearLoadedMs = performance.now();
+    };
+    await prefetchImages(currentStackOrder(), { signal: controller.signal, onLoaded });
     if (metrics.stackLoadedMs === null && !controller.signal.aborted) metrics.stackLoadedMs = performance.now();
     if (controller.signal.aborted || !current.next_task_api) return;
     try {
@@ -345,6 +355,18 @@ export function mountReadingApp(root) {
     } catch {
       prefetched = null; // the next task is fetched on submit instead
     }
+  }
+
+  /** The image ids within `n` slices of the one shown, in every pane (the benchmark's "scrollable near it"). */
+  function nearShownSlice(n) {
+    return panes.flatMap((p) => p.viewer.imageIds.filter((_, i) => Math.abs(i - p.viewer.getSlice()) <= n));
+  }
+
+  function currentStackOrder() {
+    const viewers = panes.map((p) => p.viewer);
+    const count = Math.max(0, ...viewers.map((v) => v.count));
+    const order = loadOrder(count, viewers[0]?.getSlice() ?? 0, options.loadOrder);
+    return order.flatMap((i) => viewers.filter((v) => i < v.count).map((v) => v.imageIds[i]));
   }
 
   // ---- scoring --------------------------------------------------------------------------------

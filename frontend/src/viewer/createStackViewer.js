@@ -413,18 +413,20 @@ export function linkSliceScrolling(viewers) {
 }
 
 /**
- * Load images into Cornerstone's cache, a few at a time, without rendering them.
- * Resolves when all are cached (failures are ignored: the viewer retries on display).
+ * Load images into Cornerstone's cache, a few at a time, without rendering them, in the order given.
+ * Resolves when all are cached (failures are ignored: the viewer retries on display); onLoaded(id) after each.
  */
-export async function prefetchImages(imageIds, { concurrency = 4, signal } = {}) {
+export async function prefetchImages(imageIds, { concurrency = 4, signal, onLoaded } = {}) {
   await initViewer();
   let next = 0;
   const worker = async () => {
     while (next < imageIds.length && !signal?.aborted) {
       const id = imageIds[next++];
-      if (cache.isLoaded?.(id) || cache.getImageLoadObject(id)) continue;
       try {
-        await imageLoader.loadAndCacheImage(id, { priority: 5, requestType: 'prefetch' });
+        const pending = cache.isLoaded?.(id) ? null : cache.getImageLoadObject(id)?.promise;
+        if (pending) await pending;
+        else if (!cache.isLoaded?.(id)) await imageLoader.loadAndCacheImage(id, { priority: 5, requestType: 'prefetch' });
+        onLoaded?.(id);
       } catch {
         /* shown (and retried) when the slice is displayed */
       }

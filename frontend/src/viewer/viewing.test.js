@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { createPrefs } from '../reader/prefs.js';
 import { actionForKey } from '../reader/keyboard.js';
 import { linkViews } from './linkViews.js';
+import { loadOrder } from './loadOrder.js';
 import { DEFAULT_MOUSE, bindingList, mouseHelp, normaliseMouse } from './mouseBindings.js';
 import { orientationLetters, orientationMarkers, overlayText, scaleBar, slicePosition } from './overlayInfo.js';
 import {
@@ -157,5 +158,24 @@ describe('mouse bindings chosen by the reader (issue 12, item 5)', () => {
     const rows = Object.fromEntries(mouseHelp({ left: 'scroll', middle: 'zoom', right: 'pan' }));
     expect(rows).toMatchObject({ 'left drag': 'scroll slices', 'middle drag': 'zoom', 'right drag': 'pan',
       wheel: 'slices', '⇧ + left drag': 'elliptical ROI' });
+  });
+});
+
+describe('load order of a stack (issue 12, item 6)', () => {
+  it('starts at the shown slice and goes outwards, one step each way in turn', () => {
+    expect(loadOrder(7, 3)).toEqual([3, 4, 2, 5, 1, 6, 0]);
+    expect(loadOrder(5, 0)).toEqual([0, 1, 2, 3, 4]);
+    expect(loadOrder(5, 4)).toEqual([4, 3, 2, 1, 0]);
+  });
+  it('loads every slice exactly once, for any start', () => {
+    for (const start of [-3, 0, 87, 175, 400]) {
+      const order = loadOrder(176, start);
+      expect(order).toHaveLength(176);
+      expect(new Set(order).size).toBe(176);
+    }
+  });
+  it('keeps first-to-last as the baseline, and nothing for an empty stack', () => {
+    expect(loadOrder(4, 2, 'linear')).toEqual([0, 1, 2, 3]);
+    expect(loadOrder(0, 0)).toEqual([]);
   });
 });

@@ -1,7 +1,9 @@
+from django import forms
 from django.contrib import admin
 
 from apps.accounts.admin_access import AdminRoleOnly
-from apps.analysis.models import ExportJob, RoiMeasurement
+from apps.analysis import plan
+from apps.analysis.models import AnalysisPlan, ExportJob, RoiMeasurement
 
 
 @admin.register(ExportJob)
@@ -18,3 +20,48 @@ class RoiMeasurementAdmin(AdminRoleOnly):
     list_display = ["study", "case", "sequence", "label", "drawn_by", "conventional_mean", "dl_mean", "updated_at"]
     list_filter = ["study", "sequence", "label"]
     readonly_fields = [f.name for f in RoiMeasurement._meta.fields]
+
+
+class AnalysisPlanForm(forms.ModelForm):
+    class Meta:
+        model = AnalysisPlan
+        fields = ["study", "primary_items", "primary_sequences", "test", "hypothesis", "margin", "alpha",
+                  "multiplicity"]
+
+    def clean(self):
+        cleaned = super().clean()
+        study = cleaned.get("study") or getattr(self.instance, "study", None)
+        if study is None:
+            return cleaned
+        try:
+            plan.require_changeable(study, self.instance if self.instance.pk else None)
+            plan.validate(study, {name: cleaned.get(name) for name in plan.PLAN_FIELDS})
+        except (plan.PlanLocked, plan.PlanInvalid) as exc:
+            raise forms.ValidationError(str(exc)) from exc
+        return cleaned
+
+
+@admin.register(AnalysisPlan)
+class AnalysisPlanAdmin(AdminRoleOnly):
+    """Fixed by an admin while the study is a draft; read-only once the study has opened and the plan is locked."""
+
+    form = AnalysisPlanForm
+    list_display = ["study", "test", "hypothesis", "alpha", "multiplicity", "frozen_at", "sha256"]
+    list_filter = ["test", "hypothesis"]
+    readonly_fields = ["frozen_at", "sha256", "frozen_json", "updated_by", "created_at", "updated_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None:
+            return ["study", *self.readonly_fields]
+        return self.readonly_fields
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return super().has_change_permission(request, obj) and not (obj is not None and obj.is_frozen)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return super().has_delete_permission(request, obj) and not (obj is not None and obj.is_frozen)
+
+    def save_model(self, request, obj, form, change) -> None:
+        values = {name: form.cleaned_data[name] for name in plan.PLAN_FIELDS}
+        saved = plan.set_plan(obj.study, values, request.user)
+        obj.pk, obj.updated_by = saved.pk, saved.updated_by

@@ -1,4 +1,5 @@
-"""Analysis API: exports and export jobs (admins), and ROIs of a reading task (the reader, by task token)."""
+"""Analysis API: exports, export jobs and the analysis plan (admins), and ROIs of a reading task (the reader, by
+task token)."""
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
@@ -9,9 +10,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.access import IsAdmin
-from apps.analysis import exports, rois, services, views
-from apps.analysis.models import ExportJob, RoiLabel
+from apps.analysis import exports, plan, rois, services, views
+from apps.analysis.models import AnalysisPlan, ExportJob, RoiLabel
 from apps.analysis.serializers import (
+    AnalysisPlanSerializer,
     DetailSerializer,
     ExportJobCreateSerializer,
     ExportJobSerializer,
@@ -82,6 +84,46 @@ class ExportJobDownload(AdminView):
     )
     def get(self, request, job_id: int):
         return views.job_file_response(get_object_or_404(ExportJob.objects.select_related("study"), pk=job_id))
+
+
+class StudyPlan(AdminView):
+    """The study's analysis plan: set it (PUT) or change part of it (PATCH) while the study is a draft; opening the
+    study locks it (sha256 of its canonical JSON, time), after which any change answers 409."""
+
+    def handle_exception(self, exc):
+        if isinstance(exc, plan.PlanLocked):
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        if isinstance(exc, plan.PlanInvalid):
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        return super().handle_exception(exc)
+
+    @extend_schema(responses={200: AnalysisPlanSerializer, 404: NOT_FOUND})
+    def get(self, request, pk: int) -> Response:
+        study = get_object_or_404(ReaderStudy, pk=pk)
+        return Response(AnalysisPlanSerializer(get_object_or_404(AnalysisPlan, study=study)).data)
+
+    @extend_schema(
+        request=AnalysisPlanSerializer,
+        responses={200: AnalysisPlanSerializer, 400: DetailSerializer, 404: NOT_FOUND, 409: DetailSerializer},
+    )
+    def put(self, request, pk: int) -> Response:
+        return self._write(request, pk, partial=False)
+
+    @extend_schema(
+        request=AnalysisPlanSerializer,
+        responses={200: AnalysisPlanSerializer, 400: DetailSerializer, 404: NOT_FOUND, 409: DetailSerializer},
+    )
+    def patch(self, request, pk: int) -> Response:
+        return self._write(request, pk, partial=True)
+
+    def _write(self, request, pk: int, partial: bool) -> Response:
+        study = get_object_or_404(ReaderStudy, pk=pk)
+        existing = AnalysisPlan.objects.filter(study=study).first()
+        plan.require_changeable(study, existing)  # a locked plan answers 409 whatever the body says
+        form = AnalysisPlanSerializer(existing, data=request.data, partial=partial)
+        form.is_valid(raise_exception=True)
+        saved = plan.set_plan(study, dict(form.validated_data), request.user, partial=partial)
+        return Response(AnalysisPlanSerializer(saved).data)
 
 
 class RoiView(ReaderTaskView):

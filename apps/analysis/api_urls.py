@@ -6,6 +6,7 @@ app_name = "analysis-api"
 urlpatterns = [
     path("studies/<int:pk>/exports/<str:kind>/", api.ExportCsv.as_view(), name="export_csv"),
     path("studies/<int:pk>/export-jobs/", api.ExportJobs.as_view(), name="export_jobs"),
+    path("studies/<int:pk>/plan/", api.StudyPlan.as_view(), name="study_plan"),
     path("export-jobs/<int:job_id>/", api.ExportJobDetail.as_view(), name="export_job"),
     path("export-jobs/<int:job_id>/download/", api.ExportJobDownload.as_view(), name="export_job_download"),
     path("rois/<str:task_token>/", api.TaskRois.as_view(), name="task_rois"),

@@ -88,3 +88,73 @@ class RoiMeasurement(models.Model):
 
     def __str__(self) -> str:
         return f"{self.case_id} {self.sequence} {self.label}"
+
+
+class PlanTest(models.TextChoices):
+    CLMM = "clmm", "CLMM: version term of the cumulative link mixed model"
+    WILCOXON = "wilcoxon", "Wilcoxon signed-rank test on case means"
+
+
+class PlanHypothesis(models.TextChoices):
+    SUPERIORITY = "superiority", "Superiority (two-sided)"
+    NON_INFERIORITY = "non_inferiority", "Non-inferiority (one-sided, with a margin)"
+
+
+class PlanMultiplicity(models.TextChoices):
+    HOLM = "holm", "Holm across the primary comparisons"
+    NONE = "none", "None"
+
+
+class AnalysisPlan(models.Model):
+    """The study's statistical analysis plan, fixed by an admin before the study opens and frozen as it opens.
+
+    Frozen: ``frozen_json`` is the canonical JSON of the plan (``apps.analysis.plan.canonical_json``), ``sha256``
+    its hash and ``frozen_at`` the moment, all written once by ``plan.freeze_plan``; a frozen plan never changes.
+    """
+
+    study = models.OneToOneField("studies.ReaderStudy", on_delete=models.CASCADE, related_name="analysis_plan")
+    primary_items = models.JSONField(default=list, help_text="Keys of the study's items tested as primary.")
+    primary_sequences = models.JSONField(default=list, help_text="Sequences tested as primary.")
+    test = models.CharField(max_length=16, choices=PlanTest.choices, default=PlanTest.CLMM)
+    hypothesis = models.CharField(max_length=16, choices=PlanHypothesis.choices, default=PlanHypothesis.SUPERIORITY)
+    margin = models.FloatField(
+        null=True, blank=True,
+        help_text="Non-inferiority margin > 0: a log odds ratio for the CLMM, score points of the case-mean "
+                  "difference for Wilcoxon. Empty for superiority.",
+    )
+    alpha = models.FloatField(default=0.05, help_text="Significance level, 0 < alpha < 0.5.")
+    multiplicity = models.CharField(max_length=8, choices=PlanMultiplicity.choices, default=PlanMultiplicity.HOLM)
+    created_at = CreatedAtField()
+    updated_at = UpdatedAtField()
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    frozen_at = models.DateTimeField(null=True, blank=True, editable=False)
+    frozen_json = models.TextField(blank=True, editable=False, help_text="The plan as hashed, canonical JSON.")
+    sha256 = models.CharField(max_length=64, blank=True, editable=False)
+
+    class Meta:
+        constraints = [
+            updated_not_before_created("analysisplan"),
+            models.CheckConstraint(
+                condition=models.Q(alpha__gt=0, alpha__lt=0.5), name="analysisplan_alpha_in_range"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(hypothesis="superiority", margin__isnull=True)
+                | models.Q(hypothesis="non_inferiority", margin__gt=0),
+                name="analysisplan_margin_for_non_inferiority",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(frozen_at__isnull=True, sha256="", frozen_json="")
+                | (models.Q(frozen_at__isnull=False) & ~models.Q(sha256="") & ~models.Q(frozen_json="")),
+                name="analysisplan_frozen_whole",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        state = f"locked {self.frozen_at:%Y-%m-%d %H:%M} UTC" if self.frozen_at else "draft"
+        return f"Analysis plan of study {self.study_id} ({state})"
+
+    @property
+    def is_frozen(self) -> bool:
+        return self.frozen_at is not None

@@ -1,7 +1,7 @@
 """The analysis report: Tables 1-3, the CLMM, agreement and paired-test tables and Figs. 1-2, as HTML and as PDF.
 
 Both formats are built from one list of `ReportTable`s and the same matplotlib figures, so what a reader of the
-PDF sees is what the HTML page shows. Tables are always numbered 1-6: one that cannot be computed keeps its number
+PDF sees is what the HTML page shows. Tables are always numbered 1-7: one that cannot be computed keeps its number
 and says why. Every PDF page is A4 landscape (the paper's Tables 2 and 3 need the width). Figures use matplotlib's
 object API (no pyplot state), Agg rendering.
 """
@@ -29,6 +29,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
 from apps.analysis.stats import AnalysisResult
+from apps.analysis.stats.planned import LockedPlan
 from apps.analysis.stats.snr import MIN_NOISE_PIXELS, PAPER_MEASURES
 from apps.analysis.stats.table1 import MISSING
 from apps.studies.models import DEFAULT_ITEMS
@@ -90,6 +91,9 @@ class ReportMeta:
     # Why a table could not be computed from this study's data, by table key (e.g. "table1"); overrides the
     # report's own sentence.
     unavailable: dict[str, str] = field(default_factory=dict)
+    # The study's locked analysis plan; without one, ``plan_note`` says why (none made, or not locked yet).
+    plan: LockedPlan | None = None
+    plan_note: str = ""
 
     def item(self, key: str) -> str:
         return self.item_labels.get(key, key.replace("_", " ").capitalize())
@@ -397,6 +401,16 @@ def table3(result: AnalysisResult, meta: ReportMeta) -> ReportTable:
     )
 
 
+def plan_role(result: AnalysisResult, sequence: str, item: str, test: str) -> list[str]:
+    """The "Analysis" cell of a row under a locked plan ("primary" or "exploratory"); no cell without a plan."""
+    if result.plan is None:
+        return []
+    return ["primary" if result.plan.covers(sequence, item, test) else "exploratory"]
+
+
+PLAN_COLUMN = "Analysis"
+
+
 def clmm_table(result: AnalysisResult, meta: ReportMeta) -> ReportTable:
     """Every CLMM fit in full: coefficient, SE, z, P, odds ratio, variance components, convergence."""
     rows = []
@@ -415,16 +429,19 @@ def clmm_table(result: AnalysisResult, meta: ReportMeta) -> ReportTable:
                     fmt_num(r.var_patient, 3),
                     fmt_num(r.var_site, 3),
                     "yes" if getattr(r, "converged", True) else "NO",
+                    *plan_role(result, r.sequence, r.item, "clmm"),
                 ]
             )
         )
     return ReportTable(
         "clmm",
         "Table 4. Cumulative link mixed models, DL-enhanced versus conventional.",
-        ["Sequence", "Item", "n", "β (DL)", "SE", "z", "P", "OR", "Var patient", "Var site", "Converged"],
+        ["Sequence", "Item", "n", "β (DL)", "SE", "z", "P", "OR", "Var patient", "Var site", "Converged",
+         *([PLAN_COLUMN] if result.plan else [])],
         rows,
         footnote="ordered(score) ~ version + reader + (1 | site) + (1 | patient), logit link, Laplace "
-        "approximation; conventional and the first reader are the reference levels. β > 0: DL scored higher.",
+        "approximation; conventional and the first reader are the reference levels. β > 0: DL scored higher."
+        + plan_footnote(result),
     )
 
 
@@ -502,6 +519,7 @@ def paired_table(result: AnalysisResult, meta: ReportMeta) -> ReportTable:
                 fmt_p(r.wilcoxon_p),
                 fmt_p(r.wilcoxon_p_holm) if r.in_family else "—",
                 fmt_num(r.vgc_auc, 3),
+                *plan_role(result, r.sequence, r.item, "wilcoxon"),
             ]
         )
         for r in paired.itertuples()
@@ -513,7 +531,8 @@ def paired_table(result: AnalysisResult, meta: ReportMeta) -> ReportTable:
     return ReportTable(
         "paired",
         PAIRED_CAPTION,
-        ["Sequence", "Item", "Cases", "Median difference", "V", "P", "P (Holm)", "VGC AUC"],
+        ["Sequence", "Item", "Cases", "Median difference", "V", "P", "P (Holm)", "VGC AUC",
+         *([PLAN_COLUMN] if result.plan else [])],
         rows,
         footnote="Each case's mean score over its readers, per version; cases scored in both versions. Median "
         "difference: DL-enhanced minus conventional. V: sum of the ranks of the positive differences; P: two-sided "
@@ -523,7 +542,73 @@ def paired_table(result: AnalysisResult, meta: ReportMeta) -> ReportTable:
         + (", all of this table" if bool(paired["in_family"].all()) else "; — = not in that family")
         + ". VGC AUC: area under the visual grading characteristic curve over the individual scores, "
         "P(DL score > conventional score) + ½ P(tie); 0.5 = no difference, > 0.5: DL scored higher."
-        + (f" Not tested: {notes}." if notes else ""),
+        + (f" Not tested: {notes}." if notes else "")
+        + plan_footnote(result),
+    )
+
+
+def plan_footnote(result: AnalysisResult) -> str:
+    """What "primary" and "exploratory" mean in a table with the plan column."""
+    if result.plan is None:
+        return ""
+    return (" Analysis: primary = a comparison of the locked analysis plan with its planned test (its decision is "
+            "in Table 7); exploratory = outside the plan.")
+
+
+PRIMARY_CAPTION = "Table 7. Primary analysis of the locked analysis plan."
+HYPOTHESIS_TEXT = {"superiority": "superiority", "non_inferiority": "non-inferiority"}
+TEST_TEXT = {"clmm": "CLMM version term", "wilcoxon": "Wilcoxon signed-rank"}
+
+
+def primary_table(result: AnalysisResult, meta: ReportMeta) -> ReportTable:
+    """The plan's test on the plan's comparisons: estimate, P as planned, P adjusted as planned, decision at α."""
+    if result.plan is None or result.primary is None:
+        return unavailable_table(
+            "primary",
+            PRIMARY_CAPTION,
+            f"Not computed: {meta.plan_note or 'no analysis plan was locked before the study opened'}. Every "
+            "analysis in this report is exploratory.",
+            meta,
+        )
+    spec = result.plan
+    rows = [
+        Row(
+            [
+                meta.sequence(r.sequence),
+                meta.item(r.item),
+                TEST_TEXT[r.test],
+                fmt_num(r.estimate, 3 if r.test == "clmm" else 2),
+                fmt_num(r.se, 3) if r.test == "clmm" else "—",
+                fmt_p(r.p),
+                fmt_p(r.p_adjusted),
+                r.decision,
+            ]
+        )
+        for r in result.primary.itertuples()
+    ]
+    n = len(result.primary)
+    if spec.test == "clmm":
+        estimate = "β (DL): the CLMM's version term (log odds ratio, > 0: DL scored higher), with its SE"
+        tested = ("two-sided Wald test of β = 0" if spec.hypothesis == "superiority"
+                  else f"one-sided Wald test of H0 β ≤ −{spec.margin:g} (margin as a log odds ratio)")
+    else:
+        estimate = "median of each case's mean-score difference, DL-enhanced minus conventional"
+        tested = ("two-sided Wilcoxon signed-rank test (as Table 6)" if spec.hypothesis == "superiority"
+                  else f"one-sided Wilcoxon signed-rank test of H0: differences centred at ≤ −{spec.margin:g} "
+                       "score points (R's wilcox.test(mu = −margin, alternative = \"greater\"))")
+    adjusted = (f"Holm-adjusted across the {n} primary comparison{'' if n == 1 else 's'}"
+                if spec.multiplicity == "holm" else "not adjusted (the plan names no correction)")
+    return ReportTable(
+        "primary",
+        PRIMARY_CAPTION,
+        ["Sequence", "Item", "Test", "Estimate", "SE", "P", "P (adjusted)", f"Decision at α = {spec.alpha:g}"],
+        rows,
+        footnote=(f"Plan locked {meta.plan.frozen_at:%Y-%m-%d %H:%M:%S} UTC, sha256 {meta.plan.sha256[:16]}…. "
+                  if meta.plan else "")
+        + f"Estimate: {estimate}. P: {tested}. P (adjusted): {adjusted}. Decision: the adjusted P below "
+        f"α = {spec.alpha:g}"
+        + (" and the sign of the effect (DL superior or inferior)" if spec.hypothesis == "superiority" else "")
+        + ". Every other analysis in this report is exploratory.",
     )
 
 
@@ -535,15 +620,30 @@ def reader_names(result: AnalysisResult) -> list[str]:
 
 
 def build_tables(result: AnalysisResult, meta: ReportMeta) -> list[ReportTable]:
-    """Tables 1-6, always all six and in this order; one that cannot be computed says why."""
-    return [
+    """Tables 1-7, always all seven and in this order; one that cannot be computed says why. Under a locked
+    analysis plan, a table wholly outside it says it is exploratory."""
+    tables = [
         table1(result, meta),
         table2(result, meta),
         table3(result, meta),
         clmm_table(result, meta),
         agreement_table(result, meta),
         paired_table(result, meta),
+        primary_table(result, meta),
     ]
+    if result.plan is not None:
+        exploratory = " Exploratory: outside the locked analysis plan."
+        for table in tables:
+            if table.key in {"table1", "table2", "agreement"} and not table.unavailable:
+                table.footnote += exploratory
+            elif table.key == "table3":
+                table.footnote += (
+                    " P values of the locked analysis plan's primary comparisons are primary (their decision is in "
+                    "Table 7); the others are exploratory."
+                    if result.plan.test == "clmm"
+                    else " Exploratory: the locked analysis plan's test is the Wilcoxon signed-rank test (Table 7)."
+                )
+    return tables
 
 
 def _bar_panel(
@@ -595,6 +695,11 @@ def wrap_to_width(text: str, width_pt: float, size: float, bold: bool = False) -
                 line = word
             else:
                 line = candidate
+            while text_width(line, size, bold, renderer) > width_pt and len(line) > 1:
+                # One word wider than the line (a hash, JSON): break it where it no longer fits.
+                cut = next(k for k in range(1, len(line) + 1) if text_width(line[:k], size, bold, renderer) > width_pt)
+                lines.append(line[: max(cut - 1, 1)])
+                line = line[max(cut - 1, 1) :]
         lines.append(line)
     return lines
 
@@ -760,8 +865,41 @@ def methods_text(result: AnalysisResult, meta: ReportMeta) -> list[str]:
             f"The Wilcoxon P values were adjusted with Holm's method across the {family} comparison"
             f"{'' if family == 1 else 's'} tested together."
         )
+    if result.plan is not None:
+        text.append(
+            "The primary analysis was fixed in an analysis plan locked before reading began (primary items and "
+            "sequences, test, hypothesis, α and multiplicity correction; Table 7); every other analysis is "
+            "exploratory."
+        )
     text.append(f"No {other}adjustment for multiple testing was made. Software: {software}.")
     return text
+
+
+def plan_paragraphs(result: AnalysisResult, meta: ReportMeta) -> list[str]:
+    """What the report says about the analysis plan: the locked plan, its hash and time, and its JSON; or why
+    there is none, in which case every analysis is exploratory."""
+    locked = meta.plan
+    if locked is None or result.plan is None:
+        why = meta.plan_note or "no analysis plan was locked before the study opened"
+        return [f"Analysis plan: {why}. Every analysis in this report is exploratory."]
+    spec = locked.spec
+    n = len(spec.comparisons)
+    hypothesis = (
+        "superiority (two-sided)"
+        if spec.hypothesis == "superiority"
+        else f"non-inferiority with a margin of {spec.margin:g} "
+        + ("(log odds ratio)" if spec.test == "clmm" else "(score points)")
+    )
+    check = "it matches the stored plan" if locked.verified else "it DOES NOT MATCH the stored plan JSON below"
+    return [
+        f"Analysis plan: locked {locked.frozen_at:%Y-%m-%d %H:%M:%S} UTC, when the study opened for reading; "
+        f"sha256 {locked.sha256} ({check}). Primary: {TEST_TEXT[spec.test]} of DL-enhanced versus conventional, "
+        f"{hypothesis}, α = {spec.alpha:g}, "
+        + (f"Holm across the {n} primary comparisons" if spec.multiplicity == "holm" else "no multiplicity correction")
+        + f", for {', '.join(meta.item(i) for i in spec.items)} on {', '.join(meta.sequence(q) for q in spec.sequences)}"
+        " (Table 7). Analyses outside the plan are marked exploratory.",
+        f"The plan as hashed (canonical JSON, UTF-8): {locked.canonical}",
+    ]
 
 
 def report_context(result: AnalysisResult, meta: ReportMeta) -> dict:
@@ -775,6 +913,7 @@ def report_context(result: AnalysisResult, meta: ReportMeta) -> dict:
         "meta": meta,
         "tables": build_tables(result, meta),
         "methods": methods_text(result, meta),
+        "plan": plan_paragraphs(result, meta),
         # (caption, build): build(caption) draws the figure, with its caption on the page when one is given.
         "figures": [
             (
@@ -992,6 +1131,7 @@ def pdf_pages(result: AnalysisResult, meta: ReportMeta) -> list[Figure]:
         + (f" Randomisation seed: {meta.seed}." if meta.seed is not None else ""),
         "Counts: " + ", ".join(f"{k} {v}" for k, v in context["counts"].items() if v is not None) + ".",
         *meta.notes,
+        *context["plan"],
     ]
     pages = _text_pages(meta.title, header + context["methods"])
     for table in context["tables"]:

@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
-from apps.analysis.models import ExportKind, RoiLabel, RoiMeasurement
-from apps.imaging.models import JobStatus
+from apps.analysis.models import AnalysisPlan, ExportKind, RoiLabel, RoiMeasurement
+from apps.imaging.models import JobStatus, Sequence
 
 
 class ExportJobCreateSerializer(serializers.Serializer):
@@ -40,3 +40,21 @@ class DetailSerializer(serializers.Serializer):
     """An error answer."""
 
     detail = serializers.CharField()
+
+
+class AnalysisPlanSerializer(serializers.ModelSerializer):
+    """A study's analysis plan. Writable while the study is a draft; read-only once it is locked."""
+
+    primary_items = serializers.ListField(child=serializers.CharField(max_length=48), min_length=1, max_length=50)
+    primary_sequences = serializers.ListField(child=serializers.ChoiceField(choices=Sequence.choices), min_length=1)
+    margin = serializers.FloatField(allow_null=True, required=False, default=None)
+    alpha = serializers.FloatField(required=False, default=0.05)
+    locked = serializers.BooleanField(source="is_frozen", read_only=True)
+    canonical_json = serializers.CharField(source="frozen_json", read_only=True,
+                                           help_text="The plan as hashed; empty until it is locked.")
+
+    class Meta:
+        model = AnalysisPlan
+        fields = ["study", "primary_items", "primary_sequences", "test", "hypothesis", "margin", "alpha",
+                  "multiplicity", "locked", "frozen_at", "sha256", "canonical_json", "updated_at"]
+        read_only_fields = ["study", "frozen_at", "sha256", "updated_at"]

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.accounts.models import User
-from apps.analysis import exports
+from apps.analysis import exports, plan
 from apps.analysis.models import ExportJob, ExportKind
 from apps.analysis.report import ReportMeta, render_pdf
 from apps.analysis.stats import AnalysisResult, run_analysis
@@ -44,7 +44,14 @@ def analyse_study(study: ReaderStudy) -> tuple[AnalysisResult, ReportMeta]:
                         exports.analysis_patients(exports.frame(study, ExportKind.PATIENTS)), validate_patients, meta)
     rois = _checked("table2", "the ROI measurements", exports.analysis_rois(exports.frame(study, ExportKind.ROIS)),
                     validate_rois, meta)
-    return run_analysis(scores, patients, rois), meta
+    meta.plan = plan.locked_plan(study)
+    if meta.plan is None:
+        meta.plan_note = (
+            "a plan is drafted but locks only when the study opens for reading"
+            if plan.draft_plan_exists(study)
+            else "no analysis plan was locked before the study opened"
+        )
+    return run_analysis(scores, patients, rois, plan=meta.plan.spec if meta.plan else None), meta
 
 
 def _checked(key: str, what: str, frame: pd.DataFrame, validate, meta: ReportMeta) -> pd.DataFrame | None:

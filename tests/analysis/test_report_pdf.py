@@ -22,6 +22,7 @@ from pypdf import PdfReader
 from apps.analysis import report
 from apps.analysis.report import ReportMeta, render_pdf
 from apps.analysis.stats import run_analysis
+from apps.analysis.stats.planned import PlanSpec
 from tests.analysis.synthetic import small_study
 from tests.analysis.world import clinical_world
 from tests.factories import AdminFactory
@@ -33,9 +34,11 @@ NEGATIVE_ZERO = re.compile(r"[-−]0\.0+(?![0-9])")
 
 @pytest.fixture(scope="module")
 def full():
-    """Patients, ROIs, three readers: every table and all four panels of Fig. 1."""
+    """Patients, ROIs, three readers and a locked plan: every table (Table 7 and the plan columns of Tables 4 and 6
+    included) and all four panels of Fig. 1."""
     scores, patients, rois = small_study(patients_per_site=6)
-    return run_analysis(scores, patients, rois)
+    plan = PlanSpec(("T2W",), ("overall_quality", "noise"), "clmm", "non_inferiority", 0.025, "holm", margin=0.5)
+    return run_analysis(scores, patients, rois, plan=plan)
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +92,7 @@ def texts_of(fig: Figure, renderer) -> list[tuple[str, object]]:
 def test_every_page_is_a4_landscape(fixture: str, request) -> None:
     pdf = render_pdf(request.getfixturevalue(fixture), ReportMeta(title="t"))
     pages = PdfReader(io.BytesIO(pdf)).pages
-    assert len(pages) >= 9  # methods, Tables 1-6 (each at least a page), Figs. 1 and 2
+    assert len(pages) >= 10  # methods, Tables 1-7 (each at least a page), Figs. 1 and 2
     for number, page in enumerate(pages, start=1):
         size = (float(page.mediabox.width), float(page.mediabox.height))
         assert size == pytest.approx(A4_LANDSCAPE_PT, abs=0.5), f"page {number} is {size}, not A4"
@@ -180,7 +183,7 @@ def test_a_studys_pdf_from_the_admin_page_is_a4_and_says_what_the_html_says(clie
         assert (float(page.mediabox.width), float(page.mediabox.height)) == pytest.approx(A4_LANDSCAPE_PT, abs=0.5)
     text = re.sub(r"\s+", " ", " ".join(page.extract_text() for page in reader.pages))
     assert "readers 1," in text and "by 1 reader." in text
-    assert [int(n) for n in re.findall(r"Table (\d)\. ", text)] == [1, 2, 3, 4, 5, 6]
+    assert [int(n) for n in re.findall(r"Table (\d)\. ", text)] == [1, 2, 3, 4, 5, 6, 7]
     assert "Age missing" in text and "IDH status" in text and "1p/19q codeletion" in text
     assert "no ROIs were drawn" in text
     assert not NEGATIVE_ZERO.search(text)

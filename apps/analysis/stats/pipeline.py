@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from .agreement import reader_agreement
 from .clmm import CLMM_COLUMNS, clmm_table
 from .descriptive import score_means
 from .paired import PAIRED_COLUMNS, paired_table
+from .planned import PlanSpec, primary_analysis
 from .snr import snr_table
 from .table1 import table1_summary, table1_tests
 from .validation import validate_patients, validate_rois, validate_scores
@@ -45,6 +45,9 @@ class AnalysisResult:
     snr: pd.DataFrame | None = None
     # Wilcoxon signed-rank on case means and VGC area per sequence x item (``paired.PAIRED_DETAIL_COLUMNS``).
     paired: pd.DataFrame | None = None
+    # The locked analysis plan and its primary analysis (``planned.PRIMARY_COLUMNS``); None without a plan.
+    plan: PlanSpec | None = None
+    primary: pd.DataFrame | None = None
     timings: dict[str, float] = field(default_factory=dict)
     # Who and what was scored: the readers with at least one score, and the patients scored.
     readers: list[str] = field(default_factory=list)
@@ -55,14 +58,14 @@ def run_analysis(
     scores_df: pd.DataFrame,
     patients_df: pd.DataFrame | None = None,
     rois_df: pd.DataFrame | None = None,
-    family: Iterable[tuple[str, str]] | None = None,
+    plan: PlanSpec | None = None,
 ) -> AnalysisResult:
     """Validate the inputs and compute Tables 1-3, the CLMMs, the agreement table and the paired tests.
 
     ``scores_df`` needs the columns of ``validation.SCORE_COLUMNS`` (extra columns are ignored);
-    ``patients_df`` and ``rois_df`` are optional. ``family`` names the (sequence, item) comparisons whose
-    Wilcoxon p-values are Holm-adjusted together (an analysis plan's primary ones); None: all of them.
-    Raises ValueError on malformed input.
+    ``patients_df`` and ``rois_df`` are optional. With a locked analysis ``plan``, its primary analysis is
+    run too, and when the plan's test is Wilcoxon, Table 6's Holm adjustment is across the plan's comparisons
+    (otherwise across all of them). Raises ValueError on malformed input.
     """
     timings: dict[str, float] = {}
 
@@ -77,11 +80,14 @@ def run_analysis(
         means=timed("means", score_means, scores),
         clmm=timed("clmm", clmm_table, scores),
         kappa=timed("kappa", reader_agreement, scores),
-        paired=timed("paired", paired_table, scores, family),
+        paired=timed("paired", paired_table, scores, plan.comparisons if plan and plan.test == "wilcoxon" else None),
         timings=timings,
         readers=sorted(scores["reader"].unique()),
         scored_patients=int(scores["patient_id"].nunique()),
     )
+    if plan is not None:
+        result.plan = plan
+        result.primary = timed("primary", primary_analysis, scores, result.clmm, plan)
     if patients_df is not None:
         patients = validate_patients(patients_df)
         result.table1_tests = timed("table1", table1_tests, patients)
@@ -126,6 +132,7 @@ def write_outputs(result: AnalysisResult, out_dir: str | Path) -> list[Path]:
         ("kappa_detail.csv", result.kappa),
         ("paired.csv", None if result.paired is None else result.paired[PAIRED_COLUMNS]),
         ("paired_detail.csv", result.paired),
+        ("primary.csv", result.primary),
         (
             "table1_tests.csv",
             None if result.table1_tests is None else result.table1_tests[TABLE1_TEST_COLUMNS],

@@ -260,8 +260,12 @@ def open_for_reading(study: ReaderStudy) -> None:
             "DL series whose residual check failed are waiting for a coordinator or admin to accept them "
             f"(/imaging/enhancement/): cases {', '.join(sorted(set(held)))}."
         )
-    study.status = StudyStatus.READING
-    study.save(update_fields=["status"])
+    from apps.analysis.plan import freeze_plan  # the analysis owns the plan; opening is when it freezes
+
+    with transaction.atomic():
+        freeze_plan(study)
+        study.status = StudyStatus.READING
+        study.save(update_fields=["status"])
 
 
 def lock(study: ReaderStudy) -> None:

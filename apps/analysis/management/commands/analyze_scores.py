@@ -39,7 +39,8 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         try:
             written = write_outputs(result, out)
-            meta = ReportMeta(title=options["title"], seed=options["seed"])
+            meta = ReportMeta(title=options["title"], seed=options["seed"],
+                              plan_note="analyze_scores analyses CSV files, without a study's locked analysis plan")
             html, pdf = out / "report.html", out / "report.pdf"
             html.write_text(render_html(result, meta), encoding="utf-8")
             pdf.write_bytes(render_pdf(result, meta))

@@ -104,6 +104,7 @@ export function mountReadingApp(root) {
 
   root.classList.add('rs-app');
   root.dataset.state = 'loading';
+  coverPage(root);
   const els = buildShell(root);
   showMouse();
   const roiPanel = createRoiPanel(els.roiBox, {
@@ -835,6 +836,17 @@ export function mountReadingApp(root) {
   };
   root.readerApp = app;
   return app;
+}
+
+/** The app covers the whole page (position: fixed): the page's own header, links and messages underneath are taken
+ * out of the focus order and the accessibility tree (inert), so Tab never lands on something the reader cannot see
+ * (issue 12, item 7). The app's header has the way back to the worklist. */
+function coverPage(root) {
+  for (let el = root; el.parentElement && el !== document.body; el = el.parentElement) {
+    for (const sibling of el.parentElement.children) {
+      if (sibling !== el && !['SCRIPT', 'STYLE', 'LINK', 'NOSCRIPT'].includes(sibling.tagName)) sibling.inert = true;
+    }
+  }
 }
 
 /** Server scores, overlaid with locally kept scores that may not have reached the server. */

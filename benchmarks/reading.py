@@ -66,7 +66,8 @@ def mr_slice(pixels: np.ndarray, index: int, uid: str, description: str) -> byte
 
 
 def add_pair(case, sequence: str, slices: int, size: int, rng: np.random.Generator) -> None:
-    """A conventional series and its DL counterpart with `slices` real DICOM files each."""
+    """A conventional series and its DL version (of the deployment's default source) with `slices` real DICOM files
+    each."""
     import hashlib
 
     from django.core.files.base import ContentFile
@@ -74,7 +75,7 @@ def add_pair(case, sequence: str, slices: int, size: int, rng: np.random.Generat
     from pydicom.uid import generate_uid
 
     from apps.imaging.models import Instance, Series, SeriesSource, Version
-    from apps.imaging.services import windows
+    from apps.imaging.services import dl_versions, windows
 
     made = []
     for version in (Version.CONVENTIONAL, Version.DL):
@@ -84,9 +85,7 @@ def add_pair(case, sequence: str, slices: int, size: int, rng: np.random.Generat
             rows=size, columns=size, pixel_spacing=[0.46875, 0.46875], slice_thickness=4.0,
             orientation=[1, 0, 0, 0, 1, 0],
         ))
-    made[0].counterpart, made[1].counterpart = made[1], made[0]
-    for series in made:
-        series.save(update_fields=["counterpart"])
+    dl_versions.link(made[0], made[1], dl_versions.default_source())  # the source a default study reads
     for index in range(slices):
         clean = rng.integers(100, 3000, (size, size))
         for series, pixels in ((made[0], clean + rng.integers(0, 300, (size, size))), (made[1], clean)):

@@ -91,6 +91,14 @@ class SeriesFactory(factory.django.DjangoModelFactory):
     orientation = factory.LazyFunction(lambda: [1, 0, 0, 0, 1, 0])
 
 
+def link_dl(conventional: Series, dl: Series, source=None) -> Series:
+    """Records `dl` as the DL version of `conventional` from `source` (default: the deployment's default model at
+    its factor, the source a study reads unless it names another)."""
+    from apps.imaging.services import dl_versions
+
+    return dl_versions.link(conventional, dl, source or dl_versions.default_source())
+
+
 def mr_dataset(rows: int, columns: int, index: int, pixels: np.ndarray, **tags: object) -> Dataset:
     """A tiny but complete MR image with a realistic header, including values a reader must never see."""
     ds = Dataset()

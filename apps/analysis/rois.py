@@ -19,7 +19,9 @@ from django.db import transaction
 from apps.accounts.models import User
 from apps.analysis.models import RoiLabel, RoiMeasurement
 from apps.imaging.models import Series, SeriesStatus, Version
+from apps.imaging.services import dl_versions
 from apps.studies.models import ReadingTask
+from apps.studies.services import sources
 from apps.studies.services.reading import stack
 
 MIN_PIXELS = 2
@@ -89,13 +91,20 @@ def measure(series: Series, ellipse: Ellipse) -> tuple[float, float, int]:
 
 
 def image_pair(task: ReadingTask) -> tuple[Series, Series]:
-    """The conventional series of the task's image and its DL counterpart, whichever the task shows."""
-    shown = task.panels.select_related("series__counterpart").first()
+    """The conventional series of the task's image and its DL version from the study's source, whichever the
+    task shows (a DL series the task shows is that version)."""
+    shown = task.panels.select_related("series__conventional").first()
     if shown is None:
         raise RoiError("This task has no image.")
     series = shown.series
-    conventional = series if series.version == Version.CONVENTIONAL else series.counterpart
-    dl = conventional.counterpart if conventional else None
+    if series.version == Version.CONVENTIONAL:
+        conventional = series
+        try:
+            dl = dl_versions.dl_version(series, sources.study_source(task.study))
+        except ValueError:
+            dl = None
+    else:
+        conventional, dl = series.conventional, series
     if conventional is None or dl is None or {conventional.status, dl.status} != {SeriesStatus.READY}:
         raise RoiError("This image cannot be measured.")
     return conventional, dl

@@ -18,7 +18,8 @@ AUDITED: dict[str, dict[str, list[str]]] = {
                    "codeletion_1p19q"],
     },
     "imaging.Series": {
-        "fields": ["case", "sequence", "sequence_overridden", "version", "source", "counterpart", "status"],
+        "fields": ["case", "sequence", "sequence_overridden", "version", "source", "conventional", "dl_model",
+                   "dl_factor", "status"],
     },
     "imaging.DicomNode": {"fields": ["ae_title", "institution", "allowed_host"]},
     "privacy.TextFinding": {"fields": ["series", "sop_uid", "boxes", "status", "blanked_sop_uid", "resolved_by"]},
@@ -31,7 +32,7 @@ AUDITED: dict[str, dict[str, list[str]]] = {
                                           "qa_accepted_at"]},
     "studies.ReaderStudy": {
         "fields": ["title", "reader_label", "sequences", "mode", "readers_per_case", "cross_site", "min_distance",
-                   "seed", "status"],
+                   "seed", "dl_source", "dl_model", "dl_factor", "status"],
         "m2m": ["cases", "calibration_cases"],
     },
     "studies.StudyItem": {"fields": ["study", "key", "label", "anchors", "order"]},

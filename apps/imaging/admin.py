@@ -35,8 +35,10 @@ class SeriesAdmin(ObjectHistory, SiteScoped):
     list_display = ("case", "sequence", "version", "source", "status", "rows", "columns", "description")
     list_filter = ("sequence", "version", "source", "status")
     search_fields = ("case__code",)
-    fields = ("case", "sequence", "version", "source", "status", "description", "counterpart", "rows", "columns")
-    readonly_fields = ("case", "version", "source", "description", "counterpart", "rows", "columns")
+    fields = ("case", "sequence", "version", "source", "status", "description", "conventional", "dl_model",
+              "dl_factor", "rows", "columns")
+    readonly_fields = ("case", "version", "source", "description", "conventional", "dl_model", "dl_factor", "rows",
+                       "columns")
 
     def save_model(self, request, obj, form, change) -> None:
         try:

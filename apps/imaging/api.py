@@ -20,7 +20,7 @@ from apps.imaging.serializers import (
     UploadCreateSerializer,
     VendorAttachSerializer,
 )
-from apps.imaging.services import enhancement, uploads
+from apps.imaging.services import enhancement, uploads, vendor
 from apps.imaging.services import series as series_service
 from apps.privacy import api as privacy_api
 from apps.privacy.renderers import PdfRenderer
@@ -105,16 +105,17 @@ class SeriesViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Upd
     @extend_schema(request=VendorAttachSerializer, responses={200: SeriesSerializer})
     @action(detail=True, methods=["post"], url_path="attach-vendor")
     def attach_vendor(self, request, pk=None):
-        """Links a held vendor-enhanced series (body: {"vendor_series": id}) as this conventional series' DL version:
-        same study, geometry and sequence, else 400 saying what differs; releases its hold; audited."""
+        """Links a held vendor-enhanced series (body: {"vendor_series": id}) as this conventional series' vendor DL
+        version: same study, geometry and sequence, else 400 saying what differs; releases its hold; audited. The
+        series' DL versions from models stay (they are other sources)."""
         conventional = self.get_object()
         form = VendorAttachSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        vendor = self.get_queryset().filter(pk=form.validated_data["vendor_series"]).first()
-        if vendor is None:
+        held = self.get_queryset().filter(pk=form.validated_data["vendor_series"]).first()
+        if held is None:
             raise ValidationError({"vendor_series": "No such series of your site."})
         try:
-            enhancement.attach_vendor_series(conventional, vendor)
+            vendor.attach_vendor_series(conventional, held)
         except ValueError as exc:
             raise ValidationError({"vendor_series": str(exc)}) from exc
         conventional.refresh_from_db()

@@ -102,7 +102,9 @@ class SeriesStatus(models.TextChoices):
 
 
 class Series(models.Model):
-    """A de-identified series. A conventional series and its DL version point at each other."""
+    """A de-identified series. A DL series names its conventional series and the source that made it: a registered
+    model at a noise-reduction factor (the engine's output) or the vendor (an uploaded vendor-enhanced series), so a
+    conventional series has at most one DL version per source (``services.dl_versions``)."""
 
     case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="series")
     series_uid = models.CharField(max_length=64, unique=True)
@@ -113,9 +115,16 @@ class Series(models.Model):
     )
     version = models.CharField(max_length=16, choices=Version.choices, default=Version.CONVENTIONAL)
     source = models.CharField(max_length=16, choices=SeriesSource.choices, default=SeriesSource.UPLOADED)
-    counterpart = models.OneToOneField(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
-        help_text="The other version of the same image (conventional <-> DL).",
+    conventional = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="dl_versions",
+        help_text="For a DL series: the conventional series it is a version of (empty while a vendor series is held).",
+    )
+    dl_model = models.ForeignKey(
+        "enhancement_models.EnhancementModel", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="For a DL series the engine made: the registered model of its source.",
+    )
+    dl_factor = models.FloatField(
+        null=True, blank=True, help_text="For a DL series the engine made: the noise-reduction factor of its source."
     )
     status = models.CharField(max_length=20, choices=SeriesStatus.choices, default=SeriesStatus.READY)
     hold_reason = models.CharField(
@@ -140,6 +149,19 @@ class Series(models.Model):
     class Meta:
         ordering = ["case__code", "sequence", "version"]
         verbose_name_plural = "series"
+        constraints = [
+            # One DL version per source and conventional series; a rejected one no longer counts.
+            models.UniqueConstraint(
+                fields=["conventional", "dl_model", "dl_factor"],
+                condition=models.Q(source=SeriesSource.ENHANCED) & ~models.Q(status=SeriesStatus.REJECTED),
+                name="one_engine_dl_version_per_source",
+            ),
+            models.UniqueConstraint(
+                fields=["conventional"],
+                condition=models.Q(source=SeriesSource.VENDOR) & ~models.Q(status=SeriesStatus.REJECTED),
+                name="one_vendor_dl_version",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.case.code} {self.sequence} {self.version}"

@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
 from apps.imaging.models import Case, EnhancementJob, Series, UploadBatch, UploadFileResult
-from apps.imaging.services import enhancement, uploads
+from apps.imaging.services import dl_versions, enhancement, uploads, vendor
 from apps.institutions.models import Institution
 
 
@@ -48,20 +48,38 @@ class VendorAttachSerializer(serializers.Serializer):
     )
 
 
+class DLVersionSerializer(serializers.ModelSerializer):
+    dl_source = serializers.SerializerMethodField(help_text="Which source made it: 'vendor', or the model at a factor.")
+
+    def get_dl_source(self, series: Series) -> str:
+        return str(dl_versions.source_of(series) or "unknown")
+
+    class Meta:
+        model = Series
+        fields = ["id", "source", "status", "dl_model", "dl_factor", "dl_source"]
+        read_only_fields = fields
+
+
 class SeriesSerializer(serializers.ModelSerializer):
     case = serializers.SlugRelatedField(slug_field="code", read_only=True)
     link_candidates = serializers.SerializerMethodField(
         help_text="For a held vendor-enhanced series: the conventional series it can be linked to (attach-vendor)."
     )
+    dl_versions = serializers.SerializerMethodField(
+        help_text="For a conventional series: its DL versions, one per source (model at a factor, or vendor)."
+    )
 
     def get_link_candidates(self, series: Series) -> list[int]:
-        return enhancement.vendor_candidates(series)
+        return vendor.vendor_candidates(series)
+
+    def get_dl_versions(self, series: Series) -> list[dict]:
+        return DLVersionSerializer(dl_versions.versions_of(series).order_by("pk"), many=True).data
 
     class Meta:
         model = Series
         fields = ["id", "case", "sequence", "sequence_overridden", "version", "source", "status", "description",
-                  "rows", "columns", "pixel_spacing", "slice_thickness", "counterpart", "hold_reason",
-                  "link_candidates"]
+                  "rows", "columns", "pixel_spacing", "slice_thickness", "conventional", "dl_model", "dl_factor",
+                  "dl_versions", "hold_reason", "link_candidates"]
         read_only_fields = [f for f in fields if f not in ("sequence", "status")]
 
 

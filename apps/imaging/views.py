@@ -3,7 +3,7 @@
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Case as DbCase
-from django.db.models import When
+from django.db.models import Prefetch, When
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -13,7 +13,7 @@ from apps.accounts.access import is_admin, is_coordinator, page_for, restrict_to
 from apps.imaging.forms import CaseMetadataImportForm, UploadForm
 from apps.imaging.models import Case, EnhancementJob, FileOutcome, Series, SeriesStatus, UploadBatch
 from apps.imaging.serializers import UploadBatchSerializer
-from apps.imaging.services import enhancement, metadata, uploads
+from apps.imaging.services import enhancement, metadata, uploads, vendor
 
 coordinator_or_admin = page_for(lambda u: is_coordinator(u) or is_admin(u), "site coordinators and admins")
 
@@ -86,7 +86,10 @@ def upload_retry(request: HttpRequest, pk: int) -> HttpResponse:
 
 @coordinator_or_admin
 def case_list(request: HttpRequest) -> HttpResponse:
-    cases = restrict_to_site(Case.objects.select_related("institution"), request.user).prefetch_related("series")
+    series = Series.objects.select_related("dl_model").order_by("sequence", "version", "pk")
+    cases = restrict_to_site(Case.objects.select_related("institution"), request.user).prefetch_related(
+        Prefetch("series", queryset=series)
+    )
     return render(request, "imaging/case_list.html", {"cases": cases, "form": CaseMetadataImportForm()})
 
 
@@ -112,7 +115,7 @@ def case_metadata_import(request: HttpRequest) -> HttpResponse:
 def job_list(request: HttpRequest) -> HttpResponse:
     """Enhancement jobs of the coordinator's site: status, device, timings and the residual safety check."""
     jobs = restrict_to_site(
-        EnhancementJob.objects.select_related("series__case", "qa_accepted_by"), request.user,
+        EnhancementJob.objects.select_related("series__case", "qa_accepted_by", "model"), request.user,
         "series__case__institution",
     )[:300]
     rows = [(job, enhancement.qa_failures(job)) for job in jobs]
@@ -120,7 +123,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
         Series.objects.filter(status=SeriesStatus.HELD_VENDOR).select_related("case"), request.user,
         "case__institution",
     )
-    vendor_rows = [(series, enhancement.vendor_candidates(series)) for series in held]
+    vendor_rows = [(series, vendor.vendor_candidates(series)) for series in held]
     return render(request, "imaging/enhancementjob_list.html", {"rows": rows, "vendor_rows": vendor_rows})
 
 

@@ -9,8 +9,9 @@ from django.utils.html import format_html
 from apps.accounts.admin_access import AdminRoleOnly
 from apps.accounts.models import Role, User
 from apps.audit.history import ObjectHistory
+from apps.enhancement_models.models import EnhancementModel
 from apps.studies.models import ReaderStudy, ReadingTask, ScoreAudit, StudyItem, StudyReader, StudyStatus
-from apps.studies.services import definition, progress
+from apps.studies.services import definition, progress, sources
 
 
 class StudyItemInline(admin.TabularInline):
@@ -51,8 +52,8 @@ def _run(request, studies, service, done: str) -> None:
 
 @admin.register(ReaderStudy)
 class ReaderStudyAdmin(ObjectHistory, AdminRoleOnly):
-    list_display = ["title", "mode", "status", "readers_per_case", "cross_site", "assignment_generated_at",
-                    "progress_link"]
+    list_display = ["title", "mode", "status", "dl_source_text", "readers_per_case", "cross_site",
+                    "assignment_generated_at", "progress_link"]
     list_filter = ["status", "mode"]
     filter_horizontal = ["cases", "calibration_cases"]
     readonly_fields = ["status", "assignment_generated_at"]
@@ -71,6 +72,15 @@ class ReaderStudyAdmin(ObjectHistory, AdminRoleOnly):
         study.cases.add(*study.calibration_cases.all())
         if not study.items.exists():
             definition.add_default_items(study)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "dl_model":  # a retired model makes no new DL version
+            kwargs["queryset"] = EnhancementModel.objects.filter(retired=False)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    @admin.display(description="DL source")
+    def dl_source_text(self, obj: ReaderStudy) -> str:
+        return sources.describe(obj)
 
     @admin.display(description="Follow")
     def progress_link(self, obj: ReaderStudy) -> str:

@@ -23,7 +23,7 @@ from apps.accounts.access import IsAdmin
 from apps.accounts.models import User
 from apps.imaging.models import Case
 from apps.studies.models import ReaderStudy, StudyStatus
-from apps.studies.serializers import ItemSerializer, ReaderStudySerializer
+from apps.studies.serializers import SOURCE_FIELDS, ItemSerializer, ReaderStudySerializer
 from apps.studies.services import definition, images, progress, reading
 
 NO_STORE = "private, no-store"
@@ -116,9 +116,12 @@ class StudyViewSet(viewsets.ModelViewSet):
     json_body = dict  # the top level of a JSON body (readerstudy.parsers); the items action takes a list
 
     def perform_create(self, serializer):
-        serializer.instance = definition.create_study(**serializer.validated_data)
+        serializer.instance = definition.create_study(**serializer.validated_data)  # full_clean: a complete source
 
     def handle_exception(self, exc):
+        if isinstance(exc, definition.PairsNotReady):
+            body = {"detail": str(exc), "pending": [pair.as_dict() for pair in exc.pending]}
+            return Response(body, status=status.HTTP_409_CONFLICT)
         if isinstance(exc, definition.StudyStateError):
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         if isinstance(exc, ValueError | ModelValidationError):
@@ -126,9 +129,22 @@ class StudyViewSet(viewsets.ModelViewSet):
         return super().handle_exception(exc)
 
     def update(self, request, *args, **kwargs):
-        if self.get_object().status != StudyStatus.DRAFT:
+        study = self.get_object()
+        if isinstance(request.data, dict) and SOURCE_FIELDS & set(request.data):
+            definition.require_source_changeable(study)
+        if study.status != StudyStatus.DRAFT:
             raise definition.StudyStateError("Only a draft study can be changed.")
         return super().update(request, *args, **kwargs)
+
+    def perform_update(self, serializer):
+        """The DL source goes through its service (refused once reading has begun); the rest is saved as sent."""
+        study, data = serializer.instance, serializer.validated_data
+        if SOURCE_FIELDS & set(data):
+            definition.set_source(
+                study, data.get("dl_source", study.dl_source), data.get("dl_model", study.dl_model),
+                data.get("dl_factor", study.dl_factor),
+            )
+        serializer.save(**{name: getattr(study, name) for name in SOURCE_FIELDS})
 
     @action(detail=True, methods=["put"], json_body=list)
     def items(self, request, pk=None) -> Response:

@@ -54,6 +54,12 @@ class ReadingMode(models.TextChoices):
     PAIRED = "paired", "Paired: both versions side by side"
 
 
+class DLSourceKind(models.TextChoices):
+    DEFAULT = "default", "The deployment's default model and factor"
+    MODEL = "model", "A registered model"
+    VENDOR = "vendor", "Vendor series uploaded by the sites"
+
+
 class StudyStatus(models.TextChoices):
     DRAFT = "draft", "Draft"
     READING = "reading", "Reading"
@@ -86,6 +92,21 @@ class ReaderStudy(models.Model):
         help_text="Read first by every eligible reader; excluded from analysis.",
     )
     readers = models.ManyToManyField(settings.AUTH_USER_MODEL, through="StudyReader", related_name="reader_studies")
+    dl_source = models.CharField(
+        "DL source", max_length=8, choices=DLSourceKind.choices, default=DLSourceKind.DEFAULT,
+        help_text="What made the DL versions this study reads. Fixed once reading has begun.",
+    )
+    dl_model = models.ForeignKey(
+        "enhancement_models.EnhancementModel", null=True, blank=True, on_delete=models.PROTECT, related_name="studies",
+        verbose_name="DL model",
+        help_text="A registered model: required for the source 'a registered model'; for the default, filled in "
+                  "with the deployment's model when the study is opened.",
+    )
+    dl_factor = models.FloatField(
+        "noise-reduction factor", null=True, blank=True, validators=[MinValueValidator(1.0), MaxValueValidator(100.0)],
+        help_text="The model's noise-reduction factor (1-100); empty: the deployment's (READERSTUDY_ENHANCE_FACTOR), "
+                  "filled in when the study is opened.",
+    )
     status = models.CharField(max_length=8, choices=StudyStatus.choices, default=StudyStatus.DRAFT)
     assignment_inputs = models.JSONField(
         default=list, blank=True, editable=False,
@@ -97,6 +118,14 @@ class ReaderStudy(models.Model):
     class Meta:
         ordering = ["-created_at"]
         verbose_name_plural = "reader studies"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(dl_source=DLSourceKind.DEFAULT)
+                | models.Q(dl_source=DLSourceKind.MODEL, dl_model__isnull=False)
+                | models.Q(dl_source=DLSourceKind.VENDOR, dl_model__isnull=True, dl_factor__isnull=True),
+                name="study_dl_source_complete",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.title
@@ -106,6 +135,10 @@ class ReaderStudy(models.Model):
         sequences = self.sequences
         if not (isinstance(sequences, list) and sequences and all(s in Sequence.values for s in sequences)):
             raise ValidationError({"sequences": f"Choose among {', '.join(Sequence.values)}."})
+        if self.dl_source == DLSourceKind.MODEL and self.dl_model_id is None:
+            raise ValidationError({"dl_model": "Choose the registered model whose DL versions this study reads."})
+        if self.dl_source == DLSourceKind.VENDOR and (self.dl_model_id is not None or self.dl_factor is not None):
+            raise ValidationError({"dl_model": "Vendor series come with no model or factor: leave both empty."})
 
     @property
     def is_locked(self) -> bool:

@@ -2,8 +2,12 @@
 
 from rest_framework import serializers
 
+from apps.enhancement_models.models import EnhancementModel
 from apps.imaging.models import Sequence
 from apps.studies.models import ReaderStudy, StudyItem
+from apps.studies.services import sources
+
+SOURCE_FIELDS = frozenset({"dl_source", "dl_model", "dl_factor"})
 
 
 class ItemSerializer(serializers.ModelSerializer):
@@ -23,12 +27,22 @@ class ReaderStudySerializer(serializers.ModelSerializer):
     readers = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
     cases = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
     calibration_cases = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+    dl_model = serializers.PrimaryKeyRelatedField(
+        queryset=EnhancementModel.objects.filter(retired=False), allow_null=True, required=False,
+        help_text="Id of a registered model (GET /api/enhancement-models/), not retired; with dl_source 'model'.",
+    )
+    dl_source_description = serializers.SerializerMethodField(
+        help_text="The source in words: the model (name, version) and factor, or the vendor series."
+    )
+
+    def get_dl_source_description(self, study: ReaderStudy) -> str:
+        return sources.describe(study)
 
     class Meta:
         model = ReaderStudy
         fields = [
             "id", "title", "reader_label", "sequences", "mode", "readers_per_case", "cross_site", "min_distance",
-            "seed", "status", "items", "readers", "cases", "calibration_cases", "assignment_generated_at",
-            "created_at",
+            "seed", "dl_source", "dl_model", "dl_factor", "dl_source_description", "status", "items", "readers",
+            "cases", "calibration_cases", "assignment_generated_at", "created_at",
         ]
         read_only_fields = ["status", "assignment_generated_at", "created_at"]

@@ -66,7 +66,7 @@ def measured_world(db):
     world = build_world(cases_per_site=1, sequences=("T2W",))
     task = ReadingTask.objects.filter(study=world.study, version=Version.CONVENTIONAL).first()
     conventional = task.panels.get().series
-    dl = conventional.counterpart
+    dl = conventional.dl_versions.get()
     expected = {}
     for series, slope, intercept in ((conventional, 1.0, 0.0), (dl, 2.0, -100.0)):
         stored, values = known_pixels(slope, intercept)

@@ -49,7 +49,7 @@ def flat_background_world(db, client):
     conventional = task.panels.get().series
     stored = dict(zip((Version.CONVENTIONAL, Version.DL), slices(), strict=True))
     values = {}
-    for series, slope in ((conventional, 1.0), (conventional.counterpart, DL_SLOPE)):
+    for series, slope in ((conventional, 1.0), (conventional.dl_versions.get(), DL_SLOPE)):
         Instance.objects.filter(series=series, instance_number=SLICE + 1).delete()
         InstanceFactory(series=series, index=SLICE, pixels=stored[series.version],
                         tags={"RescaleSlope": slope, "RescaleIntercept": 0})

@@ -20,6 +20,7 @@ from tests.factories import (
     ReaderFactory,
     ReaderStudyFactory,
     SeriesFactory,
+    link_dl,
 )
 
 
@@ -50,9 +51,7 @@ def _series_pair(case, sequence: str, slices: int, size: int, seed: int) -> tupl
     conventional = SeriesFactory(case=case, sequence=sequence, rows=size, columns=size)
     dl = SeriesFactory(case=case, sequence=sequence, rows=size, columns=size, version=Version.DL,
                        source=SeriesSource.ENHANCED)
-    conventional.counterpart, dl.counterpart = dl, conventional
-    conventional.save(update_fields=["counterpart"])
-    dl.save(update_fields=["counterpart"])
+    link_dl(conventional, dl)
     clean = phantom_volume(slices, size, seed)
     rng = np.random.default_rng(seed)
     for index in range(slices):
@@ -100,9 +99,7 @@ def build_known_pixel_world(size: tuple[int, int] = (12, 16), bright: tuple[int,
     conventional = SeriesFactory(case=case, sequence="T2W", rows=rows, columns=columns)
     dl = SeriesFactory(case=case, sequence="T2W", rows=rows, columns=columns, version=Version.DL,
                        source=SeriesSource.ENHANCED)
-    conventional.counterpart, dl.counterpart = dl, conventional
-    conventional.save(update_fields=["counterpart"])
-    dl.save(update_fields=["counterpart"])
+    link_dl(conventional, dl)
     ramp = np.linspace(0, 4000, rows * columns).reshape(rows, columns).astype(np.uint16)
     for series, value in ((conventional, 1000), (dl, 2000)):
         single = np.zeros(size, dtype=np.uint16)

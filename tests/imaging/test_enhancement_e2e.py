@@ -63,7 +63,7 @@ def test_upload_to_reader_gives_a_real_enhancement_served_blinded(
     assert not job.qa_flagged and job.qa["failures"] == [], job.qa
     conventional = job.series
     dl = job.output_series
-    assert dl.version == Version.DL and conventional.counterpart_id == dl.pk
+    assert dl.version == Version.DL and dl.conventional_id == conventional.pk
 
     before, before_ds = _stack(conventional)
     after, after_ds = _stack(dl)

@@ -5,7 +5,8 @@ import pydicom
 import pytest
 
 from apps.imaging.models import EnhancementJob, JobStatus, Sequence, Series, SeriesSource, Version
-from apps.imaging.services import enhancement, enhancement_runner, ingest, storage, uploads
+from apps.imaging.services import dl_versions, enhancement, enhancement_runner, ingest, storage, uploads
+from apps.imaging.services import vendor as vendor_links
 from apps.institutions.services import add_site
 from tests.imaging.dicom_samples import write_patient_study
 from worker.enhance import inference
@@ -39,7 +40,8 @@ def test_job_writes_a_linked_dl_series_with_same_geometry_and_new_uids(imported,
     dl = job.output_series
     assert job.status == JobStatus.DONE and job.model_version and job.device == "cpu"
     assert dl.version == Version.DL and dl.source == SeriesSource.ENHANCED
-    assert conventional.counterpart_id == dl.pk and dl.counterpart_id == conventional.pk
+    assert dl.conventional_id == conventional.pk and list(conventional.dl_versions.all()) == [dl]
+    assert (dl.dl_model, dl.dl_factor) == (job.model, job.noise_reduction_factor), "the source that made it"
     assert dl.instances.count() == conventional.instances.count()
     assert {"read_s", "inference_s", "write_s", "total_s"} <= set(job.timings)
     assert "structure_score" in job.qa and job.difference_image.name.endswith(".png")
@@ -120,24 +122,40 @@ def test_vendor_series_is_attached_when_geometry_matches(imported, tmp_path):
     conventional = Series.objects.get(sequence=Sequence.T2W)
     job = enhancement_runner.run_job(t2w_job().pk, device="cpu")
     produced = job.output_series
-    produced.counterpart = None
-    produced.version = Version.CONVENTIONAL
-    produced.save()
-    conventional.counterpart = None
-    conventional.save()
-    vendor = enhancement.attach_vendor_series(conventional, produced)
+    EnhancementJob.objects.filter(pk=job.pk).update(output_series=None)
+    Series.objects.filter(pk=produced.pk).update(conventional=None, dl_model=None, dl_factor=None,
+                                                 version=Version.CONVENTIONAL, source=SeriesSource.VENDOR)
+    produced.refresh_from_db()
+    vendor = vendor_links.attach_vendor_series(conventional, produced)
     assert vendor.source == SeriesSource.VENDOR and vendor.version == Version.DL
-    conventional.refresh_from_db()
-    assert conventional.counterpart_id == vendor.pk
+    assert dl_versions.dl_version(conventional, dl_versions.VENDOR) == vendor
 
 
 def test_vendor_series_with_other_geometry_is_refused(imported):
     t2w = Series.objects.get(sequence=Sequence.T2W)
     t1 = Series.objects.get(sequence=Sequence.T1W_POST)
     with pytest.raises(ValueError, match="geometry"):
-        enhancement.attach_vendor_series(t2w, t1)
-    t2w.refresh_from_db()
-    assert t2w.counterpart_id is None
+        vendor_links.attach_vendor_series(t2w, t1)
+    assert not t2w.dl_versions.exists()
+
+
+def test_a_job_never_takes_a_dl_version_made_by_another_model_or_factor(imported, settings):
+    """One conventional series, several DL versions: a job of another factor makes its own, a second job of the
+    same source makes nothing and takes the one there is."""
+    first = enhancement_runner.run_job(t2w_job().pk, device="cpu")
+    conventional = first.series
+    other = enhancement.request_enhancement(conventional, factor=4.0)
+    assert other is not None and other.pk != first.pk
+    other = enhancement_runner.run_job(other.pk, device="cpu")
+    assert other.output_series_id not in (None, first.output_series_id)
+    assert other.output_series.dl_factor == 4.0 and first.output_series.dl_factor == settings.ENHANCE_FACTOR
+    assert conventional.dl_versions.count() == 2
+    assert other.output_series.series_uid != first.output_series.series_uid
+    assert enhancement.request_enhancement(conventional, factor=4.0) is None, "that source has its version"
+    again = EnhancementJob.objects.create(series=conventional, noise_reduction_factor=4.0, model=other.model)
+    again = enhancement_runner.run_job(again.pk, device="cpu")
+    assert again.status == JobStatus.DONE and again.output_series_id is None and "already had" in again.error
+    assert conventional.dl_versions.count() == 2
 
 
 def test_dicom_written_for_dl_is_valid_dicom(imported):

@@ -63,7 +63,7 @@ def test_a_registered_onnx_model_enhances_an_upload_and_the_dl_series_records_it
     assert job.run_settings == {"slices": 3, "normalisation": "p99", "max_matrix": 768, "pad_multiple": 1,
                                 "context_input": False, "tile": 768}
     conventional, dl = job.series, job.output_series
-    assert dl.version == Version.DL and conventional.counterpart_id == dl.pk
+    assert dl.version == Version.DL and dl.conventional_id == conventional.pk and dl.dl_model == box_model
 
     # What the network computes: its estimate is the 3x3 mean of the slice (the 99th-percentile scale cancels for
     # a linear model), and in tissue the platform keeps 1/16 of the input's deviation from it.

@@ -11,12 +11,13 @@ from scipy import ndimage
 
 from apps.accounts.models import Role
 from apps.accounts.services import create_member
+from apps.enhancement_models import services as registry
 from apps.imaging import synthetic
 from apps.imaging.models import EnhancementJob, JobStatus, Sequence, Series, SeriesStatus
 from apps.imaging.services import enhancement, enhancement_runner, ingest, storage, uploads
 from apps.imaging.services import series as series_service
 from apps.institutions.services import add_site
-from apps.studies.models import ReadingMode, StudyStatus, TaskStatus
+from apps.studies.models import DLSourceKind, ReadingMode, StudyStatus, TaskStatus
 from apps.studies.services import definition, reading
 from worker.enhance import qa
 
@@ -54,8 +55,12 @@ def run_identity(series: Series) -> EnhancementJob:
     return enhancement_runner.run_job(job.pk, device="cpu")
 
 
-def open_study(series: Series, reader) -> object:
+def open_study(series: Series, reader, factor: float | None = None) -> object:
+    """A study of the series' case; ``factor`` names the default model at that factor as its source (a study of
+    the identity copies issue 9 made, which were read at factor 1)."""
     study = definition.create_study("Gate", mode=ReadingMode.PAIRED, readers_per_case=1, sequences=["T2W"])
+    if factor is not None:
+        definition.set_source(study, DLSourceKind.MODEL, registry.default_model(), factor)
     definition.set_readers(study, [reader])
     definition.set_cases(study, [series.case])
     definition.generate(study)
@@ -96,7 +101,7 @@ def test_identity_fails_no_change_and_is_held_until_its_site_accepts_it(t2w, sit
     assert body["qa_flagged"] and body["held_for_review"] and body["noise_reduction_factor"] == 1.0
     assert body["qa_failures"] == [qa.FAILURE_MESSAGES[qa.NO_CHANGE]]
 
-    study = open_study(t2w, users["reader"])
+    study = open_study(t2w, users["reader"], factor=1.0)
     assert study.tasks.count() == 0, "a held pair is not given to readers"
     with pytest.raises(definition.StudyStateError):
         definition.open_for_reading(study)
@@ -162,7 +167,7 @@ def test_remake_replaces_an_identity_series_in_place_for_tasks_not_opened(
     old_job = run_identity(t2w)
     dl = old_job.output_series
     enhancement.accept_qa(old_job, users["coordinator"])  # as legacy pairs were read: unchecked
-    study = open_study(t2w, users["reader"])
+    study = open_study(t2w, users["reader"], factor=1.0)
     definition.open_for_reading(study)
     old_files = list(dl.instances.values_list("file", flat=True))
     assert np.array_equal(pixels(t2w), pixels(dl))
@@ -177,7 +182,8 @@ def test_remake_replaces_an_identity_series_in_place_for_tasks_not_opened(
     dl.refresh_from_db()
     t2w.refresh_from_db()
     assert new_job.status == JobStatus.DONE and new_job.noise_reduction_factor == 16.0
-    assert new_job.output_series_id == dl.pk and t2w.counterpart_id == dl.pk, "same row, still paired"
+    assert new_job.output_series_id == dl.pk and dl.conventional_id == t2w.pk, "same row, still paired"
+    assert dl.dl_factor == 16.0, "it records the source that re-made it"
     assert old_job.output_series_id is None and f"re-made by job {new_job.pk}" in old_job.error
     assert not new_job.qa_flagged, new_job.qa
     assert not np.array_equal(pixels(t2w), pixels(dl)), "now a real enhancement"
@@ -194,7 +200,7 @@ def test_remake_refuses_a_series_a_reader_has_opened(t2w, sites, inline_worker):
     users = people(sites)
     old_job = run_identity(t2w)
     enhancement.accept_qa(old_job, users["coordinator"])
-    study = open_study(t2w, users["reader"])
+    study = open_study(t2w, users["reader"], factor=1.0)
     definition.open_for_reading(study)
     study.tasks.update(status=TaskStatus.OPENED)
     files = list(old_job.output_series.instances.values_list("file", flat=True))

@@ -1,7 +1,8 @@
-"""Vendor-enhanced series (issue 10, item 5): a series a vendor's DL software made from a conventional one (ImageType
-DERIVED\\SECONDARY, a derivation naming DL enhancement, same study and geometry) is held with its reason, never
-enhanced, never offered as conventional; a coordinator links it as the DL version of its conventional series
-(`POST /api/imaging/series/<conventional id>/attach-vendor/`), and readers then get the pair, blinded."""
+"""Vendor-enhanced series (issue 10, item 5; issue 11, item 2): a series a vendor's DL software made from a
+conventional one (ImageType DERIVED\\SECONDARY, a derivation naming DL enhancement, same study and geometry) is held
+with its reason, never enhanced, never offered as conventional; a coordinator links it as the vendor DL version of its
+conventional series (`POST /api/imaging/series/<conventional id>/attach-vendor/`), beside the DL versions models
+made. A study whose DL source is the vendor series reads those pairs, blinded: no vendor tell reaches its readers."""
 
 from pathlib import Path
 
@@ -24,9 +25,10 @@ from apps.imaging.models import (
     UploadBatch,
     Version,
 )
-from apps.imaging.services import enhancement, uploads
+from apps.imaging.services import enhancement, enhancement_runner, uploads
+from apps.imaging.services import vendor as vendor_links
 from apps.institutions.services import add_site
-from apps.studies.models import ReadingMode
+from apps.studies.models import DLSourceKind, ReadingMode
 from apps.studies.services import definition
 from tests.studies.test_blinding import assert_images_alike
 
@@ -86,7 +88,7 @@ def test_a_vendor_series_is_held_with_its_reason_and_never_enhanced(
     assert Series.objects.count() == 2
     vendor, conventional = vendor_series(), the_conventional()
     assert vendor.version == Version.DL and vendor.status == SeriesStatus.HELD_VENDOR
-    assert vendor.counterpart_id is None and vendor.sequence == conventional.sequence == "T2W"
+    assert vendor.conventional_id is None and vendor.sequence == conventional.sequence == "T2W"
     assert "AIR Recon DL" in vendor.hold_reason and "DERIVED" in vendor.hold_reason
     # Only the conventional series is enhanced: exactly one job, and none for the vendor's.
     assert list(EnhancementJob.objects.values_list("series_id", flat=True)) == [conventional.pk]
@@ -108,7 +110,8 @@ def test_a_vendor_series_is_held_with_its_reason_and_never_enhanced(
 def test_study_generation_never_reads_a_vendor_series_as_conventional(
     world, django_capture_on_commit_callbacks
 ):
-    """The vendor series arrives first (lower id), then the conventional one; the engine runs on what it queues."""
+    """The vendor series arrives first (lower id), then the conventional one; the engine runs on what it queues.
+    A study of the deployment's default source reads the engine's version, never the vendor series."""
     upload(world, world["vendor"], django_capture_on_commit_callbacks)
     upload(world, world["conventional"], django_capture_on_commit_callbacks)
 
@@ -128,36 +131,23 @@ def test_study_generation_never_reads_a_vendor_series_as_conventional(
     assert vendor not in shown
 
 
-def test_attach_links_the_vendor_series_and_a_reader_gets_the_pair_blinded(
+def test_a_vendor_study_reads_the_vendor_pair_blinded_and_the_engine_version_stays(
     world, client, django_capture_on_commit_callbacks
 ):
-    upload(world, world["tmp"], django_capture_on_commit_callbacks)
+    upload(world, world["tmp"], django_capture_on_commit_callbacks)  # the engine's job runs too
     vendor, conventional = vendor_series(), the_conventional()
-    engine_dl = conventional.counterpart  # made by the engine on upload
-    assert engine_dl is not None and engine_dl.source == SeriesSource.ENHANCED
-
     client.force_login(world["coordinator"])
-    response = attach(client, conventional.pk, {"vendor_series": vendor.pk})
-
-    assert response.status_code == 200, response.content
-    assert response.json()["counterpart"] == vendor.pk
+    assert attach(client, conventional.pk, {"vendor_series": vendor.pk}).status_code == 200
     vendor.refresh_from_db()
-    conventional.refresh_from_db()
-    engine_dl.refresh_from_db()
-    assert vendor.status == SeriesStatus.READY and vendor.hold_reason == "" and vendor.version == Version.DL
-    assert conventional.counterpart == vendor and vendor.counterpart == conventional
-    assert engine_dl.counterpart_id is None and engine_dl.status == SeriesStatus.REJECTED
-    # In the audit trail, by the coordinator: the vendor series released and linked.
-    entries = LogEntry.objects.filter(content_type=ContentType.objects.get_for_model(Series), object_id=vendor.pk)
-    changes = {}
-    for entry in entries.filter(actor=world["coordinator"]).order_by("pk"):
-        changes.update(entry.changes_dict)
-    assert changes["status"] == ["held_vendor", "ready"] and changes["counterpart"][1] == str(conventional)
+    engine_dl = EnhancementJob.objects.get(series=conventional).output_series
+    assert engine_dl is not None and engine_dl.source == SeriesSource.ENHANCED
+    assert set(conventional.dl_versions.all()) == {vendor, engine_dl}, "one DL version per source"
+    assert engine_dl.status == SeriesStatus.READY
 
     study = definition.create_study("Vendor pair", mode=ReadingMode.PAIRED, readers_per_case=1, sequences=["T2W"])
+    definition.set_source(study, DLSourceKind.VENDOR)
     definition.set_readers(study, [world["reader"]])
     definition.set_cases(study, [conventional.case])
-    assert definition.generate(study) == 1
     definition.open_for_reading(study)
     task = study.tasks.get()
     assert {panel.series for panel in task.panels.all()} == {conventional, vendor}
@@ -172,6 +162,20 @@ def test_attach_links_the_vendor_series_and_a_reader_gets_the_pair_blinded(
         assert_images_alike(image_a, image_b)
         for tell in VENDOR_TELLS:
             assert tell not in image_a.content and tell not in image_b.content
+
+
+def test_a_vendor_study_refuses_to_open_without_its_vendor_series(
+    world, client, no_engine, django_capture_on_commit_callbacks
+):
+    upload(world, world["conventional"], django_capture_on_commit_callbacks)
+    conventional = the_conventional()
+    study = definition.create_study("Vendor only", mode=ReadingMode.PAIRED, readers_per_case=1, sequences=["T2W"])
+    definition.set_source(study, DLSourceKind.VENDOR)
+    definition.set_readers(study, [world["reader"]])
+    definition.set_cases(study, [conventional.case])
+    with pytest.raises(definition.PairsNotReady, match=f"no vendor-enhanced series linked: {conventional.case.code} T2W"):
+        definition.open_for_reading(study)
+    assert not EnhancementJob.objects.exclude(model__isnull=True).exists(), "nothing to run for the vendor source"
 
 
 def test_attach_refuses_what_is_not_a_matching_pair(world, client, no_engine, django_capture_on_commit_callbacks,
@@ -204,10 +208,16 @@ def test_attach_refuses_what_is_not_a_matching_pair(world, client, no_engine, dj
     refused(conventional.pk, {"vendor_series": 10**9}, "No such series")
     refused(own_vendor.pk, {"vendor_series": conventional.pk}, "conventional")
     refused(conventional.pk, {"vendor_series": conventional.pk}, "its own")
-    assert all(v.status == SeriesStatus.HELD_VENDOR and v.counterpart_id is None for v in vendors.all())
+    assert all(v.status == SeriesStatus.HELD_VENDOR and v.conventional_id is None for v in vendors.all())
 
     assert attach(client, conventional.pk, {"vendor_series": own_vendor.pk}).status_code == 200
     refused(conventional.pk, {"vendor_series": own_vendor.pk}, "already")
+    # In the audit trail, by the coordinator: the vendor series released and linked.
+    entries = LogEntry.objects.filter(content_type=ContentType.objects.get_for_model(Series), object_id=own_vendor.pk)
+    changes = {}
+    for entry in entries.filter(actor=world["coordinator"]).order_by("pk"):
+        changes.update(entry.changes_dict)
+    assert changes["status"] == ["held_vendor", "ready"] and changes["conventional"][1] == str(conventional)
 
     client.force_login(world["reader"])
     assert attach(client, conventional.pk, {"vendor_series": own_vendor.pk}).status_code == 403
@@ -216,20 +226,18 @@ def test_attach_refuses_what_is_not_a_matching_pair(world, client, no_engine, dj
     assert attach(client, conventional.pk, {"vendor_series": own_vendor.pk}).status_code == 404
 
 
-
-def test_a_job_running_when_the_vendor_series_is_linked_makes_nothing(
+def test_a_job_running_when_the_vendor_series_is_linked_still_makes_its_own_version(
     world, no_engine, django_capture_on_commit_callbacks
 ):
-    from apps.imaging.services import enhancement_runner
-
+    """The vendor's version and the model's are two sources: linking one never stops or replaces the other."""
     upload(world, world["tmp"], django_capture_on_commit_callbacks)
     vendor, conventional = vendor_series(), the_conventional()
     job = EnhancementJob.objects.get(series=conventional)
     EnhancementJob.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING)  # the worker has it
-    enhancement.attach_vendor_series(conventional, vendor)
+    vendor_links.attach_vendor_series(conventional, vendor)
 
-    job = enhancement_runner.run_job(job.pk)
+    job = enhancement_runner.run_job(job.pk, device="cpu")
 
-    assert job.status == JobStatus.DONE and job.output_series_id is None and "vendor" in job.error
-    conventional.refresh_from_db()
-    assert conventional.counterpart == vendor and Series.objects.count() == 2
+    assert job.status == JobStatus.DONE and job.output_series is not None, job.error
+    assert job.output_series.source == SeriesSource.ENHANCED and job.output_series.conventional == conventional
+    assert set(conventional.dl_versions.all()) == {vendor, job.output_series}

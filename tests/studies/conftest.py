@@ -15,6 +15,7 @@ from tests.factories import (
     ReaderFactory,
     ReaderStudyFactory,
     SeriesFactory,
+    link_dl,
 )
 
 MODEL_NAME = "ctx-unet-glioma-v7"
@@ -52,9 +53,7 @@ def image_pair(case, sequence: str, slices: int = 3, size: int = 16) -> tuple[Se
                                  description="AX T2 TSE conventional")
     dl = SeriesFactory(case=case, sequence=sequence, rows=size, columns=size, version=Version.DL,
                        source=SeriesSource.ENHANCED, description=f"AX T2 TSE DL-enhanced {MODEL_NAME}")
-    conventional.counterpart, dl.counterpart = dl, conventional
-    conventional.save(update_fields=["counterpart"])
-    dl.save(update_fields=["counterpart"])
+    link_dl(conventional, dl)
     EnhancementJob.objects.create(series=conventional, output_series=dl, model_version=MODEL_NAME, status="done",
                                   noise_reduction_factor=16.0, qa={"flagged": False, "failures": []})
     rng = np.random.default_rng(case.pk)

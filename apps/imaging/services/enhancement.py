@@ -6,11 +6,12 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from apps.accounts.access import is_admin, is_coordinator
 from apps.accounts.models import User
+from apps.enhancement_models import services as registry
 from apps.enhancement_models.models import EnhancementModel
 from apps.imaging.models import (
     EnhancementJob,
@@ -21,6 +22,8 @@ from apps.imaging.models import (
     SeriesStatus,
     Version,
 )
+from apps.imaging.services import dl_versions
+from apps.imaging.services.dl_versions import DLSource
 from worker.enhance.context import check_factor
 from worker.enhance.qa import FAILURE_MESSAGES
 
@@ -29,12 +32,15 @@ logger = logging.getLogger(__name__)
 ENHANCED_SEQUENCES = (Sequence.T2W, Sequence.FLAIR, Sequence.T1W_POST)
 
 
-def needs_enhancement(series: Series) -> bool:
+def needs_enhancement(series: Series, source: DLSource | None = None) -> bool:
+    """A ready conventional series of a study sequence without a DL version from ``source`` (None: a source not
+    known yet, e.g. a misconfigured default, whose job will say why when it runs)."""
     return (
         series.version == Version.CONVENTIONAL
+        and series.source == SeriesSource.UPLOADED
         and series.sequence in ENHANCED_SEQUENCES
         and series.status == SeriesStatus.READY
-        and series.counterpart_id is None
+        and (source is None or dl_versions.dl_version(series, source) is None)
     )
 
 
@@ -47,18 +53,28 @@ def enqueue(job: EnhancementJob) -> None:
 def request_enhancement(
     series: Series, factor: float | None = None, model: EnhancementModel | None = None
 ) -> EnhancementJob | None:
-    """Creates and queues a job for a series that should have a DL version and has none yet.
+    """Creates and queues a job for a series that has no DL version from the source (model, factor) yet.
 
     The job runs at the deployment's factor (READERSTUDY_ENHANCE_FACTOR) unless a caller asks for another; an
     identity copy (factor 1) is only ever made when asked for, and QA fails it. It runs ``model`` (a registered,
-    not retired model), or the deployment's default model (READERSTUDY_ENHANCE_MODEL), chosen when it runs.
+    not retired model), or the deployment's default model (READERSTUDY_ENHANCE_MODEL), chosen when it runs. A job
+    of the same source already queued or running is returned instead of a second one.
     """
     factor = settings.ENHANCE_FACTOR if factor is None else check_factor(factor)
     if model is not None and model.retired:
         raise ValueError(f"Model {model} is retired; no new job runs it.")
-    if not needs_enhancement(series):
+    try:
+        default = registry.default_model()
+    except ValueError:  # the job says why when it runs
+        default = None
+    chosen = model or default
+    if not needs_enhancement(series, None if chosen is None else DLSource(chosen, factor)):
         return None
-    job = series.enhancement_jobs.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).first()
+    same_model = Q(model=chosen) | Q(model__isnull=True) if chosen == default else Q(model=chosen)
+    job = series.enhancement_jobs.filter(
+        same_model, status__in=[JobStatus.QUEUED, JobStatus.RUNNING], noise_reduction_factor=factor,
+        replaces__isnull=True,
+    ).first()
     if job is None:
         job = EnhancementJob.objects.create(series=series, noise_reduction_factor=factor, model=model)
         enqueue(job)
@@ -75,101 +91,11 @@ def retry_enhancement(job: EnhancementJob) -> None:
     enqueue(job)
 
 
-def link_pair(conventional: Series, dl: Series) -> None:
-    conventional.counterpart = dl
-    dl.counterpart = conventional
-    conventional.save(update_fields=["counterpart"])
-    dl.save(update_fields=["counterpart"])
-
-
 def mark_failed(job_id: int, message: str) -> None:
     """Records why a job failed, visibly to coordinators; the job can be retried."""
     EnhancementJob.objects.filter(pk=job_id).update(
         status=JobStatus.FAILED, error=message[:2000], finished_at=timezone.now()
     )
-
-
-def _geometry(series: Series) -> tuple:
-    locations = tuple(round(v, 2) for v in series.instances.values_list("slice_location", flat=True))
-    return (series.rows, series.columns, locations,
-            tuple(round(v, 3) for v in series.pixel_spacing), tuple(round(v, 3) for v in series.orientation))
-
-
-def vendor_link_problem(conventional: Series, vendor: Series) -> str | None:
-    """Why `vendor` cannot be linked as the DL version of `conventional`, in words; None when it can."""
-    if conventional.pk == vendor.pk:
-        return "A series cannot be its own enhanced version."
-    if conventional.version != Version.CONVENTIONAL or conventional.source != SeriesSource.UPLOADED:
-        return "The series in the URL must be an uploaded conventional series."
-    if vendor.counterpart_id is not None or (
-        conventional.counterpart_id is not None and conventional.counterpart.source == SeriesSource.VENDOR
-    ):
-        return "One of the two series is already linked to a vendor-enhanced or conventional series."
-    if conventional.case_id != vendor.case_id or conventional.study_uid != vendor.study_uid:
-        return "The vendor-enhanced series belongs to another study than the conventional series."
-    ours, theirs = _geometry(conventional), _geometry(vendor)
-    names = ("rows", "columns", "slice positions", "pixel spacing", "orientation")
-    differing = [name for name, a, b in zip(names, ours, theirs, strict=True) if a != b]
-    if differing:
-        return f"The series do not match in geometry: {', '.join(differing)} differ."
-    if conventional.sequence != vendor.sequence:
-        return (f"The vendor-enhanced series is classified {vendor.sequence}, the conventional series "
-                f"{conventional.sequence}; correct the sequence first if a classification is wrong.")
-    return None
-
-
-def vendor_candidates(vendor: Series) -> list[int]:
-    """Ids of the conventional series a held vendor series could be linked to (same study, geometry, sequence)."""
-    if vendor.source != SeriesSource.VENDOR or vendor.counterpart_id is not None:
-        return []
-    others = Series.objects.filter(
-        case_id=vendor.case_id, study_uid=vendor.study_uid, version=Version.CONVENTIONAL, source=SeriesSource.UPLOADED
-    ).select_related("counterpart").order_by("pk")
-    return [series.pk for series in others if vendor_link_problem(series, vendor) is None]
-
-
-@transaction.atomic
-def attach_vendor_series(conventional: Series, vendor: Series) -> Series:
-    """Links an uploaded vendor-enhanced series (e.g. from commercial DL software) as the DL version of a
-    conventional one and releases its vendor hold.
-
-    Both must belong to the same study and have the same geometry and sequence; otherwise a ValueError says what
-    differs. A DL series the engine made for the conventional one is unlinked and marked rejected (the vendor's is
-    the one studied), unless a reading task shows it: then the link is refused. The changes reach the audit trail
-    (version, source, status, counterpart of each series) with the requesting user as actor.
-    """
-    conventional = Series.objects.select_for_update(of=("self",)).select_related("counterpart").get(
-        pk=conventional.pk
-    )
-    vendor = Series.objects.select_for_update().get(pk=vendor.pk)
-    problem = vendor_link_problem(conventional, vendor)
-    if problem:
-        raise ValueError(problem)
-    engine_dl = conventional.counterpart
-    if engine_dl is not None:
-        from apps.studies.models import ReadingTask  # no import cycle at start-up
-
-        if ReadingTask.objects.filter(panels__series=engine_dl).exists():
-            raise ValueError("The conventional series' engine-made DL version is already in a reader study's "
-                             "assignment; regenerate that study without it first.")
-        engine_dl.counterpart, engine_dl.status = None, SeriesStatus.REJECTED
-        engine_dl.save(update_fields=["counterpart", "status"])
-        EnhancementJob.objects.filter(output_series=engine_dl).update(
-            error="Superseded by an attached vendor-enhanced series."
-        )
-        conventional.counterpart = None
-    vendor.version, vendor.source, vendor.sequence = Version.DL, SeriesSource.VENDOR, conventional.sequence
-    if vendor.status == SeriesStatus.HELD_VENDOR:
-        vendor.status, vendor.hold_reason = SeriesStatus.READY, ""
-    vendor.save(update_fields=["version", "source", "sequence", "status", "hold_reason"])
-    link_pair(conventional, vendor)
-    pending = [JobStatus.QUEUED, JobStatus.FAILED]
-    EnhancementJob.objects.filter(series__in=[conventional, vendor], status__in=pending).update(
-        status=JobStatus.DONE, output_series=None, error="Superseded by an attached vendor-enhanced series.",
-        finished_at=timezone.now(),
-    )
-    logger.info("Series %s linked as the vendor-enhanced version of series %s", vendor.pk, conventional.pk)
-    return vendor
 
 
 def provenance(series: Series) -> dict | None:

@@ -20,14 +20,11 @@ from apps.enhancement_models import runtime
 from apps.enhancement_models import services as registry
 from apps.imaging import blinding, deidentify
 from apps.imaging.models import EnhancementJob, JobStatus, Series, SeriesSource, SeriesStatus, Version
-from apps.imaging.services import storage
-from apps.imaging.services.enhancement import AlreadyRead, link_pair, studies_reading
+from apps.imaging.services import dl_versions, storage
+from apps.imaging.services.enhancement import AlreadyRead, studies_reading
 from worker.enhance import dicom_io, inference, qa
 
 logger = logging.getLogger(__name__)
-
-SUPERSEDED = "Superseded by an attached vendor-enhanced series."
-
 
 def _source_series(series: Series, folder: Path) -> dicom_io.DicomSeries:
     for index, instance in enumerate(series.instances.all()):
@@ -36,24 +33,27 @@ def _source_series(series: Series, folder: Path) -> dicom_io.DicomSeries:
     return dicom_io.read_series(folder)
 
 
-def enhanced_uid_factory(series: Series):
-    """UIDs of the DL series follow from the conventional one and the deployment key: a re-run gives the same."""
+def enhanced_uid_factory(series: Series, source: dl_versions.DLSource):
+    """UIDs of the DL series follow from the conventional one, the source (model sha256 and factor) and the
+    deployment key: a re-run gives the same, and each source's DL version of one series has its own."""
     secret = settings.DEID_SECRET
+    origin = f"{source.model.sha256}:{source.factor!r}"
 
     def factory(key: str) -> str:
-        return deidentify.remap_uid(f"enhanced:{series.series_uid}:{key}", secret)
+        return deidentify.remap_uid(f"enhanced:{series.series_uid}:{origin}:{key}", secret)
 
     return factory
 
 
-def _dl_series(series: Series, series_uid: str, source: str, window: tuple[float, float]) -> Series:
+def _dl_series(series: Series, series_uid: str, source: dl_versions.DLSource, window: tuple[float, float]) -> Series:
     return Series.objects.create(
         case=series.case, series_uid=series_uid, study_uid=series.study_uid, sequence=series.sequence,
-        sequence_overridden=series.sequence_overridden, version=Version.DL, source=source,
+        sequence_overridden=series.sequence_overridden, version=Version.DL, source=SeriesSource.ENHANCED,
         status=SeriesStatus.READY, description=series.description, rows=series.rows, columns=series.columns,
         pixel_spacing=series.pixel_spacing, slice_thickness=series.slice_thickness,
         orientation=series.orientation, acquisition=series.acquisition,
         window_center=window[0], window_width=window[1],
+        conventional=series, dl_model=source.model, dl_factor=source.factor,
     )
 
 
@@ -89,26 +89,36 @@ def _run_settings(runner: inference.Runner, tile: int | None = None) -> dict:
     return {**runner.contract.as_dict(), "tile": tile or runner.contract.max_matrix}
 
 
+def _made_already(job: EnhancementJob, existing: Series) -> EnhancementJob:
+    """The series already has a DL version from the job's source (model and factor): the job makes nothing and
+    records that version as its output unless another job made it."""
+    taken = EnhancementJob.objects.filter(output_series=existing).exclude(pk=job.pk).exists()
+    job.status, job.finished_at = JobStatus.DONE, timezone.now()
+    job.output_series = None if taken else existing
+    job.error = f"Series {job.series_id} already had this model's DL version at this factor (series {existing.pk})."
+    job.save(update_fields=["status", "finished_at", "output_series", "error"])
+    return job
+
+
 def run_job(job_id: int, device: str | None = None) -> EnhancementJob:
-    """Enhances the job's series and stores the DL series, linked to its conventional counterpart.
+    """Enhances the job's series and stores the DL series, linked to its conventional series as the version made
+    by the job's source: its model (or the deployment's default) at its factor.
 
     Idempotent: a job that already produced its series returns at once; a crash before the commit leaves no
-    rows and no files, so the job can simply run again. A job that `replaces` a DL series (a re-make) writes
-    its images into that series and takes it over from the job that made it.
+    rows and no files, so the job can simply run again. A DL version of the same source made meanwhile (checked
+    again under the conventional series' row lock) is taken, never one of another model or factor. A job that
+    `replaces` a DL series (a re-make) writes its images into that series and takes it over from the job that
+    made it.
     """
-    job = EnhancementJob.objects.select_related("series__case").get(pk=job_id)
+    job = EnhancementJob.objects.select_related("series__case", "model").get(pk=job_id)
     if job.status == JobStatus.DONE and job.output_series_id:
         return job
     series = job.series
-    if series.counterpart_id is not None and series.counterpart_id != job.replaces_id:
-        if series.counterpart.source == SeriesSource.VENDOR:  # linked meanwhile: nothing to make, nothing adopted
-            job.status, job.error, job.finished_at = JobStatus.DONE, SUPERSEDED, timezone.now()
-            job.save(update_fields=["status", "error", "finished_at"])
-            return job
-        job.status, job.output_series_id, job.finished_at = JobStatus.DONE, series.counterpart_id, timezone.now()
-        job.save(update_fields=["status", "output_series", "finished_at"])
-        return job
     model = job.model or registry.default_model()
+    dl_source = dl_versions.DLSource(model, job.noise_reduction_factor)
+    existing = dl_versions.dl_version(series, dl_source)
+    if existing is not None and existing.pk != job.replaces_id:
+        return _made_already(job, existing)
     runner = runtime.runner_for(model, device or settings.ENHANCE_DEVICE or None)
     chosen = runner.device
     EnhancementJob.objects.filter(pk=job.pk).update(
@@ -124,7 +134,7 @@ def run_job(job_id: int, device: str | None = None) -> EnhancementJob:
     volume = inference.enhance_volume(source.volume, source.datasets[0], job.noise_reduction_factor, runner=runner)
     timings["inference_s"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    uids = dicom_io.enhanced_uids(source, enhanced_uid_factory(series))
+    uids = dicom_io.enhanced_uids(source, enhanced_uid_factory(series, dl_source))
     datasets = dicom_io.enhanced_datasets(source, volume, uids)
     residual = qa.residual_stats(source.volume, volume)
     difference = qa.difference_png(source.volume, volume)
@@ -132,15 +142,12 @@ def run_job(job_id: int, device: str | None = None) -> EnhancementJob:
     written: list[str] = []
     try:
         with transaction.atomic():
-            # A vendor-enhanced series may have been linked while the model ran: it is the DL version then.
-            linked = Series.objects.select_for_update().values_list("counterpart_id", flat=True).get(pk=series.pk)
-            if job.replaces_id is None and linked is not None:
-                EnhancementJob.objects.filter(pk=job.pk).update(
-                    status=JobStatus.DONE, error=SUPERSEDED,
-                    finished_at=timezone.now(),
-                )
-                job.refresh_from_db()
-                return job
+            # Another job of the same source may have stored its DL version while the model ran: that one stays.
+            Series.objects.select_for_update().filter(pk=series.pk).values_list("pk", flat=True).get()
+            existing = dl_versions.dl_version(series, dl_source)
+            if job.replaces_id is None and existing is not None:
+                job.refresh_from_db(fields=["attempts", "started_at", "device", "model"])
+                return _made_already(job, existing)
             if job.replaces_id is not None:
                 dl, old_files = _emptied_series(job.replaces_id, uids.series_instance_uid, window)
                 EnhancementJob.objects.filter(output_series=dl).update(
@@ -148,10 +155,10 @@ def run_job(job_id: int, device: str | None = None) -> EnhancementJob:
                 )
                 transaction.on_commit(lambda: storage.discard_files(old_files))
             else:
-                dl = _dl_series(series, uids.series_instance_uid, SeriesSource.ENHANCED, window)
+                dl = _dl_series(series, uids.series_instance_uid, dl_source, window)
             for ds in datasets:
                 storage.store_instance(dl, ds, written)
-            link_pair(series, dl)
+            dl_versions.link(series, dl, dl_source)  # a re-made series now records the source that re-made it
             job.difference_image.save(f"qa/difference-{job.pk}.png", ContentFile(difference), save=False)
             written.append(job.difference_image.name)
             timings["write_s"] = time.perf_counter() - mark

@@ -9,11 +9,14 @@ from django.utils import timezone
 
 from apps.accounts.access import is_reader
 from apps.accounts.models import User
+from apps.enhancement_models.models import EnhancementModel
 from apps.imaging.models import Case, Series, SeriesSource, SeriesStatus, Version
+from apps.imaging.services import dl_versions
 from apps.imaging.services.enhancement import held_dl_series
 from apps.studies import assignment as planner
 from apps.studies.models import (
     DEFAULT_ITEMS,
+    DLSourceKind,
     Panel,
     ReaderStudy,
     ReadingMode,
@@ -24,10 +27,24 @@ from apps.studies.models import (
     TaskPanel,
     TaskStatus,
 )
+from apps.studies.services import sources
+from worker.enhance.context import check_factor
 
 
 class StudyStateError(Exception):
     """The study's status forbids the change (for example regenerating after reading started)."""
+
+
+class SourceLocked(StudyStateError):
+    """The study's DL source can no longer change: reading has begun."""
+
+
+class PairsNotReady(StudyStateError):
+    """Images of the study have no readable DL version from its source yet; ``pending`` says which and why."""
+
+    def __init__(self, message: str, pending: list[sources.PendingPair]) -> None:
+        super().__init__(message)
+        self.pending = pending
 
 
 def create_study(title: str, **fields: object) -> ReaderStudy:
@@ -89,29 +106,61 @@ def set_cases(study: ReaderStudy, cases: Iterable[Case], calibration: Iterable[C
     study.calibration_cases.set(calibration)
 
 
+def require_source_changeable(study: ReaderStudy) -> None:
+    """SourceLocked, saying what the study reads, once reading has begun."""
+    if reading_started(study):
+        raise SourceLocked(
+            f"The DL source of '{study.title}' cannot change once reading has begun (it reads "
+            f"{sources.describe(study)}): the scores are about those images. Define a new study for another source."
+        )
+
+
+@transaction.atomic
+def set_source(study: ReaderStudy, kind: str, model: EnhancementModel | None = None,
+               factor: float | None = None) -> ReaderStudy:
+    """Names the study's DL source: the deployment's default, a registered model (not retired) at a factor (empty:
+    the deployment's), or the vendor series uploaded by the sites. SourceLocked once reading has begun (a task
+    opened, or the study opened); ValueError for an incomplete choice."""
+    locked = ReaderStudy.objects.select_for_update().get(pk=study.pk)
+    require_source_changeable(locked)
+    if kind not in DLSourceKind.values:
+        raise ValueError(f"The DL source is one of {', '.join(DLSourceKind.values)}.")
+    if kind == DLSourceKind.VENDOR and (model is not None or factor is not None):
+        raise ValueError("Vendor series come with no model or factor: leave both empty.")
+    if kind == DLSourceKind.MODEL and model is None:
+        raise ValueError("Choose the registered model whose DL versions this study reads.")
+    if model is not None and model.retired:
+        raise ValueError(f"Model {model} is retired: no new job runs it.")
+    locked.dl_source, locked.dl_model = kind, model
+    locked.dl_factor = None if factor is None else check_factor(factor)
+    locked.save(update_fields=["dl_source", "dl_model", "dl_factor"])
+    study.refresh_from_db()
+    return study
+
+
 def image_pairs(study: ReaderStudy, cases: Iterable[Case]) -> dict[tuple[int, str], dict[str, Series]]:
-    """For each (case id, sequence) of the study: the ready conventional series and its ready DL counterpart.
+    """For each (case id, sequence) of the study: the ready conventional series and its ready DL version from the
+    study's source (``sources.study_source``), never one of another model, factor or the vendor.
 
     A DL series whose residual check failed is left out until a coordinator or admin accepts it. A vendor-enhanced
     series is only ever the DL side, once linked (held until then).
     """
+    source = sources.study_source(study)
     pairs: dict[tuple[int, str], dict[str, Series]] = {}
-    conventional = (
+    dl_series = (
         Series.objects.filter(
-            case__in=list(cases), sequence__in=study.sequences, version=Version.CONVENTIONAL,
-            source=SeriesSource.UPLOADED,  # never a vendor's or the engine's output, whatever its version says
-            status=SeriesStatus.READY, counterpart__isnull=False, counterpart__status=SeriesStatus.READY,
-            counterpart__version=Version.DL,
+            source.series_filter(), conventional__case__in=list(cases), conventional__sequence__in=study.sequences,
+            conventional__version=Version.CONVENTIONAL,
+            conventional__source=SeriesSource.UPLOADED,  # never a vendor's or the engine's output
+            conventional__status=SeriesStatus.READY, version=Version.DL, status=SeriesStatus.READY,
         )
-        .exclude(counterpart__in=held_dl_series())
-        .select_related("counterpart")
-        .order_by("pk")
+        .exclude(pk__in=held_dl_series())
+        .select_related("conventional")
+        .order_by("conventional_id", "pk")
     )
-    for series in conventional:
-        pairs.setdefault(
-            (series.case_id, series.sequence),
-            {Version.CONVENTIONAL: series, Version.DL: series.counterpart},
-        )
+    for dl in dl_series:
+        series = dl.conventional
+        pairs.setdefault((series.case_id, series.sequence), {Version.CONVENTIONAL: series, Version.DL: dl})
     return pairs
 
 
@@ -154,6 +203,7 @@ def planned_task(task: ReadingTask) -> planner.PlannedTask:
 
 
 def reading_started(study: ReaderStudy) -> bool:
+    """The study is open (or locked), or a reader has opened one of its tasks."""
     return study.status != StudyStatus.DRAFT or study.tasks.exclude(status=TaskStatus.PENDING).exists()
 
 
@@ -173,9 +223,17 @@ def generate(study: ReaderStudy) -> int:
     return count
 
 
-@transaction.atomic
 def append_cases(study: ReaderStudy, cases: Iterable[Case]) -> int:
-    """Adds cases to a study; once an assignment exists they are appended to it by the same rules."""
+    """Adds cases to a study; once an assignment exists they are appended to it by the same rules, and then every
+    image they bring needs its DL version from the study's source first (PairsNotReady, with the jobs queued)."""
+    cases = list(cases)
+    if study.assignment_generated_at and not study.is_locked:
+        _require_pairs(study, cases, "The cases cannot be added yet")
+    return _append_cases(study, cases)
+
+
+@transaction.atomic
+def _append_cases(study: ReaderStudy, cases: list[Case]) -> int:
     locked = ReaderStudy.objects.select_for_update().get(pk=study.pk)
     if locked.is_locked:
         raise StudyStateError("The study is locked.")
@@ -248,24 +306,67 @@ def rederive(study: ReaderStudy) -> dict[str, list[planner.PlannedTask]]:
     return plan
 
 
+def _require_pairs(study: ReaderStudy, cases: Iterable[Case] | None, what: str) -> dl_versions.DLSource:
+    """The study's source, once every image of ``cases`` (None: the study's) has its readable DL version from it;
+    PairsNotReady naming what is missing otherwise, after queuing the jobs that make it (committed on their own,
+    so that the refusal keeps them)."""
+    try:
+        source = sources.study_source(study)
+        with transaction.atomic():
+            pending = sources.missing_pairs(study, cases, source)
+    except ValueError as exc:
+        raise StudyStateError(f"{what}: {exc}") from exc
+    if pending:
+        raise PairsNotReady(f"{what}: {sources.describe_pending(pending, source)}", pending)
+    return source
+
+
+def _assignment_is_current(study: ReaderStudy) -> bool:
+    """Every pair the study can read now is in its stored assignment, with the same two series."""
+    if not study.assignment_generated_at:
+        return False
+    pairs = image_pairs(study, study.cases.all())
+    shown: dict[tuple[int, str], set[int]] = {}
+    for task in study.tasks.prefetch_related("panels"):
+        shown.setdefault((task.case_id, task.sequence), set()).update(p.series_id for p in task.panels.all())
+    expected = {key: {pair[Version.CONVENTIONAL].pk, pair[Version.DL].pk} for key, pair in pairs.items()}
+    return all(shown.get(key, set()) <= expected.get(key, set()) for key in shown) and set(expected) <= set(shown)
+
+
 def open_for_reading(study: ReaderStudy) -> None:
-    """Publishes the generated assignment to the readers; from now on it is fixed."""
+    """Publishes the assignment to the readers; from now on it and the study's DL source are fixed.
+
+    Every image of the study needs its DL version from the study's source, made, ready and past the residual
+    check (or accepted): what is missing gets its job (queue ``gpu``) and the study is refused (PairsNotReady)
+    with a reason naming each case and sequence still pending. The assignment is (re)generated from the seed
+    when it is missing or was generated before some of those pairs existed. The default source is written into
+    the study (model and factor) as it opens.
+    """
+    study.refresh_from_db()  # its source as stored, not as a caller's copy remembers it
     if study.status != StudyStatus.DRAFT:
         raise StudyStateError("Only a draft study can be opened for reading.")
-    if not study.tasks.exists():
-        raise StudyStateError("Generate the assignment first.")
-    held = study.tasks.filter(panels__series__in=held_dl_series()).values_list("case__code", flat=True)
-    if held.exists():
-        raise StudyStateError(
-            "DL series whose residual check failed are waiting for a coordinator or admin to accept them "
-            f"(/imaging/enhancement/): cases {', '.join(sorted(set(held)))}."
-        )
-    from apps.analysis.plan import freeze_plan  # the analysis owns the plan; opening is when it freezes
-
+    source = _require_pairs(study, None, "The study cannot open")
+    if not _assignment_is_current(study):
+        generate(study)
     with transaction.atomic():
-        freeze_plan(study)
-        study.status = StudyStatus.READING
-        study.save(update_fields=["status"])
+        locked = ReaderStudy.objects.select_for_update().get(pk=study.pk)
+        if locked.status != StudyStatus.DRAFT:
+            raise StudyStateError("Only a draft study can be opened for reading.")
+        if not locked.tasks.exists():
+            raise StudyStateError("The assignment has no tasks: give the study cases and readers first.")
+        held = locked.tasks.filter(panels__series__in=held_dl_series()).values_list("case__code", flat=True)
+        if held.exists():
+            raise StudyStateError(
+                "DL series whose residual check failed are waiting for a coordinator or admin to accept them "
+                f"(/imaging/enhancement/): cases {', '.join(sorted(set(held)))}."
+            )
+        sources.record_source(locked, source)
+        from apps.analysis.plan import freeze_plan  # the analysis owns the plan; opening is when it freezes
+
+        freeze_plan(locked)
+        locked.status = StudyStatus.READING
+        locked.save(update_fields=["status"])
+    study.refresh_from_db()
 
 
 def lock(study: ReaderStudy) -> None:
@@ -279,12 +380,14 @@ def lock(study: ReaderStudy) -> None:
 ASSIGNMENT_COLUMNS = [
     "study", "reader", "reader_site", "position", "case", "case_site", "sequence", "version",
     "left_version", "right_version", "calibration", "conventional_series_uid", "dl_series_uid",
+    "dl_source", "dl_model", "dl_model_sha256", "dl_factor",
 ]
 
 
 def assignment_rows(study: ReaderStudy) -> list[dict[str, object]]:
     """The stored assignment, unblinded, one row per task (for admins' CSV/JSON exports)."""
     rows = []
+    kind, model, sha256, factor = sources.export_fields(study)
     tasks = study.tasks.select_related("reader__institution", "case__institution").prefetch_related("panels__series")
     for task in tasks.order_by("reader__username", "position"):
         series = {p.series.version: p.series.series_uid for p in task.panels.all()}
@@ -302,5 +405,9 @@ def assignment_rows(study: ReaderStudy) -> list[dict[str, object]]:
             "calibration": task.calibration,
             "conventional_series_uid": series.get(Version.CONVENTIONAL, ""),
             "dl_series_uid": series.get(Version.DL, ""),
+            "dl_source": kind,
+            "dl_model": model,
+            "dl_model_sha256": sha256,
+            "dl_factor": factor,
         })
     return rows

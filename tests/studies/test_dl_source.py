@@ -1,0 +1,162 @@
+"""A study's DL source (issue 11, item 2): a study that names a registered model queues that model's jobs when it
+is opened, refuses to open while pairs are missing or held by the residual check (API 409 and the admin action, each
+naming the case and sequence), opens once the worker made them, and its readers get that model's DL version, not the
+deployment default's, which the same series also has. Everything runs through the real paths: the registration
+API, ingestion, the Celery task of queue "gpu"."""
+
+import io
+
+import numpy as np
+import pydicom
+import pytest
+import torch
+from django.contrib.messages import get_messages
+from django.urls import reverse
+from scipy import ndimage
+
+from apps.enhancement_models.models import EnhancementModel
+from apps.imaging import synthetic
+from apps.imaging.models import EnhancementJob, JobStatus, Series, Version
+from apps.imaging.services import dl_versions, ingest, storage, uploads
+from apps.institutions.services import add_site
+from apps.studies.models import ReaderStudy, StudyStatus
+from apps.studies.services import definition
+from tests.enhancement_models.conftest import register
+from tests.enhancement_models.onnx_models import BoxDenoiser, onnx_bytes
+from tests.factories import AdminFactory, ReaderFactory
+from worker.enhancement import enhance_series
+
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]
+
+SHAPE = (6, 128, 128)
+FACTOR = 16.0
+
+
+@pytest.fixture
+def one_torch_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def admin(client):
+    user = AdminFactory()
+    client.force_login(user)
+    return user
+
+
+@pytest.fixture
+def box_model(client, admin) -> EnhancementModel:
+    answer = register(client, onnx_bytes(BoxDenoiser()), name="Box denoiser", version="1.0")
+    assert answer.status_code == 201, answer.json()
+    return EnhancementModel.objects.get(pk=answer.json()["id"])
+
+
+@pytest.fixture
+def uploaded(tmp_path):
+    """One T2W series of a North patient, ingested as an upload is; its default job queued, not run yet."""
+    north = add_site("north", "North University Hospital")
+    east = add_site("east", "East Regional")
+    patient = synthetic.make_patient(0, index=1, seed=5)
+    synthetic.write_study(tmp_path / "upload", patient, synthetic.SITE_PROFILES[0], shape_2d=SHAPE, seed=5,
+                          sequences=("T2W",))
+    ingest.process_batch(uploads.stage_path(north, None, tmp_path / "upload").pk)
+    conventional = Series.objects.get(version=Version.CONVENTIONAL)
+    return conventional, ReaderFactory(institution=east, username="reader-east", pseudonym="R1")
+
+
+def values(series: Series) -> np.ndarray:
+    datasets = [storage.read_dataset(instance) for instance in series.instances.all()]
+    return np.stack([ds.pixel_array * float(ds.get("RescaleSlope", 1) or 1) + float(ds.get("RescaleIntercept", 0) or 0)
+                     for ds in datasets])
+
+
+def test_a_study_on_a_registered_model_makes_its_pairs_on_opening_and_reads_them(
+    client, admin, box_model, uploaded, django_capture_on_commit_callbacks, one_torch_thread
+):
+    conventional, reader = uploaded
+    default_job = EnhancementJob.objects.get()
+    assert default_job.model is None, "on upload: the deployment's default, chosen when it runs"
+    enhance_series.delay(job_id=default_job.pk)  # the worker runs the upload's job: the default's DL version
+    default_job.refresh_from_db()
+    assert default_job.status == JobStatus.DONE and default_job.model.built_in, default_job.error
+
+    created = client.post("/api/reading/studies/", {
+        "title": "Box model", "sequences": ["T2W"], "mode": "paired", "readers_per_case": 1, "min_distance": 1,
+        "dl_source": "model", "dl_model": box_model.pk, "dl_factor": FACTOR,
+    }, content_type="application/json")
+    assert created.status_code == 201, created.content
+    study = ReaderStudy.objects.get(pk=created.json()["id"])
+    assert "Box denoiser 1.0 at noise-reduction factor 16" in created.json()["dl_source_description"]
+    definition.set_readers(study, [reader])
+    definition.set_cases(study, [conventional.case])
+    assert definition.generate(study) == 0, "the default's pair is not this study's"
+
+    # Opening queues the model's job (on commit, queue "gpu") and refuses, naming the case and sequence.
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        refused = client.post(f"/api/reading/studies/{study.pk}/open/")
+    assert refused.status_code == 409, refused.content
+    body = refused.json()
+    assert "cannot open" in body["detail"] and f"{conventional.case.code} T2W" in body["detail"]
+    assert "enhancement job queued" in body["detail"] and "Box denoiser 1.0" in body["detail"]
+    job = EnhancementJob.objects.get(model=box_model)
+    assert body["pending"] == [{"case": conventional.case.code, "sequence": "T2W", "status": "queued",
+                                "detail": f"job {job.pk}", "job": job.pk}]
+    assert job.series == conventional and job.noise_reduction_factor == FACTOR and job.status == JobStatus.QUEUED
+    assert len(queued) == 1
+    study.refresh_from_db()
+    assert study.status == StudyStatus.DRAFT
+
+    # Asked again while the job waits: the same refusal, no second job. The admin action says the same.
+    assert client.post(f"/api/reading/studies/{study.pk}/open/").status_code == 409
+    response = client.post(reverse("admin:studies_readerstudy_changelist"),
+                           {"action": "open_for_reading", "_selected_action": [study.pk]}, follow=True)
+    text = "\n".join(str(m) for m in get_messages(response.wsgi_request))
+    assert "cannot open" in text and f"{conventional.case.code} T2W" in text, text
+    assert EnhancementJob.objects.filter(model=box_model).count() == 1
+
+    for callback in queued:  # the GPU worker takes the job
+        callback()
+    job.refresh_from_db()
+    assert job.status == JobStatus.DONE, job.error
+    # A 3x3 mean leaves edges in the residual: the check holds the pair, and the study waits for someone to accept.
+    assert job.qa_flagged and job.held_for_review, job.qa
+    held = client.post(f"/api/reading/studies/{study.pk}/open/")
+    assert held.status_code == 409 and held.json()["pending"][0]["status"] == "held_qa", held.content
+    assert "residual check" in held.json()["detail"]
+    assert client.post(f"/api/imaging/enhancement-jobs/{job.pk}/accept/").status_code == 200
+
+    opened = client.post(f"/api/reading/studies/{study.pk}/open/")
+    assert opened.status_code == 200, opened.content
+    study.refresh_from_db()
+    assert study.status == StudyStatus.READING and study.dl_model == box_model and study.dl_factor == FACTOR
+    ours = dl_versions.dl_version(conventional, dl_versions.DLSource(box_model, FACTOR))
+    theirs = default_job.output_series
+    assert ours == job.output_series and ours != theirs and conventional.dl_versions.count() == 2
+    task = study.tasks.get()
+    assert {panel.series for panel in task.panels.all()} == {conventional, ours}
+
+    # The reader's DL images are the box model's computation, not the default model's.
+    client.force_login(reader)
+    body = client.get(f"/api/reading/tasks/{task.token}/").json()
+    dl_panel = task.panels.get(series=ours).panel
+    urls = next(p["image_urls"] for p in body["panels"] if p["panel"] == dl_panel)
+    served = np.stack([_real(pydicom.dcmread(_bytes(client.get(url)))) for url in urls])
+    before = values(conventional)
+    estimate = ndimage.uniform_filter(before, size=(1, 3, 3), mode="nearest")
+    expected = estimate + (before - estimate) / FACTOR
+    tissue = ndimage.binary_erosion(before > 0.3 * np.percentile(before, 99), np.ones((1, 5, 5), bool))
+    assert served.shape == before.shape and tissue.sum() > 5000
+    assert np.abs(served[tissue] - expected[tissue]).max() <= 1.0
+    assert np.abs(served[tissue] - values(theirs)[tissue]).mean() > 1.0, "not the default model's pixels"
+
+
+def _bytes(response):
+    assert response.status_code == 200
+    return io.BytesIO(b"".join(response.streaming_content) if response.streaming else response.content)
+
+
+def _real(ds) -> np.ndarray:
+    return ds.pixel_array * float(ds.get("RescaleSlope", 1) or 1) + float(ds.get("RescaleIntercept", 0) or 0)

@@ -89,6 +89,21 @@ class SeriesTextBlankView(APIView):
         return Response({**outcome, "detail": views.blank_message(outcome)})
 
 
+class SeriesTextDismissView(APIView):
+    """The coordinator confirms the boxes hold no identifying text; releases the series as it is; audited."""
+
+    permission_classes = [IsCoordinatorOrAdmin]
+
+    @extend_schema(request=None, responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="What was done.")})
+    def post(self, request, pk: int):
+        series = views.visible_series(request.user, pk)
+        try:
+            released = burned_in.dismiss_series(series, request.user)
+        except ValueError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response({"series": series.pk, "released": released, "detail": views.dismiss_message(released)})
+
+
 class SeriesTextRejectView(APIView):
     """Rejects a series (it is never read) and closes its findings; audited."""
 

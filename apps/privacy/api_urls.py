@@ -10,4 +10,5 @@ urlpatterns += [
     path("series/<int:pk>/text/", api.SeriesTextView.as_view(), name="privacy-series-text"),
     path("series/<int:pk>/text/blank/", api.SeriesTextBlankView.as_view(), name="privacy-series-text-blank"),
     path("series/<int:pk>/text/reject/", api.SeriesTextRejectView.as_view(), name="privacy-series-text-reject"),
+    path("series/<int:pk>/text/dismiss/", api.SeriesTextDismissView.as_view(), name="privacy-series-text-dismiss"),
 ]

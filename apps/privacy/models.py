@@ -57,6 +57,7 @@ class FindingStatus(models.TextChoices):
     OPEN = "open", "Waiting for the coordinator"
     BLANKED = "blanked", "Boxes blanked into a new instance"
     REJECTED = "rejected", "Series rejected"
+    DISMISSED = "dismissed", "No identifying text, confirmed by the coordinator"
 
 
 class TextFinding(models.Model):

@@ -12,5 +12,6 @@ urlpatterns += [
     path("series/<int:pk>/text/", views.series_text, name="series_text"),
     path("series/<int:pk>/text/blank/", views.series_text_blank, name="series_text_blank"),
     path("series/<int:pk>/text/reject/", views.series_text_reject, name="series_text_reject"),
+    path("series/<int:pk>/text/dismiss/", views.series_text_dismiss, name="series_text_dismiss"),
     path("findings/<int:pk>/image.png", views.finding_image, name="finding_image"),
 ]

@@ -131,6 +131,24 @@ def series_text_reject(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("privacy:series_text", pk=series.pk)
 
 
+@coordinator_or_admin
+@require_POST
+def series_text_dismiss(request: HttpRequest, pk: int) -> HttpResponse:
+    series = visible_series(request.user, pk)
+    try:
+        released = burned_in.dismiss_series(series, request.user)
+    except ValueError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.info(request, dismiss_message(released))
+    return redirect("privacy:series_text", pk=series.pk)
+
+
+def dismiss_message(released: bool) -> str:
+    text = "Recorded: the boxes hold no identifying text, the images stay as they are."
+    return text + (" The series is released." if released else " Something else still holds the series (see status).")
+
+
 def blank_message(outcome: dict) -> str:
     text = f"{outcome['blanked']} image(s) blanked into new instances (Clean Pixel Data, 113101)."
     if outcome["still_with_text"]:

@@ -171,6 +171,37 @@ def test_rejecting_the_series_closes_its_findings(client, coordinator, django_ca
     assert client.post(reverse("privacy-series-text-blank", args=[series.pk])).status_code == 409
 
 
+def test_a_coordinator_confirms_no_identifying_text_and_the_series_is_released_unchanged(
+        client, coordinator, django_capture_on_commit_callbacks):
+    """OCR reads anatomy or noise as letters on some clean slices: the coordinator who looked at the boxes releases
+    the images as they are; the decision is the finding's status, by whom and when, audited and in the certificate."""
+    with_text, _ = series_files(TEXTED)
+    batch = upload(client, coordinator, with_text, django_capture_on_commit_callbacks)
+    series = Series.objects.get()
+    stored = {i.sop_uid: i.file.name for i in series.instances.all()}
+
+    client.force_login(ReaderFactory(institution=coordinator.institution))
+    assert client.post(reverse("privacy-series-text-dismiss", args=[series.pk])).status_code == 403
+    client.force_login(coordinator)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("privacy-series-text-dismiss", args=[series.pk]))
+    assert response.status_code == 200, response.content
+    assert response.json()["released"] is True
+    series.refresh_from_db()
+    assert series.status == SeriesStatus.READY and series.hold_reason == ""
+    assert {i.sop_uid: i.file.name for i in series.instances.all()} == stored, "the images stay as they are"
+    findings = list(series.text_findings.all())
+    assert {(f.status, f.resolved_by_id) for f in findings} == {(FindingStatus.DISMISSED, coordinator.pk)}
+    assert all(f.resolved_at for f in findings)
+    assert LogEntry.objects.filter(content_type__model="textfinding", action=LogEntry.Action.UPDATE).count() == 2
+    text = client.get(reverse("upload-certificate", args=[batch.pk])).json()["pixel_text"]
+    assert (text["dismissed"], text["open"], text["blanked"]) == (2, 0, 0)
+    assert client.post(reverse("privacy-series-text-dismiss", args=[series.pk])).status_code == 409
+
+    page = client.get(reverse("privacy:series_text", args=[series.pk])).content.decode()
+    assert "No identifying text, confirmed by the coordinator" in page
+
+
 def test_without_the_ocr_engine_every_series_is_held_until_checked(client, coordinator, monkeypatch,
                                                                    django_capture_on_commit_callbacks):
     monkeypatch.setattr(text_detection, "availability",

@@ -173,6 +173,26 @@ def blank_series(series: Series, user) -> dict:
 
 
 @transaction.atomic
+def dismiss_series(series: Series, user) -> bool:
+    """The coordinator has looked at every box and confirms none holds identifying text (OCR read anatomy or noise
+    as letters): the findings are closed as dismissed, by whom and when (audited, counted in the certificate), and
+    the series is released when nothing else holds it. Returns whether it was released."""
+    series = Series.objects.select_for_update().get(pk=series.pk)
+    findings = list(open_findings(series))
+    if not findings:
+        raise ValueError("This series has no burned-in text finding waiting for a decision.")
+    for finding in findings:
+        finding.status, finding.resolved_by, finding.resolved_at = FindingStatus.DISMISSED, user, timezone.now()
+        finding.save()
+    remaining = [r for r in series.hold_reason.split("; ") if r and not r.startswith(OWN_REASONS)]
+    if series.status == SeriesStatus.HELD_BURNED_IN and remaining != series.hold_reason.split("; "):
+        series.hold_reason = "; ".join(remaining)
+        series.save(update_fields=["hold_reason"])
+    logger.info("Series %s: %d text finding(s) dismissed by user %s", series.pk, len(findings), user.pk)
+    return _release_if_clear(series)
+
+
+@transaction.atomic
 def reject_series(series: Series, user) -> None:
     """Rejects the series (never read) and closes its findings; audited."""
     series = Series.objects.select_for_update().get(pk=series.pk)

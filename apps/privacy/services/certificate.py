@@ -97,7 +97,9 @@ def not_done() -> list[str]:
         "some text: on the generated benchmark corpus (benchmarks/RESULTS.md) it found 57 % of the slices with text "
         "(71 % of text in corners and edges, 33 % of text over the anatomy; small, faint and dark text is missed "
         "most); text it misses is not held and reaches readers. "
-        "Only the text's boxes are blanked, by a coordinator's decision; the words OCR reads are never stored.",
+        "Only the text's boxes are blanked, by a coordinator's decision; a coordinator may instead confirm that "
+        "what OCR found is no identifying text (anatomy or noise read as letters), and the images are then released "
+        "unchanged; the words OCR reads are never stored.",
         "Private elements are removed whole, their content is not inspected (Retain Safe Private, 113111, is not "
         "applied), so free text in them is gone but was never read.",
         "Public attributes that the profile's table does not list are kept as they are (the basic profile's rule), "
@@ -263,7 +265,7 @@ def pixel_text(batch: UploadBatch) -> dict:
         "engine": ", ".join(engines), "not_checked_because": unavailable,
         "seconds": round(sum(c.seconds for c in checks), 2),
         "blanked": by_status[FindingStatus.BLANKED], "rejected": by_status[FindingStatus.REJECTED],
-        "open": by_status[FindingStatus.OPEN],
+        "dismissed": by_status[FindingStatus.DISMISSED], "open": by_status[FindingStatus.OPEN],
         "blanked_sop_uids": list(findings.filter(status=FindingStatus.BLANKED).values_list("blanked_sop_uid",
                                                                                            flat=True)),
     }
@@ -380,7 +382,9 @@ def blocks(document: dict) -> list[Block]:
         if t["not_checked_because"]:
             checked += " Not checked: " + "; ".join(t["not_checked_because"]) + " (those series are held)."
         out.append(Block("p", checked + f" Images blanked by a coordinator into new instances (113101): {t['blanked']};"
-                              f" in rejected series: {t['rejected']}; waiting for the coordinator: {t['open']}. "
+                              f" in rejected series: {t['rejected']}; confirmed by a coordinator to hold no "
+                              f"identifying text (released as they are): {t['dismissed']}; waiting for the "
+                              f"coordinator: {t['open']}. "
                               "The words OCR read are never stored."))
         out.append(Block("h2", "Series held from readers and why"))
         if document["held"]:

@@ -23,12 +23,16 @@ from apps.analysis.models import ExportKind, RoiMeasurement
 from apps.analysis.stats.snr import roi_ratios
 from apps.imaging.models import Version
 from apps.studies.models import ReaderStudy, ReadingMode, ReadingTask, Score, ScoreAudit, TaskStatus
+from apps.studies.services import sources
 from apps.studies.services.definition import ASSIGNMENT_COLUMNS, assignment_rows
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 CHUNK = 2000
 
 # Column name -> type ("text", "int", "float", "bool", "time"); the order is the file's.
+# The study's DL source, last in every file that has a version column (added after the others, so scripts that read
+# columns by position keep working): "model" or "vendor", NAME@VERSION, the model file's sha256, the factor.
+SOURCE_COLUMNS = {"dl_source": "text", "dl_model": "text", "dl_model_sha256": "text", "dl_factor": "float"}
 LONG_COLUMNS = {
     "study_id": "int",
     "reader": "text",
@@ -49,6 +53,7 @@ LONG_COLUMNS = {
     "task_submitted_at": "time",
     "seconds_on_task": "float",
     "revision_seconds": "float",
+    **SOURCE_COLUMNS,
 }
 WIDE_COLUMNS = {
     "study_id": "int",
@@ -108,6 +113,7 @@ ROI_COLUMNS = {
     "cnr": "float",
     "cnr_tissue": "float",
     "not_estimable": "text",
+    **SOURCE_COLUMNS,
 }
 SCORE_AUDIT_COLUMNS = {
     "study_id": "int",
@@ -126,8 +132,9 @@ SCORE_AUDIT_COLUMNS = {
     "new_score": "int",
     "changed_at": "time",
     "changed_by": "text",
+    **SOURCE_COLUMNS,
 }
-ASSIGNMENT_TYPES = {"study": "int", "position": "int", "calibration": "bool"}
+ASSIGNMENT_TYPES = {"study": "int", "position": "int", "calibration": "bool", "dl_factor": "float"}
 
 
 def safe_text(value: str) -> str:
@@ -178,6 +185,7 @@ def _version(version: str, left: str, right: str, panel: str) -> str:
 def long_rows(study: ReaderStudy) -> Iterator[tuple]:
     """One row per score, in reader, position, panel and item order. created_at and updated_at are the score's own
     times, stamped from one clock (apps.audit.timestamps): equal until a revision, updated_at never earlier."""
+    source = sources.export_fields(study)
     scores = (
         Score.objects.filter(task__study=study)
         .order_by("task__reader__pseudonym", "task__reader__username", "task__position", "panel", "item__order")
@@ -228,6 +236,7 @@ def long_rows(study: ReaderStudy) -> Iterator[tuple]:
             submitted,
             seconds,
             revision,
+            *source,
         )
 
 
@@ -242,12 +251,13 @@ def wide_columns(study: ReaderStudy) -> dict[str, str]:
         scores = [f"{key}_{version}" for key in keys for version in Version.values]
     else:
         scores = keys
-    return {**WIDE_COLUMNS, **dict.fromkeys(scores, "int")}
+    return {**WIDE_COLUMNS, **dict.fromkeys(scores, "int"), **SOURCE_COLUMNS}
 
 
 def wide_rows(study: ReaderStudy) -> Iterator[tuple]:
     """One row per reading task, scores spread over the item columns (NA where not scored yet)."""
-    columns = list(wide_columns(study))[len(WIDE_COLUMNS) :]
+    columns = list(wide_columns(study))[len(WIDE_COLUMNS) : -len(SOURCE_COLUMNS)]
+    source = sources.export_fields(study)
     tasks = (
         ReadingTask.objects.filter(study=study)
         .select_related("reader__institution", "case__institution")
@@ -281,6 +291,7 @@ def wide_rows(study: ReaderStudy) -> Iterator[tuple]:
             task.seconds_on_task,
             task.revision_seconds,
             *(values.get(c) for c in columns),
+            *source,
         )
 
 
@@ -335,13 +346,15 @@ def roi_rows(study: ReaderStudy) -> Iterator[tuple]:
     if not measured:
         return
     ratios = roi_ratios(pd.DataFrame(measured, columns=list(ROI_MEASURED_COLUMNS)))
+    source = sources.export_fields(study)
     for row, derived in zip(measured, ratios.itertuples(index=False, name=None), strict=True):
-        yield (*row, *(None if isinstance(v, float) and math.isnan(v) else v for v in derived))
+        yield (*row, *(None if isinstance(v, float) and math.isnan(v) else v for v in derived), *source)
 
 
 def score_audit_rows(study: ReaderStudy) -> Iterator[tuple]:
     """Every change of every score, oldest first within each score: the first setting (old score NA), then each
     revision, with who made it. For monitors and for studies that analyse revisions."""
+    source = sources.export_fields(study)
     changes = (
         ScoreAudit.objects.filter(score__task__study=study)
         .order_by("score__task__reader__pseudonym", "score__task__reader__username", "score__task__position",
@@ -388,6 +401,7 @@ def score_audit_rows(study: ReaderStudy) -> Iterator[tuple]:
             new,
             changed_at,
             reader_label(by_pseudonym or "", by_username or "") or None,
+            *source,
         )
 
 

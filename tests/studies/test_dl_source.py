@@ -1,8 +1,8 @@
-"""A study's DL source (issue 11, item 2): a study that names a registered model queues that model's jobs when it
-is opened, refuses to open while pairs are missing or held by the residual check (API 409 and the admin action, each
-naming the case and sequence), opens once the worker made them, and its readers get that model's DL version, not the
-deployment default's, which the same series also has. Everything runs through the real paths: the registration
-API, ingestion, the Celery task of queue "gpu"."""
+"""A study's DL source (issue 11, items 2 and 4): a study that names a registered model queues that model's jobs
+when it is opened, refuses to open while pairs are missing (API 409 and the admin action, each naming the case and
+sequence), opens once the worker made them, and its readers get that model's DL version, not the deployment
+default's, which the same series also has. Its source cannot change once reading has begun, and its exports name
+it. Everything runs through the real paths: the registration API, ingestion, the Celery task of queue "gpu"."""
 
 import io
 
@@ -19,7 +19,7 @@ from apps.imaging import synthetic
 from apps.imaging.models import EnhancementJob, JobStatus, Series, Version
 from apps.imaging.services import dl_versions, ingest, storage, uploads
 from apps.institutions.services import add_site
-from apps.studies.models import ReaderStudy, StudyStatus
+from apps.studies.models import DLSourceKind, ReaderStudy, StudyStatus
 from apps.studies.services import definition
 from tests.enhancement_models.conftest import register
 from tests.enhancement_models.onnx_models import BoxDenoiser, onnx_bytes
@@ -160,3 +160,44 @@ def _bytes(response):
 
 def _real(ds) -> np.ndarray:
     return ds.pixel_array * float(ds.get("RescaleSlope", 1) or 1) + float(ds.get("RescaleIntercept", 0) or 0)
+
+
+def test_the_source_cannot_change_once_reading_has_begun_and_exports_name_it(client, admin, box_model, uploaded):
+    conventional, reader = uploaded
+    study = definition.create_study("Source", mode="paired", readers_per_case=1, sequences=["T2W"])
+    definition.set_source(study, DLSourceKind.MODEL, box_model, 8.0)
+    changed = client.patch(f"/api/reading/studies/{study.pk}/", {"dl_factor": 4.0}, content_type="application/json")
+    assert changed.status_code == 200 and changed.json()["dl_factor"] == 4.0, "a draft's source may change"
+    dl = Series.objects.create(  # the model's version, as the worker makes it (its pixels are not the point here)
+        case=conventional.case, series_uid="2.25.1", study_uid=conventional.study_uid, sequence="T2W",
+        version=Version.DL, source="enhanced", rows=conventional.rows, columns=conventional.columns,
+    )
+    for instance in conventional.instances.all():
+        dl.instances.create(sop_uid=f"2.25.9{instance.pk}", slice_location=instance.slice_location,
+                            file=instance.file.name, size=instance.size, sha256=instance.sha256)
+    dl_versions.link(conventional, dl, dl_versions.DLSource(box_model, 4.0))
+    definition.set_readers(study, [reader])
+    definition.set_cases(study, [conventional.case])
+    definition.open_for_reading(study)
+
+    for body in ({"dl_source": "vendor", "dl_model": None, "dl_factor": None}, {"dl_factor": 16.0},
+                 {"dl_model": None, "dl_source": "default"}):
+        refused = client.patch(f"/api/reading/studies/{study.pk}/", body, content_type="application/json")
+        assert refused.status_code == 409, refused.content
+        assert "cannot change once reading has begun" in refused.json()["detail"]
+        assert "Box denoiser 1.0 at noise-reduction factor 4" in refused.json()["detail"]
+    with pytest.raises(definition.SourceLocked, match="once reading has begun"):
+        definition.set_source(study, DLSourceKind.VENDOR)
+    study.refresh_from_db()
+    assert (study.dl_source, study.dl_model, study.dl_factor) == (DLSourceKind.MODEL, box_model, 4.0)
+
+    tail = ["dl_source", "dl_model", "dl_model_sha256", "dl_factor"]
+    expected = ["model", "Box denoiser@1.0", box_model.sha256, "4.0"]
+    for kind in ("long", "wide", "assignment", "rois", "score_audit"):
+        lines = b"".join(client.get(f"/api/analysis/studies/{study.pk}/exports/{kind}/").streaming_content)
+        header, *rows = lines.decode().splitlines()
+        assert header.split(",")[-4:] == tail, kind
+        for row in rows:
+            assert row.split(",")[-4:] == expected, (kind, row)
+    rows = b"".join(client.get(f"/api/analysis/studies/{study.pk}/exports/assignment/").streaming_content)
+    assert len(rows.decode().splitlines()) == 2

@@ -14,8 +14,9 @@ through the login page, and measures in the page (performance.now(), from the vi
    browser cache each run: first image, the 21 slices around the shown one cached, all 176 slices in the viewer's
    cache ("fully scrollable"), and End ->
    last slice rendered once they are; loaded from the shown slice outwards (the default) against first to last
-   (`?load=linear`, the order before), in turns in the same run, beside the 30-slice figures of 1. Its series'
-   display windows are computed at build time, as ingest stores them.
+   (`?load=linear`, the order before), and the same series pair read side by side (paired mode: both versions,
+   352 slices), in turns in the same run, beside the 30-slice figures of 1. Its series' display windows are
+   computed at build time, as ingest stores them.
 
     .venv/bin/python benchmarks/reading_browser.py [--cases 4] [--runs 5] [--only-large]
 
@@ -49,7 +50,11 @@ CHROMIUM_ARGS = [
 VIEWPORT = {"width": 1400, "height": 850}
 SLICES, SIZE = 30, 512
 LARGE_SLICES, LARGE_SIZE = 176, 256
-LARGE_ORDERS = {"from the shown slice outwards": "", "first to last (baseline)": "?load=linear"}
+LARGE_VARIANTS = {  # label -> (reading mode, query string)
+    "single, from the shown slice outwards": ("single", ""),
+    "single, first to last (baseline)": ("single", "?load=linear"),
+    "paired (A and B: 352 slices), outwards": ("paired", ""),
+}
 PASSWORD = "bench-password-123"
 MODES = {  # reader label -> query string
     "prefetch": "",
@@ -111,39 +116,43 @@ def build(cases: int) -> dict:
 
 
 def build_large(reader_site, case_site) -> dict:
-    """One reader, one case with a 176-slice 256^2 T1W post-contrast pair, read in single mode."""
+    """One case with a 176-slice 256^2 T1W post-contrast pair, read by one reader in single mode and another in
+    paired mode: reading mode -> {username, token of the first task}."""
     from apps.imaging.services import windows
     from apps.studies.models import ReadingTask
     from apps.studies.services import definition
     from tests.e2e.world import _series_pair
     from tests.factories import CaseFactory, ReaderFactory, ReaderStudyFactory
 
-    user = ReaderFactory(institution=reader_site, username="bench-large", pseudonym="BL")
-    user.set_password(PASSWORD)
-    user.save()
     case = CaseFactory(institution=case_site, code="BR-LARGE")
     for series in _series_pair(case, "T1W_POST", LARGE_SLICES, LARGE_SIZE, seed=7):
         windows.series_window(series)  # as ingest stores it
-    study = ReaderStudyFactory(title="Large series", mode="single", sequences=["T1W_POST"], readers_per_case=1,
-                               min_distance=1)
-    definition.set_readers(study, [user])
-    definition.set_cases(study, [case])
-    definition.generate(study)
-    definition.open_for_reading(study)
-    token = ReadingTask.objects.filter(reader=user).order_by("position").values_list("token", flat=True).first()
-    return {"username": user.username, "token": token}
+    out = {}
+    for mode in ("single", "paired"):
+        user = ReaderFactory(institution=reader_site, username=f"bench-large-{mode}", pseudonym=f"BL-{mode}")
+        user.set_password(PASSWORD)
+        user.save()
+        study = ReaderStudyFactory(title=f"Large series, {mode}", mode=mode, sequences=["T1W_POST"],
+                                   readers_per_case=1, min_distance=1)
+        definition.set_readers(study, [user])
+        definition.set_cases(study, [case])
+        definition.generate(study)
+        definition.open_for_reading(study)
+        token = ReadingTask.objects.filter(reader=user).order_by("position").values_list("token", flat=True).first()
+        out[mode] = {"username": user.username, "token": token}
+    return out
 
 
-def large_runs(browser, base: str, username: str, token: str, runs: int) -> dict[str, dict[str, list[float]]]:
-    """Cold browser cache each run; the load orders take turns, so both see the same server state."""
-    out = {order: {"first": [], "near": [], "stack": [], "last": []} for order in LARGE_ORDERS}
+def large_runs(browser, base: str, large: dict, runs: int) -> dict[str, dict[str, list[float]]]:
+    """Cold browser cache each run; the variants take turns, so all see the same server state."""
+    out = {order: {"first": [], "near": [], "stack": [], "last": []} for order in LARGE_VARIANTS}
     last = f'.rs-pane[data-panel="A"][data-slice="{LARGE_SLICES}"]'
     for _ in range(runs):
-        for order, query in LARGE_ORDERS.items():
+        for order, (mode, query) in LARGE_VARIANTS.items():
             context = browser.new_context(viewport=VIEWPORT, base_url=base)
             page = context.new_page()
-            login(page, username)
-            page.goto(f"/reading/task/{token}/{query}")
+            login(page, large[mode]["username"])
+            page.goto(f"/reading/task/{large[mode]['token']}/{query}")
             m = wait_first_image(page)
             out[order]["first"].append(m["firstImageMs"])
             out[order]["near"].append(m["nearLoadedMs"])
@@ -267,7 +276,7 @@ def main() -> None:
                 webgl = next(m for m in MODES if "WebGL" in m)
                 first = first_image_runs(browser, base, data["usernames"][webgl], data["tasks"][webgl][-1],
                                          args.runs)
-                large = large_runs(browser, base, data["large"]["username"], data["large"]["token"], args.runs)
+                large = large_runs(browser, base, data["large"], args.runs)
                 results = {}
                 for mode, query in ({} if args.only_large else MODES).items():
                     tokens = data["tasks"][mode][:-1] if mode == webgl else data["tasks"][mode]

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 
 from apps.accounts.access import is_admin, is_coordinator, page_for, restrict_to_site
 from apps.imaging.forms import CaseMetadataImportForm, UploadForm
-from apps.imaging.models import Case, EnhancementJob, FileOutcome, Series, SeriesStatus, UploadBatch
+from apps.imaging.models import Case, EnhancementJob, FileOutcome, Series, UploadBatch
 from apps.imaging.serializers import UploadBatchSerializer
 from apps.imaging.services import enhancement, metadata, uploads, vendor
 
@@ -90,7 +90,8 @@ def case_list(request: HttpRequest) -> HttpResponse:
     cases = restrict_to_site(Case.objects.select_related("institution"), request.user).prefetch_related(
         Prefetch("series", queryset=series)
     )
-    return render(request, "imaging/case_list.html", {"cases": cases, "form": CaseMetadataImportForm()})
+    context = {"cases": cases, "form": CaseMetadataImportForm(), "vendor_rows": vendor.held_series(request.user)}
+    return render(request, "imaging/case_list.html", context)
 
 
 @coordinator_or_admin
@@ -119,12 +120,8 @@ def job_list(request: HttpRequest) -> HttpResponse:
         "series__case__institution",
     )[:300]
     rows = [(job, enhancement.qa_failures(job)) for job in jobs]
-    held = restrict_to_site(
-        Series.objects.filter(status=SeriesStatus.HELD_VENDOR).select_related("case"), request.user,
-        "case__institution",
-    )
-    vendor_rows = [(series, vendor.vendor_candidates(series)) for series in held]
-    return render(request, "imaging/enhancementjob_list.html", {"rows": rows, "vendor_rows": vendor_rows})
+    context = {"rows": rows, "vendor_rows": vendor.held_series(request.user)}
+    return render(request, "imaging/enhancementjob_list.html", context)
 
 
 @coordinator_or_admin

@@ -1,15 +1,19 @@
-"""Vendor-enhanced series (issue 10, item 5; issue 11, item 2): a series a vendor's DL software made from a
-conventional one (ImageType DERIVED\\SECONDARY, a derivation naming DL enhancement, same study and geometry) is held
-with its reason, never enhanced, never offered as conventional; a coordinator links it as the vendor DL version of its
-conventional series (`POST /api/imaging/series/<conventional id>/attach-vendor/`), beside the DL versions models
-made. A study whose DL source is the vendor series reads those pairs, blinded: no vendor tell reaches its readers."""
+"""Vendor-enhanced series (issue 10, item 5; issue 11, item 3): a series a vendor's DL software made from a
+conventional one (ImageType DERIVED\\SECONDARY, a derivation naming DL enhancement, same study and geometry) is
+never enhanced and never offered as conventional. On ingest it is linked by itself as the vendor DL version of the one
+conventional series it matches (in whichever order the two arrive; the Source Image references tell apart series of
+equal geometry); one that matches several, or none, is held with its reason, and a coordinator links it on the Cases
+page or with `POST /api/imaging/series/<conventional id>/attach-vendor/`. A study whose DL source is the vendor
+series reads those pairs, blinded: no vendor tell reaches its readers."""
 
 from pathlib import Path
 
+import pydicom
 import pytest
 from auditlog.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.urls import reverse
+from pydicom.uid import generate_uid
 
 from apps.accounts.models import Role
 from apps.accounts.services import create_member
@@ -25,7 +29,7 @@ from apps.imaging.models import (
     UploadBatch,
     Version,
 )
-from apps.imaging.services import enhancement, enhancement_runner, uploads
+from apps.imaging.services import dl_versions, enhancement, enhancement_runner, uploads
 from apps.imaging.services import vendor as vendor_links
 from apps.institutions.services import add_site
 from apps.studies.models import DLSourceKind, ReadingMode
@@ -80,31 +84,128 @@ def attach(client, conventional_id, body):
     )
 
 
-def test_a_vendor_series_is_held_with_its_reason_and_never_enhanced(
+def repeat_series(files, out_dir: Path) -> list[Path]:
+    """The same acquisition stored again as another series of the same study (new series and instance UIDs):
+    a second conventional series of equal geometry and sequence."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in sorted(files):
+        ds = pydicom.dcmread(path)
+        ds.SeriesInstanceUID = generate_uid(entropy_srcs=[ds.SeriesInstanceUID, "repeat"])
+        ds.SOPInstanceUID = generate_uid(entropy_srcs=[ds.SOPInstanceUID, "repeat"])
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.SeriesNumber = int(ds.SeriesNumber) + 50
+        ds.save_as(out_dir / path.name)
+        written.append(out_dir / path.name)
+    return written
+
+
+def without_references(files) -> None:
+    """A vendor series that does not say which images it was made from."""
+    for path in files:
+        ds = pydicom.dcmread(path)
+        del ds.SourceImageSequence
+        ds.save_as(path)
+
+
+@pytest.fixture
+def no_auto_link(monkeypatch):
+    """Ingestion as before automatic linking: every vendor series stays held (for the manual link's refusals)."""
+    monkeypatch.setattr(vendor_links, "link_held_vendor_series", lambda series, batch=None: [])
+
+
+def test_a_vendor_series_matching_one_conventional_series_is_linked_on_ingest_and_never_enhanced(
     world, client, no_engine, django_capture_on_commit_callbacks
 ):
     batch = upload(world, world["tmp"], django_capture_on_commit_callbacks)  # both series in one upload
 
     assert Series.objects.count() == 2
     vendor, conventional = vendor_series(), the_conventional()
-    assert vendor.version == Version.DL and vendor.status == SeriesStatus.HELD_VENDOR
-    assert vendor.conventional_id is None and vendor.sequence == conventional.sequence == "T2W"
-    assert "AIR Recon DL" in vendor.hold_reason and "DERIVED" in vendor.hold_reason
-    # Only the conventional series is enhanced: exactly one job, and none for the vendor's.
+    assert vendor.version == Version.DL and vendor.status == SeriesStatus.READY and vendor.hold_reason == ""
+    assert vendor.conventional == conventional and vendor.sequence == conventional.sequence == "T2W"
+    assert dl_versions.dl_version(conventional, dl_versions.VENDOR) == vendor
+    assert vendor.dl_model is None and vendor.dl_factor is None
+    # Only the conventional series is enhanced (the deployment's default source): one job, none for the vendor's.
     assert list(EnhancementJob.objects.values_list("series_id", flat=True)) == [conventional.pk]
 
-    # The coordinator is told, on the upload, in the API and on the cases and enhancement pages.
+    # The upload says what happened to each file of it.
+    assert batch.status == BatchStatus.DONE and batch.held_count == 0
+    linked = batch.results.filter(reason=vendor_links.LINKED_REASON)
+    assert linked.count() == len(world["vendor_files"])
+    assert f"linked as the vendor DL version of conventional series {conventional.pk}" in linked.first().message
+    assert "references it" in linked.first().message
+    client.force_login(world["coordinator"])
+    api = client.get(reverse("series-detail", args=[conventional.pk])).json()
+    assert [v["id"] for v in api["dl_versions"]] == [vendor.pk]
+    assert api["dl_versions"][0]["dl_source"] == dl_versions.VENDOR_LABEL
+    assert client.get(reverse("series-detail", args=[vendor.pk])).json()["conventional"] == conventional.pk
+
+
+def test_a_vendor_series_arriving_first_is_linked_when_its_conventional_series_arrives(
+    world, client, no_engine, django_capture_on_commit_callbacks
+):
+    upload(world, world["vendor"], django_capture_on_commit_callbacks)
+    vendor = vendor_series()
+    assert vendor.status == SeriesStatus.HELD_VENDOR and "AIR Recon DL" in vendor.hold_reason
+    assert "no conventional series of the same study, geometry and sequence is stored (yet)" in vendor.hold_reason
+    batch = upload(world, world["conventional"], django_capture_on_commit_callbacks)
+    vendor.refresh_from_db()
+    assert vendor.status == SeriesStatus.READY and vendor.conventional == the_conventional()
+    assert batch.status == BatchStatus.DONE
+    assert not EnhancementJob.objects.filter(series=vendor).exists()
+
+
+def test_an_ambiguous_vendor_series_is_held_with_its_reason_and_linked_on_the_cases_page(
+    world, client, no_engine, django_capture_on_commit_callbacks
+):
+    """Two conventional series of the same study, geometry and sequence, and a vendor series that names neither:
+    held, saying which match; the Cases page offers both, and its form links through the attach-vendor API."""
+    repeat_series(sorted(world["conventional"].rglob("*.dcm")), world["tmp"] / "repeat")
+    without_references(world["vendor_files"])
+    batch = upload(world, world["tmp"], django_capture_on_commit_callbacks)
+
+    vendor = vendor_series()
+    first, second = Series.objects.filter(version=Version.CONVENTIONAL).order_by("pk")
+    assert vendor.status == SeriesStatus.HELD_VENDOR and vendor.conventional is None
+    assert "AIR Recon DL" in vendor.hold_reason and "DERIVED" in vendor.hold_reason
+    assert f"2 conventional series match it in study, geometry and sequence (series {first.pk}, {second.pk})" in \
+        vendor.hold_reason
+    assert sorted(EnhancementJob.objects.values_list("series_id", flat=True)) == [first.pk, second.pk]
     assert batch.status == BatchStatus.DONE_WITH_HOLDS
     held = batch.results.filter(reason="held_vendor")
-    assert held.count() == len(world["vendor_files"])
-    assert "vendor" in held.first().message.lower()
+    assert held.count() == len(world["vendor_files"]) and "vendor" in held.first().message.lower()
+
     client.force_login(world["coordinator"])
     api = client.get(reverse("series-detail", args=[vendor.pk])).json()
     assert api["status"] == "held_vendor" and api["hold_reason"] == vendor.hold_reason
-    assert api["link_candidates"] == [conventional.pk]
+    assert api["link_candidates"] == [first.pk, second.pk]
     for page in ("imaging:case_list", "imaging:job_list"):
         text = client.get(reverse(page)).content.decode()
         assert "AIR Recon DL" in text and "Held: vendor-enhanced" in text, page
+        assert f'<form class="vendor-link" data-vendor="{vendor.pk}">' in text, page
+        assert f'<option value="{second.pk}">series {second.pk}' in text and "/attach-vendor/" in text, page
+
+    assert attach(client, second.pk, {"vendor_series": vendor.pk}).status_code == 200  # what the form sends
+    vendor.refresh_from_db()
+    assert vendor.status == SeriesStatus.READY and vendor.conventional == second and vendor.hold_reason == ""
+    assert "vendor-link" not in client.get(reverse("imaging:case_list")).content.decode()
+
+
+def test_the_source_image_references_tell_equal_series_apart(
+    world, no_engine, django_capture_on_commit_callbacks
+):
+    """The repeat acquisition arrives first, then the original, then the vendor series made from the original:
+    both match in geometry and sequence; its Source Image Sequence (remapped as the originals' UIDs were) decides."""
+    repeat_series(sorted(world["conventional"].rglob("*.dcm")), world["tmp"] / "repeat")
+    upload(world, world["tmp"] / "repeat", django_capture_on_commit_callbacks)
+    upload(world, world["conventional"], django_capture_on_commit_callbacks)
+    repeat, original = Series.objects.filter(version=Version.CONVENTIONAL).order_by("pk")
+    batch = upload(world, world["vendor"], django_capture_on_commit_callbacks)
+
+    vendor = vendor_series()
+    assert vendor.status == SeriesStatus.READY and vendor.conventional == original, vendor.hold_reason
+    assert vendor_links._geometry(repeat) == vendor_links._geometry(original) == vendor_links._geometry(vendor)
+    assert "references it as its source" in batch.results.first().message
 
 
 def test_study_generation_never_reads_a_vendor_series_as_conventional(
@@ -116,7 +217,7 @@ def test_study_generation_never_reads_a_vendor_series_as_conventional(
     upload(world, world["conventional"], django_capture_on_commit_callbacks)
 
     vendor, conventional = vendor_series(), the_conventional()
-    assert vendor.pk < conventional.pk
+    assert vendor.pk < conventional.pk and vendor.conventional == conventional
     job = EnhancementJob.objects.get()
     assert job.series == conventional and job.status == JobStatus.DONE, job.error
     if job.held_for_review:  # the residual check is strict on the tiny test phantom; a coordinator accepts it
@@ -134,11 +235,8 @@ def test_study_generation_never_reads_a_vendor_series_as_conventional(
 def test_a_vendor_study_reads_the_vendor_pair_blinded_and_the_engine_version_stays(
     world, client, django_capture_on_commit_callbacks
 ):
-    upload(world, world["tmp"], django_capture_on_commit_callbacks)  # the engine's job runs too
+    upload(world, world["tmp"], django_capture_on_commit_callbacks)  # linked on ingest, engine job run too
     vendor, conventional = vendor_series(), the_conventional()
-    client.force_login(world["coordinator"])
-    assert attach(client, conventional.pk, {"vendor_series": vendor.pk}).status_code == 200
-    vendor.refresh_from_db()
     engine_dl = EnhancementJob.objects.get(series=conventional).output_series
     assert engine_dl is not None and engine_dl.source == SeriesSource.ENHANCED
     assert set(conventional.dl_versions.all()) == {vendor, engine_dl}, "one DL version per source"
@@ -178,8 +276,8 @@ def test_a_vendor_study_refuses_to_open_without_its_vendor_series(
     assert not EnhancementJob.objects.exclude(model__isnull=True).exists(), "nothing to run for the vendor source"
 
 
-def test_attach_refuses_what_is_not_a_matching_pair(world, client, no_engine, django_capture_on_commit_callbacks,
-                                                     tmp_path):
+def test_attach_refuses_what_is_not_a_matching_pair(world, client, no_engine, no_auto_link,
+                                                     django_capture_on_commit_callbacks, tmp_path):
     other = synthetic.make_patient(0, index=2, seed=5)
     other_t2w = synthetic.write_study(tmp_path / "other" / "study", other, seed=5, sequences=("T2W",))
     synthetic.write_vendor_enhanced(other_t2w, tmp_path / "other" / "vendor")
@@ -227,7 +325,7 @@ def test_attach_refuses_what_is_not_a_matching_pair(world, client, no_engine, dj
 
 
 def test_a_job_running_when_the_vendor_series_is_linked_still_makes_its_own_version(
-    world, no_engine, django_capture_on_commit_callbacks
+    world, no_engine, no_auto_link, django_capture_on_commit_callbacks
 ):
     """The vendor's version and the model's are two sources: linking one never stops or replaces the other."""
     upload(world, world["tmp"], django_capture_on_commit_callbacks)

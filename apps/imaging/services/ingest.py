@@ -35,7 +35,7 @@ from apps.imaging.models import (
     UploadFileResult,
     Version,
 )
-from apps.imaging.services import enhancement, storage, windows
+from apps.imaging.services import enhancement, storage, vendor, windows
 from apps.imaging.services.uploads import staged_files, staged_name, staging_dir
 from apps.privacy.services import burned_in as burned_in_text
 from apps.privacy.services import evidence
@@ -115,8 +115,9 @@ HOLD_MESSAGES = {
         "which may show patient data. Check the series on the Cases page, then release or reject it."
     ),
     SeriesStatus.HELD_VENDOR: (
-        "Stored, but held: a vendor-enhanced (DL) series, never enhanced again nor read as conventional. Link it "
-        "to its conventional series on the Enhancement page (or POST /api/imaging/series/<id>/attach-vendor/)."
+        "Stored, but held: a vendor-enhanced (DL) series that matches no single conventional series of its study "
+        "(the Cases page says why), never enhanced again nor read as conventional. Link it to its conventional "
+        "series on the Cases page (or POST /api/imaging/series/<id>/attach-vendor/)."
     ),
 }
 
@@ -212,6 +213,7 @@ def store_series(batch: UploadBatch, files: list[ReadFile]) -> list[UploadFileRe
             burned_in_text.record(batch, series, record, text_check, kept_boxes)
             if created:
                 enhancement.request_enhancement(series)
+                vendor.link_held_vendor_series(series, batch)  # a vendor series and its conventional one, in any order
             return results
     except BaseException:
         storage.discard_files(written)

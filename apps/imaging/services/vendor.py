@@ -1,17 +1,37 @@
 """Vendor-enhanced series: linking a vendor's DL output to the conventional series it was made from.
 
-A held vendor series is linked by a coordinator with ``attach_vendor_series``
-(``POST /api/imaging/series/<id>/attach-vendor/``) as the vendor DL version of its conventional series.
+On ingest (``link_held_vendor_series``) a held vendor series is linked as the vendor DL version of the one
+conventional series it matches: same case, study, geometry and sequence, narrowed by the conventional images its
+header references (Source Image, Referenced Image and Referenced Series sequences, whose UIDs de-identification
+remaps consistently). Several candidates, or none, keep it held with the reason in words; a coordinator then links
+it on the Cases page or with ``attach_vendor_series`` (``POST /api/imaging/series/<id>/attach-vendor/``).
 """
 
 import logging
 
+import pydicom
 from django.db import transaction
 
-from apps.imaging.models import Series, SeriesSource, SeriesStatus, Version
-from apps.imaging.services import dl_versions
+from apps.accounts.access import restrict_to_site
+from apps.imaging.models import (
+    Instance,
+    Series,
+    SeriesSource,
+    SeriesStatus,
+    UploadBatch,
+    UploadFileResult,
+    Version,
+)
+from apps.imaging.services import dl_versions, storage
 
 logger = logging.getLogger(__name__)
+
+NOT_LINKED = " Not linked: "
+LINKED_REASON = "vendor_linked"
+LINKED_MESSAGE = (
+    "Stored: a vendor-enhanced (DL) series, linked as the vendor DL version of conventional series {pk} ({how}); "
+    "never enhanced again nor read as conventional."
+)
 
 
 def _geometry(series: Series) -> tuple:
@@ -57,6 +77,76 @@ def vendor_candidates(vendor: Series) -> list[int]:
     return [series.pk for series in others if vendor_link_problem(series, vendor) is None]
 
 
+def link_options(vendor: Series) -> list[tuple[Series, str | None]]:
+    """For the Cases page: every uploaded conventional series of the held series' case and study, each with why it
+    cannot be linked (None where it can), the ones that can first."""
+    options = [(series, vendor_link_problem(series, vendor))
+               for series in _uploaded_conventional(vendor.case_id, vendor.study_uid)]
+    return sorted(options, key=lambda option: option[1] is not None)
+
+
+def held_series(user) -> list[tuple[Series, list[tuple[Series, str | None]]]]:
+    """The held vendor series the user's sites hold, each with its link options."""
+    held = restrict_to_site(
+        Series.objects.filter(source=SeriesSource.VENDOR, status=SeriesStatus.HELD_VENDOR).select_related("case"),
+        user, "case__institution",
+    )
+    return [(series, link_options(series)) for series in held.order_by("case__code", "pk")]
+
+
+def referenced_series(vendor: Series) -> set[int]:
+    """Ids of the stored series of the same case whose images (or series UID) the vendor series' header names as
+    its source, read from its first stored instance (the UIDs there were remapped as the originals' were)."""
+    first = vendor.instances.order_by("slice_location", "instance_number").first()
+    if first is None:
+        return set()
+    with storage.image_storage().open(first.file.name, "rb") as stream:
+        ds = pydicom.dcmread(stream, stop_before_pixels=True)
+    sop_uids, series_uids = set(), set()
+    for keyword in ("SourceImageSequence", "ReferencedImageSequence"):
+        for item in ds.get(keyword, None) or []:
+            if item.get("ReferencedSOPInstanceUID"):
+                sop_uids.add(str(item.ReferencedSOPInstanceUID))
+    for item in ds.get("ReferencedSeriesSequence", None) or []:
+        if item.get("SeriesInstanceUID"):
+            series_uids.add(str(item.SeriesInstanceUID))
+    ids = set(Instance.objects.filter(sop_uid__in=sop_uids, series__case_id=vendor.case_id)
+              .exclude(series_id=vendor.pk).values_list("series_id", flat=True))
+    ids |= set(Series.objects.filter(series_uid__in=series_uids, case_id=vendor.case_id)
+               .exclude(pk=vendor.pk).values_list("pk", flat=True))
+    return ids
+
+
+def _series_list(ids) -> str:
+    return ", ".join(str(pk) for pk in sorted(ids))
+
+
+def match(vendor: Series) -> tuple[Series | None, str]:
+    """The one conventional series a held vendor series belongs to, with how it was told; or None and why not."""
+    candidates = vendor_candidates(vendor)
+    referenced = referenced_series(vendor) & set(
+        _uploaded_conventional(vendor.case_id, vendor.study_uid).values_list("pk", flat=True)
+    )
+    if len(referenced) == 1:
+        target = Series.objects.get(pk=next(iter(referenced)))
+        if target.pk in candidates:
+            return target, "same study, geometry and sequence, and its header references it as its source"
+        problem = vendor_link_problem(target, vendor) or ""
+        return None, (f"its header references conventional series {target.pk} as its source, which it does not "
+                      f"match: {problem[:1].lower()}{problem[1:]}")
+    if len(referenced) > 1:
+        both = [pk for pk in candidates if pk in referenced]
+        if len(both) == 1:
+            return Series.objects.get(pk=both[0]), "same study, geometry and sequence as a series its header references"
+    if len(candidates) == 1:
+        return Series.objects.get(pk=candidates[0]), "the only series of the same study, geometry and sequence"
+    if not candidates:
+        return None, ("no conventional series of the same study, geometry and sequence is stored (yet); it is "
+                      "linked when one arrives, or link it on the Cases page.")
+    return None, (f"{len(candidates)} conventional series match it in study, geometry and sequence (series "
+                  f"{_series_list(candidates)}); choose its conventional series on the Cases page.")
+
+
 def _link(conventional: Series, vendor: Series) -> Series:
     vendor.version, vendor.source, vendor.sequence = Version.DL, SeriesSource.VENDOR, conventional.sequence
     if vendor.status == SeriesStatus.HELD_VENDOR:
@@ -85,3 +175,38 @@ def attach_vendor_series(conventional: Series, vendor: Series) -> Series:
     _link(conventional, vendor)
     logger.info("Series %s linked as the vendor-enhanced version of series %s", vendor.pk, conventional.pk)
     return vendor
+
+
+def _detection(hold_reason: str) -> str:
+    """The hold reason's first part: why the series was recognised as vendor-enhanced (the classifier's words)."""
+    return hold_reason.split(NOT_LINKED, 1)[0]
+
+
+def link_held_vendor_series(stored: Series, batch: UploadBatch | None = None) -> list[Series]:
+    """After a series is stored: links each held vendor series of its case and study that now matches exactly one
+    conventional series, and says in the hold reason of the others why not. The per-file outcomes of ``batch`` for
+    a series linked here say it was linked. Runs inside the caller's transaction; returns the series linked."""
+    vendors = Series.objects.select_for_update().filter(
+        case_id=stored.case_id, study_uid=stored.study_uid, source=SeriesSource.VENDOR,
+        status=SeriesStatus.HELD_VENDOR, conventional__isnull=True,
+    ).order_by("pk")
+    linked = []
+    for vendor in vendors:
+        target, how = match(vendor)
+        if target is None:
+            reason = f"{_detection(vendor.hold_reason)}{NOT_LINKED}{how}"[:300]
+            if reason != vendor.hold_reason:
+                vendor.hold_reason = reason
+                vendor.save(update_fields=["hold_reason"])
+            continue
+        target = Series.objects.select_for_update().get(pk=target.pk)
+        if vendor_link_problem(target, vendor) is not None:
+            continue
+        _link(target, vendor)
+        linked.append(vendor)
+        logger.info("Vendor series %s linked on ingest to conventional series %s (%s)", vendor.pk, target.pk, how)
+        if batch is not None:
+            UploadFileResult.objects.filter(
+                batch=batch, instance__series=vendor, reason=SeriesStatus.HELD_VENDOR
+            ).update(reason=LINKED_REASON, message=LINKED_MESSAGE.format(pk=target.pk, how=how)[:500])
+    return linked

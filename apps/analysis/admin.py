@@ -1,9 +1,11 @@
 from django import forms
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 
 from apps.accounts.admin_access import AdminRoleOnly
-from apps.analysis import plan
-from apps.analysis.models import AnalysisPlan, ExportJob, RoiMeasurement
+from apps.analysis import blinding, plan
+from apps.analysis.models import AnalysisPlan, BlindingGuess, BlindingQuestion, ExportJob, RoiMeasurement
+from apps.studies.models import ReaderStudy, StudyStatus
 
 
 @admin.register(ExportJob)
@@ -65,3 +67,45 @@ class AnalysisPlanAdmin(AdminRoleOnly):
         values = {name: form.cleaned_data[name] for name in plan.PLAN_FIELDS}
         saved = plan.set_plan(obj.study, values, request.user)
         obj.pk, obj.updated_by = saved.pk, saved.updated_by
+
+
+@admin.register(BlindingQuestion)
+class BlindingQuestionAdmin(AdminRoleOnly):
+    """Switched on (added) or off (deleted) while the study is a draft; fixed once it has opened."""
+
+    list_display = ["study", "created_at", "created_by"]
+    readonly_fields = ["created_at", "created_by"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        draft = obj is None or obj.study.status == StudyStatus.DRAFT
+        return super().has_delete_permission(request, obj) and draft
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "study":
+            kwargs["queryset"] = ReaderStudy.objects.filter(status=StudyStatus.DRAFT)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(self, request, obj, form, change) -> None:
+        try:
+            blinding.set_enabled(obj.study, True, request.user)
+        except blinding.BlindingLocked as exc:
+            raise PermissionDenied(str(exc)) from exc
+        obj.pk = BlindingQuestion.objects.get(study=obj.study).pk
+
+
+@admin.register(BlindingGuess)
+class BlindingGuessAdmin(AdminRoleOnly):
+    """Readers' answers, unblinded by the task they belong to: admins read them, nobody writes them here."""
+
+    list_display = ["task", "reader", "answer", "created_at"]
+    list_filter = ["answer", "task__study"]
+    readonly_fields = [f.name for f in BlindingGuess._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

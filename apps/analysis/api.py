@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.access import IsAdmin
-from apps.analysis import exports, plan, rois, services, views
+from apps.analysis import blinding, exports, plan, rois, services, views
 from apps.analysis.models import AnalysisPlan, ExportJob, RoiLabel
 from apps.analysis.serializers import (
     AnalysisPlanSerializer,
@@ -124,6 +124,51 @@ class StudyPlan(AdminView):
         form.is_valid(raise_exception=True)
         saved = plan.set_plan(study, dict(form.validated_data), request.user, partial=partial)
         return Response(AnalysisPlanSerializer(saved).data)
+
+
+class StudyBlindingQuestion(AdminView):
+    """Whether the study asks readers, after each submitted task, which image they think is DL-enhanced.
+    Set while the study is a draft; fixed (409) once it has opened."""
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT, 404: NOT_FOUND})
+    def get(self, request, pk: int) -> Response:
+        return Response({"enabled": blinding.enabled(get_object_or_404(ReaderStudy, pk=pk))})
+
+    @extend_schema(request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT, 400: DetailSerializer,
+                                                          404: NOT_FOUND, 409: DetailSerializer})
+    def put(self, request, pk: int) -> Response:
+        study = get_object_or_404(ReaderStudy, pk=pk)
+        on = request.data.get("enabled")
+        if not isinstance(on, bool):
+            return Response({"detail": "Send {\"enabled\": true} or {\"enabled\": false}."},
+                            status=status.HTTP_400_BAD_REQUEST)
+        try:
+            return Response({"enabled": blinding.set_enabled(study, on, request.user)})
+        except blinding.BlindingLocked as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+
+
+class TaskBlinding(ReaderTaskView):
+    """The blinding question of the reader's submitted task: asked once, after the scores, and never again."""
+
+    def handle_exception(self, exc):
+        if isinstance(exc, blinding.BlindingError):
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        if isinstance(exc, ValueError):
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        return super().handle_exception(exc)
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT, 404: NOT_FOUND})
+    def get(self, request, task_token: str) -> Response:
+        """``{"ask": false}``, or the question, its choices and the value that records a skip."""
+        return Response(blinding.question(self.task(request, task_token)))
+
+    @extend_schema(request=OpenApiTypes.OBJECT, responses={201: OpenApiTypes.OBJECT, 400: DetailSerializer,
+                                                          404: NOT_FOUND, 409: DetailSerializer})
+    def post(self, request, task_token: str) -> Response:
+        """``{"answer": <choice>}``; the answer is kept and never shown again; nothing says whether it was right."""
+        blinding.answer(request.user, self.task(request, task_token), request.data.get("answer"))
+        return Response({"answered": True}, status=status.HTTP_201_CREATED)
 
 
 class RoiView(ReaderTaskView):

@@ -158,3 +158,43 @@ class AnalysisPlan(models.Model):
     @property
     def is_frozen(self) -> bool:
         return self.frozen_at is not None
+
+
+class BlindingQuestion(models.Model):
+    """The study asks each reader, after they submit a task's scores, which image they think is DL-enhanced.
+
+    Its existence switches the question on; an admin adds it while the study is a draft (``blinding.enable``).
+    """
+
+    study = models.OneToOneField("studies.ReaderStudy", on_delete=models.CASCADE, related_name="blinding_question")
+    created_at = CreatedAtField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+
+    def __str__(self) -> str:
+        return f"Blinding question of study {self.study_id}"
+
+
+class BlindingAnswer(models.TextChoices):
+    PANEL_A = "A", "Panel A (left)"
+    PANEL_B = "B", "Panel B (right)"
+    DL = "dl", "Yes, DL-enhanced"
+    CONVENTIONAL = "conventional", "No, conventional"
+    DONT_KNOW = "dont_know", "Don't know"
+    SKIPPED = "skipped", "Not answered (the reader went on)"
+
+
+class BlindingGuess(models.Model):
+    """A reader's one answer to the blinding question of one submitted task; written once, never shown again."""
+
+    task = models.OneToOneField("studies.ReadingTask", on_delete=models.CASCADE, related_name="blinding_guess")
+    reader = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    answer = models.CharField(max_length=16, choices=BlindingAnswer.choices)
+    created_at = CreatedAtField()
+
+    class Meta:
+        ordering = ["task"]
+
+    def __str__(self) -> str:
+        return f"Blinding guess for task {self.task_id}"

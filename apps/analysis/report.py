@@ -1,7 +1,8 @@
-"""The analysis report: Tables 1-3, the CLMM, agreement and paired-test tables and Figs. 1-2, as HTML and as PDF.
+"""The analysis report: Tables 1-3, the CLMM, agreement, paired-test, primary-analysis and blinding tables and
+Figs. 1-2, as HTML and as PDF.
 
 Both formats are built from one list of `ReportTable`s and the same matplotlib figures, so what a reader of the
-PDF sees is what the HTML page shows. Tables are always numbered 1-7: one that cannot be computed keeps its number
+PDF sees is what the HTML page shows. Tables are always numbered 1-8: one that cannot be computed keeps its number
 and says why. Every PDF page is A4 landscape (the paper's Tables 2 and 3 need the width). Figures use matplotlib's
 object API (no pyplot state), Agg rendering.
 """
@@ -612,6 +613,54 @@ def primary_table(result: AnalysisResult, meta: ReportMeta) -> ReportTable:
     )
 
 
+BLINDING_CAPTION = "Table 8. Blinding integrity: readers' guesses of the DL-enhanced image."
+ARM_TEXT = {"dl": "DL-enhanced", "conventional": "Conventional", "paired": "Pair (which panel)"}
+
+
+def blinding_table(result: AnalysisResult, meta: ReportMeta) -> ReportTable:
+    """Per reader and overall: how often the guess of the DL image was right, and Bang's blinding index."""
+    table = result.blinding
+    if table is None:
+        return unavailable_table("blinding", BLINDING_CAPTION, "Not computed: no blinding answers were given.", meta)
+    if table.empty:
+        return unavailable_table(
+            "blinding", BLINDING_CAPTION, "Not computed: no reader has been asked the blinding question yet.", meta
+        )
+    rows = [
+        Row(
+            [
+                r.reader,
+                ARM_TEXT.get(r.arm, r.arm),
+                str(r.n_asked),
+                str(r.n_answered),
+                str(r.n_correct),
+                str(r.n_incorrect),
+                str(r.n_dont_know),
+                fmt_num(r.percent_correct, 1),
+                fmt_ci(r.bang_bi, r.bang_ci_low, r.bang_ci_high) if not math.isnan(r.bang_bi) else "NA",
+            ],
+            section=r.reader == "all readers",
+        )
+        for r in table.itertuples()
+    ]
+    paired = "paired" in set(table["arm"])
+    return ReportTable(
+        "blinding",
+        BLINDING_CAPTION,
+        ["Reader", "Images", "Asked", "Answered", "Right", "Wrong", "Don't know", "% right", "Bang's BI (95 % CI)"],
+        rows,
+        footnote=(
+            "Asked once per submitted image after its scores, never shown again: "
+            + ("\"Which panel do you think is DL-enhanced?\" (A, B or don't know). " if paired else
+               "\"Was this image DL-enhanced?\" (yes, no or don't know); rows by the version actually shown. ")
+            + "Answered: not skipped. % right: of the answers that named a version. Bang's blinding index = (right − "
+            "wrong) / answered, with a Wald 95 % confidence interval: 0 = no better than chance, 1 = every answer "
+            "right (blinding broken), −1 = every answer wrong; don't know counts towards 0 (Bang, Ni & Davis, "
+            "Control Clin Trials 2004)."
+        ),
+    )
+
+
 def reader_names(result: AnalysisResult) -> list[str]:
     """The readers with scores (older results without that field: those in the agreement table)."""
     if result.readers:
@@ -620,7 +669,7 @@ def reader_names(result: AnalysisResult) -> list[str]:
 
 
 def build_tables(result: AnalysisResult, meta: ReportMeta) -> list[ReportTable]:
-    """Tables 1-7, always all seven and in this order; one that cannot be computed says why. Under a locked
+    """Tables 1-8, always all eight and in this order; one that cannot be computed says why. Under a locked
     analysis plan, a table wholly outside it says it is exploratory."""
     tables = [
         table1(result, meta),
@@ -630,11 +679,12 @@ def build_tables(result: AnalysisResult, meta: ReportMeta) -> list[ReportTable]:
         agreement_table(result, meta),
         paired_table(result, meta),
         primary_table(result, meta),
+        blinding_table(result, meta),
     ]
     if result.plan is not None:
         exploratory = " Exploratory: outside the locked analysis plan."
         for table in tables:
-            if table.key in {"table1", "table2", "agreement"} and not table.unavailable:
+            if table.key in {"table1", "table2", "agreement", "blinding"} and not table.unavailable:
                 table.footnote += exploratory
             elif table.key == "table3":
                 table.footnote += (
@@ -864,6 +914,12 @@ def methods_text(result: AnalysisResult, meta: ReportMeta) -> list[str]:
             "area under the visual grading characteristic (VGC) curve was computed from the individual scores. "
             f"The Wilcoxon P values were adjusted with Holm's method across the {family} comparison"
             f"{'' if family == 1 else 's'} tested together."
+        )
+    if result.blinding is not None and not result.blinding.empty:
+        text.append(
+            "After submitting an image's scores, readers were asked once which image they thought was DL-enhanced "
+            "(or don't know); how often they guessed right is given per reader and overall with Bang's blinding "
+            "index and its Wald 95 % confidence interval (Table 8)."
         )
     if result.plan is not None:
         text.append(
@@ -1124,7 +1180,7 @@ def _table_pages(table: ReportTable) -> list[Figure]:
 
 
 def pdf_pages(result: AnalysisResult, meta: ReportMeta) -> list[Figure]:
-    """Every page of the PDF, each an A4 landscape figure: title and methods, Tables 1-6, Figs. 1-2."""
+    """Every page of the PDF, each an A4 landscape figure: title and methods, Tables 1-8, Figs. 1-2."""
     context = report_context(result, meta)
     header = [
         f"Generated {meta.date:%Y-%m-%d %H:%M} UTC."

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.accounts.models import User
-from apps.analysis import exports, plan
+from apps.analysis import blinding, exports, plan
 from apps.analysis.models import ExportJob, ExportKind
 from apps.analysis.report import ReportMeta, render_pdf
 from apps.analysis.stats import AnalysisResult, run_analysis
@@ -51,7 +51,10 @@ def analyse_study(study: ReaderStudy) -> tuple[AnalysisResult, ReportMeta]:
             if plan.draft_plan_exists(study)
             else "no analysis plan was locked before the study opened"
         )
-    return run_analysis(scores, patients, rois, plan=meta.plan.spec if meta.plan else None), meta
+    guesses = blinding.guesses_frame(study)
+    if guesses is None:
+        meta.unavailable["blinding"] = "Not computed: this study did not ask readers which image they think is DL-enhanced."
+    return run_analysis(scores, patients, rois, plan=meta.plan.spec if meta.plan else None, guesses=guesses), meta
 
 
 def _checked(key: str, what: str, frame: pd.DataFrame, validate, meta: ReportMeta) -> pd.DataFrame | None:

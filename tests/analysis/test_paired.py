@@ -127,7 +127,7 @@ def test_one_version_only_and_no_difference_give_rows_with_notes() -> None:
 def test_report_table_6_after_the_five_tables_and_before_the_plan() -> None:
     result = run_analysis(_scores(cases=12, dl_gain=1))
     tables = build_tables(result, ReportMeta(title="t"))
-    assert [t.caption.split(".")[0] for t in tables] == [f"Table {k}" for k in range(1, 8)]
+    assert [t.caption.split(".")[0] for t in tables] == [f"Table {k}" for k in range(1, 9)]
     paired = tables[5]
     assert paired.key == "paired" and paired.columns[-2:] == ["P (Holm)", "VGC AUC"]
     assert [row.cells[1] for row in paired.rows] == ["Noise", "Motion artifact"]

@@ -34,11 +34,17 @@ NEGATIVE_ZERO = re.compile(r"[-−]0\.0+(?![0-9])")
 
 @pytest.fixture(scope="module")
 def full():
-    """Patients, ROIs, three readers and a locked plan: every table (Table 7 and the plan columns of Tables 4 and 6
-    included) and all four panels of Fig. 1."""
+    """Patients, ROIs, three readers, a locked plan and blinding answers: every table (Table 7, the plan columns of
+    Tables 4 and 6 and Table 8 included) and all four panels of Fig. 1."""
     scores, patients, rois = small_study(patients_per_site=6)
     plan = PlanSpec(("T2W",), ("overall_quality", "noise"), "clmm", "non_inferiority", 0.025, "holm", margin=0.5)
-    return run_analysis(scores, patients, rois, plan=plan)
+    outcomes = ["correct", "incorrect", "dont_know", "correct", "skipped"]
+    guesses = pd.DataFrame(
+        [(reader, arm, outcomes[k % 5]) for k, reader in enumerate(sorted(scores["reader"].unique()) * 8)
+         for arm in ("dl", "conventional")],
+        columns=["reader", "arm", "outcome"],
+    )
+    return run_analysis(scores, patients, rois, plan=plan, guesses=guesses)
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +98,7 @@ def texts_of(fig: Figure, renderer) -> list[tuple[str, object]]:
 def test_every_page_is_a4_landscape(fixture: str, request) -> None:
     pdf = render_pdf(request.getfixturevalue(fixture), ReportMeta(title="t"))
     pages = PdfReader(io.BytesIO(pdf)).pages
-    assert len(pages) >= 10  # methods, Tables 1-7 (each at least a page), Figs. 1 and 2
+    assert len(pages) >= 11  # methods, Tables 1-8 (each at least a page), Figs. 1 and 2
     for number, page in enumerate(pages, start=1):
         size = (float(page.mediabox.width), float(page.mediabox.height))
         assert size == pytest.approx(A4_LANDSCAPE_PT, abs=0.5), f"page {number} is {size}, not A4"
@@ -183,7 +189,7 @@ def test_a_studys_pdf_from_the_admin_page_is_a4_and_says_what_the_html_says(clie
         assert (float(page.mediabox.width), float(page.mediabox.height)) == pytest.approx(A4_LANDSCAPE_PT, abs=0.5)
     text = re.sub(r"\s+", " ", " ".join(page.extract_text() for page in reader.pages))
     assert "readers 1," in text and "by 1 reader." in text
-    assert [int(n) for n in re.findall(r"Table (\d)\. ", text)] == [1, 2, 3, 4, 5, 6, 7]
+    assert [int(n) for n in re.findall(r"Table (\d)\. ", text)] == [1, 2, 3, 4, 5, 6, 7, 8]
     assert "Age missing" in text and "IDH status" in text and "1p/19q codeletion" in text
     assert "no ROIs were drawn" in text
     assert not NEGATIVE_ZERO.search(text)

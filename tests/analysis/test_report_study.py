@@ -1,5 +1,5 @@
 """A study's report from its own data (scores and clinical values in the database) through the admin's page: who it
-counts, Table 1 with values not entered and the IDH and 1p/19q rows, Tables 1-7 always numbered."""
+counts, Table 1 with values not entered and the IDH and 1p/19q rows, Tables 1-8 always numbered."""
 
 from __future__ import annotations
 
@@ -59,9 +59,9 @@ def test_table1_keeps_a_case_without_age_and_shows_idh_and_1p19q(admin_client) -
     assert "age must be a number" not in text_of(html)
 
 
-def test_tables_are_always_numbered_1_to_7_with_a_reason_where_one_cannot_be_computed(admin_client) -> None:
+def test_tables_are_always_numbered_1_to_8_with_a_reason_where_one_cannot_be_computed(admin_client) -> None:
     html = page(admin_client, clinical_world())
     numbers = [int(n) for n in re.findall(r"Table (\d)\. ", text_of(html))]
-    assert numbers == [1, 2, 3, 4, 5, 6, 7], numbers
+    assert numbers == [1, 2, 3, 4, 5, 6, 7, 8], numbers
     table2 = section(html, "table2")
     assert "not computed" in table2.lower() and "no ROIs were drawn" in table2

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from .agreement import reader_agreement
+from .blinding import blinding_table
 from .clmm import CLMM_COLUMNS, clmm_table
 from .descriptive import score_means
 from .paired import PAIRED_COLUMNS, paired_table
@@ -48,6 +49,9 @@ class AnalysisResult:
     # The locked analysis plan and its primary analysis (``planned.PRIMARY_COLUMNS``); None without a plan.
     plan: PlanSpec | None = None
     primary: pd.DataFrame | None = None
+    # Readers' guesses of the DL image, per reader and arm with Bang's index (``blinding.BLINDING_COLUMNS``); None
+    # when the study did not ask.
+    blinding: pd.DataFrame | None = None
     timings: dict[str, float] = field(default_factory=dict)
     # Who and what was scored: the readers with at least one score, and the patients scored.
     readers: list[str] = field(default_factory=list)
@@ -59,13 +63,15 @@ def run_analysis(
     patients_df: pd.DataFrame | None = None,
     rois_df: pd.DataFrame | None = None,
     plan: PlanSpec | None = None,
+    guesses: pd.DataFrame | None = None,
 ) -> AnalysisResult:
     """Validate the inputs and compute Tables 1-3, the CLMMs, the agreement table and the paired tests.
 
     ``scores_df`` needs the columns of ``validation.SCORE_COLUMNS`` (extra columns are ignored);
     ``patients_df`` and ``rois_df`` are optional. With a locked analysis ``plan``, its primary analysis is
     run too, and when the plan's test is Wilcoxon, Table 6's Holm adjustment is across the plan's comparisons
-    (otherwise across all of them). Raises ValueError on malformed input.
+    (otherwise across all of them). ``guesses`` (``reader``, ``arm``, ``outcome``: one row per blinding question
+    asked) gives the blinding-integrity table. Raises ValueError on malformed input.
     """
     timings: dict[str, float] = {}
 
@@ -88,6 +94,8 @@ def run_analysis(
     if plan is not None:
         result.plan = plan
         result.primary = timed("primary", primary_analysis, scores, result.clmm, plan)
+    if guesses is not None:
+        result.blinding = timed("blinding", blinding_table, guesses)
     if patients_df is not None:
         patients = validate_patients(patients_df)
         result.table1_tests = timed("table1", table1_tests, patients)
@@ -133,6 +141,7 @@ def write_outputs(result: AnalysisResult, out_dir: str | Path) -> list[Path]:
         ("paired.csv", None if result.paired is None else result.paired[PAIRED_COLUMNS]),
         ("paired_detail.csv", result.paired),
         ("primary.csv", result.primary),
+        ("blinding.csv", result.blinding),
         (
             "table1_tests.csv",
             None if result.table1_tests is None else result.table1_tests[TABLE1_TEST_COLUMNS],

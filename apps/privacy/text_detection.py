@@ -3,7 +3,7 @@
 Every image is checked, whatever its Burned In Annotation flag says. A slice is windowed to 8 bits (robust
 percentiles), inverted (Tesseract reads dark text on light ground; text burned into MR is bright), enlarged so
 that small annotation fonts reach the x-height Tesseract is trained on, and read in sparse-text mode. A word counts
-as text when Tesseract is confident in it and it has at least ``MIN_CHARACTERS`` letters or digits; single
+as text when Tesseract is confident enough in it and it has at least ``MIN_CHARACTERS`` letters or digits; single
 characters (orientation markers such as R / L) and shapes of the anatomy read as one stray glyph are not.
 
 Only the boxes (pixel rectangles in the image's own rows and columns) and Tesseract's confidence leave this
@@ -26,12 +26,13 @@ from PIL import Image
 
 logger = logging.getLogger(__name__)
 
-# Chosen on the generated corpus (benchmarks/burned_in_text.py, RESULTS.md): a word of four or more letters or digits
-# is text whatever its confidence, a word of three only when Tesseract is confident (a threshold on every word lost
-# more text than it saved false positives; 2x beat 3x and 4x enlargement at half the time).
+# Chosen on the generated corpus (benchmarks/burned_in_text.py, RESULTS.md) and the demo's phantom series: a word of
+# three or more letters or digits counts when Tesseract is sure of it. Counting long words at any confidence and short
+# ones from 60 held 3 of the demo's 18 clean series and 5.8 % of the corpus' clean slices (anatomy and noise read as
+# 'prea' at confidence 0, 'titi,' at 34, 'lava' at 67, three letters at 62); from 70 on, none of either is held, for
+# 47 % instead of 57 % of the text slices (2x beat 3x and 4x enlargement at half the time).
 MIN_CHARACTERS = 3  # a word shorter than this is never text (orientation markers, one stray glyph)
-SURE_CHARACTERS = 4  # a word this long counts whatever Tesseract's confidence ...
-MIN_CONFIDENCE = 60.0  # ... a shorter one only from this confidence on
+MIN_CONFIDENCE = 70.0  # Tesseract's confidence (0-100) from which such a word is text
 UPSCALE_TO = 512  # the long side Tesseract sees: a 256 matrix is read at 2x, 512 and larger as they are
 MAX_UPSCALE = 2  # never more: enlarged noise of a small matrix reads as glyphs
 MARGIN = 2  # pixels added around each box, plus a third of its height, so blanking takes the glyphs' edges
@@ -109,7 +110,7 @@ def detect(pixels: np.ndarray) -> list[Box]:
         data["text"], data["conf"], data["left"], data["top"], data["width"], data["height"], strict=True
     ):
         confidence, characters = float(conf), len(_ALNUM.findall(text or ""))
-        if characters < MIN_CHARACTERS or (characters < SURE_CHARACTERS and confidence < MIN_CONFIDENCE):
+        if characters < MIN_CHARACTERS or confidence < MIN_CONFIDENCE:
             continue
         margin = MARGIN + height // (3 * scale)
         x0, y0 = max(0, left // scale - margin), max(0, top // scale - margin)

@@ -94,8 +94,8 @@ def not_done() -> list[str]:
         "Faces are not removed: 3D head series can be rendered into a face (Clean Recognizable Visual Features, "
         "113102, is not applied).",
         "Burned-in text is looked for by OCR (Tesseract) in every image, whatever the header says, but OCR misses "
-        "some text: on the generated benchmark corpus (benchmarks/RESULTS.md) it found 57 % of the slices with text "
-        "(71 % of text in corners and edges, 33 % of text over the anatomy; small, faint and dark text is missed "
+        "some text: on the generated benchmark corpus (benchmarks/RESULTS.md) it found 47 % of the slices with text "
+        "(47-80 % of text in corners and edges, 22 % of text over the anatomy; small, faint and dark text is missed "
         "most); text it misses is not held and reaches readers. "
         "Only the text's boxes are blanked, by a coordinator's decision; a coordinator may instead confirm that "
         "what OCR found is no identifying text (anatomy or noise read as letters), and the images are then released "

@@ -1,8 +1,23 @@
 #!/usr/bin/env bash
-# Idempotent set-up on a fresh machine: Python virtual environment, Python packages, the viewer bundle.
+# Idempotent set-up on a fresh machine: Debian packages, Python virtual environment, Python packages, the viewer bundle.
 # Called by scripts/demo.sh and scripts/test.sh; safe to run again (it only redoes what changed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# Debian packages: tesseract-ocr reads every uploaded image for burned-in text (without it every series is held),
+# chromium runs the browser tests. Installed when missing and this user may; otherwise said, not silently skipped.
+missing=()
+command -v tesseract >/dev/null 2>&1 || missing+=(tesseract-ocr)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "Missing Debian packages: ${missing[*]} (sudo apt-get install ${missing[*]})." >&2
+    echo "Without tesseract-ocr every uploaded series is held until checked; without chromium the browser tests skip." >&2
+  fi
+fi
 
 PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3

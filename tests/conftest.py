@@ -27,3 +27,14 @@ def eager_tasks():
     app.conf.task_always_eager = True
     yield app
     app.conf.task_always_eager = previous
+
+
+@pytest.fixture
+def one_torch_thread():
+    """The test machines are shared: keep torch on one thread (for tests that run a model)."""
+    import torch  # only where asked: most tests never load it
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

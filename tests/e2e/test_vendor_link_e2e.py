@@ -39,6 +39,11 @@ def test_a_coordinator_links_an_ambiguous_vendor_series_on_the_cases_page(page, 
     form = page.locator(f"form.vendor-link[data-vendor='{vendor.pk}']")
     assert "2 conventional series match it" in page.inner_text("table.vendor-links")
     page.screenshot(path=str(artifacts / "cases-vendor-held.png"), full_page=True)
+    page.goto("/imaging/enhancement/")  # the same list and form above the jobs, which name their model
+    assert page.locator(f"form.vendor-link[data-vendor='{vendor.pk}']").count() == 1
+    assert "deployment default" in page.inner_text("main")
+    page.screenshot(path=str(artifacts / "enhancement-vendor-held.png"), full_page=True)
+    page.goto("/imaging/cases/")
 
     form.locator("select").select_option(str(flair.pk))
     form.locator("button").click()

@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import pytest
-import torch
 
 from apps.imaging import synthetic
 
@@ -21,12 +20,3 @@ def synthetic_studies(tmp_path_factory) -> dict[int, tuple[synthetic.SyntheticPa
         files = synthetic.write_study(root / f"study{site_index}", patient, seed=11)
         result[site_index] = (patient, files)
     return result
-
-
-@pytest.fixture
-def one_torch_thread():
-    """The test machines are shared: keep torch on one thread."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)

@@ -9,7 +9,6 @@ import io
 import numpy as np
 import pydicom
 import pytest
-import torch
 from django.contrib.messages import get_messages
 from django.urls import reverse
 from scipy import ndimage
@@ -30,14 +29,6 @@ pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
 SHAPE = (6, 128, 128)
 FACTOR = 16.0
-
-
-@pytest.fixture
-def one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture
@@ -201,3 +192,30 @@ def test_the_source_cannot_change_once_reading_has_begun_and_exports_name_it(cli
             assert row.split(",")[-4:] == expected, (kind, row)
     rows = b"".join(client.get(f"/api/analysis/studies/{study.pk}/exports/assignment/").streaming_content)
     assert len(rows.decode().splitlines()) == 2
+
+
+def test_cases_appended_to_an_open_study_need_their_pairs_from_its_source_first(world):
+    """An open study reads the default source; a new case whose T2W has no DL version from it is refused (its job
+    queued) until the version exists, then appended. A DL version of another factor does not count."""
+    from apps.imaging.models import SeriesSource
+    from tests.factories import CaseFactory, InstanceFactory, SeriesFactory, link_dl
+
+    study = world.study
+    before = study.tasks.count()
+    case = CaseFactory(institution=world.sites[0])
+    conventional = SeriesFactory(case=case, sequence="T2W")
+    InstanceFactory(series=conventional, index=0)
+    other_factor = SeriesFactory(case=case, sequence="T2W", version=Version.DL, source=SeriesSource.ENHANCED)
+    default = dl_versions.default_source()
+    link_dl(conventional, other_factor, dl_versions.DLSource(default.model, 2.0))
+    with pytest.raises(definition.PairsNotReady, match=f"enhancement job queued for the GPU worker: {case.code} T2W"):
+        definition.append_cases(study, [case])
+    assert study.tasks.count() == before and case not in study.cases.all()
+    job = EnhancementJob.objects.get(series=conventional)
+    assert (job.model, job.noise_reduction_factor, job.status) == (default.model, default.factor, JobStatus.QUEUED)
+
+    dl = SeriesFactory(case=case, sequence="T2W", version=Version.DL, source=SeriesSource.ENHANCED)
+    InstanceFactory(series=dl, index=0)
+    link_dl(conventional, dl)
+    assert definition.append_cases(study, [case]) == 2
+    assert {p.series for t in study.tasks.filter(case=case) for p in t.panels.all()} == {conventional, dl}

@@ -144,7 +144,8 @@ def match(vendor: Series) -> tuple[Series | None, str]:
         return None, ("no conventional series of the same study, geometry and sequence is stored (yet); it is "
                       "linked when one arrives, or link it on the Cases page.")
     return None, (f"{len(candidates)} conventional series match it in study, geometry and sequence (series "
-                  f"{_series_list(candidates)}); choose its conventional series on the Cases page.")
+                  f"{_series_list(candidates)}); link it to the one it was made from on the Cases page or with the "
+                  "attach-vendor API.")
 
 
 def _link(conventional: Series, vendor: Series) -> Series:

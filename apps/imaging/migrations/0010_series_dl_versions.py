@@ -28,6 +28,7 @@ def copy_counterparts(apps, schema_editor):
             model = job.model or built_in.get(job.model_version)
             factor = job.noise_reduction_factor if model is not None else None
         Series.objects.filter(pk=dl.pk).update(conventional_id=conventional_id, dl_model=model, dl_factor=factor)
+    _check_now(schema_editor)
 
 
 def restore_counterparts(apps, schema_editor):
@@ -40,6 +41,14 @@ def restore_counterparts(apps, schema_editor):
         paired.add(dl.conventional_id)
         Series.objects.filter(pk=dl.pk).update(counterpart_id=dl.conventional_id)
         Series.objects.filter(pk=dl.conventional_id).update(counterpart_id=dl.pk)
+    _check_now(schema_editor)
+
+
+def _check_now(schema_editor):
+    """PostgreSQL checks the foreign keys of the rows just changed now, not at commit: the same migration alters the
+    table next when it is reversed, which PostgreSQL refuses while those checks are pending."""
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
 class Migration(migrations.Migration):

@@ -19,6 +19,7 @@ from apps.analysis.stats import AnalysisResult, run_analysis
 from apps.analysis.stats.validation import validate_patients, validate_rois
 from apps.imaging.models import JobStatus
 from apps.studies.models import ReaderStudy
+from apps.studies.services import sources
 
 
 class NothingToAnalyse(ValueError):
@@ -38,7 +39,8 @@ def analyse_study(study: ReaderStudy) -> tuple[AnalysisResult, ReportMeta]:
         title=study.title,
         seed=study.seed,
         item_labels=dict(study.items.values_list("key", "label")),
-        notes=[f"Study status: {study.get_status_display()}; calibration reads and unsubmitted tasks excluded."],
+        notes=[f"Study status: {study.get_status_display()}; calibration reads and unsubmitted tasks excluded.",
+               dl_source_note(study)],
     )
     patients = _checked("table1", "the patients' clinical data",
                         exports.analysis_patients(exports.frame(study, ExportKind.PATIENTS)), validate_patients, meta)
@@ -55,6 +57,12 @@ def analyse_study(study: ReaderStudy) -> tuple[AnalysisResult, ReportMeta]:
     if guesses is None:
         meta.unavailable["blinding"] = "Not computed: this study did not ask readers which image they think is DL-enhanced."
     return run_analysis(scores, patients, rois, plan=meta.plan.spec if meta.plan else None, guesses=guesses), meta
+
+
+def dl_source_note(study: ReaderStudy) -> str:
+    """The report's sentence naming what made the study's DL images (the exports' dl_* columns, in words)."""
+    _, _, sha256, _ = sources.export_fields(study)
+    return f"DL images: {sources.describe(study)}" + (f"; model file sha256 {sha256}." if sha256 else ".")
 
 
 def _checked(key: str, what: str, frame: pd.DataFrame, validate, meta: ReportMeta) -> pd.DataFrame | None:

@@ -11,6 +11,7 @@ import pydicom
 import pytest
 from django.contrib.messages import get_messages
 from django.urls import reverse
+from pypdf import PdfReader
 from scipy import ndimage
 
 from apps.enhancement_models.models import EnhancementModel
@@ -219,3 +220,21 @@ def test_cases_appended_to_an_open_study_need_their_pairs_from_its_source_first(
     link_dl(conventional, dl)
     assert definition.append_cases(study, [case]) == 2
     assert {p.series for t in study.tasks.filter(case=case) for p in t.panels.all()} == {conventional, dl}
+
+
+def test_the_report_names_the_studys_dl_source(world, client):
+    """The study report (HTML and PDF) says which model, version, factor and file made its DL images."""
+    from apps.analysis import services
+    from tests.analysis.world import read
+
+    read(world)
+    source = dl_versions.default_source()
+    _, meta = services.analyse_study(world.study)
+    expected = f"DL images: {source} (the deployment's default); model file sha256 {source.model.sha256}."
+    assert expected in meta.notes
+    client.force_login(AdminFactory())
+    html = client.get(reverse("analysis:study_report", args=[world.study.pk])).content.decode()
+    assert f"{source}" in html and source.model.sha256 in html
+    pdf = client.get(reverse("analysis:study_report_pdf", args=[world.study.pk]))
+    text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages)
+    assert "DL images:" in " ".join(text.split()) and source.model.sha256[:16] in text.replace("\n", "")

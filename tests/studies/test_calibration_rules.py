@@ -15,13 +15,13 @@ pytestmark = pytest.mark.django_db
 SEQUENCES = ("T2W", "FLAIR")
 
 
-def draft_study(calibration: list[int], min_distance: int = 4):
+def draft_study(calibration: list[int], min_distance: int = 4, per_site: int = 3):
     sites = [InstitutionFactory(code=f"site{n}", pseudonym=f"Site {n}") for n in "abc"]
     readers = [ReaderFactory(institution=site, username=f"reader-{site.code}", pseudonym=f"R-{site.code}")
                for site in sites]
     cases = []
     for site in sites:
-        for n in range(3):
+        for n in range(per_site):
             case = CaseFactory(institution=site, code=f"{site.code.upper()}-{n}")
             for sequence in SEQUENCES:
                 image_pair(case, sequence, slices=1, size=8)
@@ -57,7 +57,10 @@ def test_api_refuses_it_with_400_and_the_reason(client):
 
 
 def test_enough_calibration_keeps_the_distance_and_comes_first(client):
-    study = draft_study(calibration=[0, 3, 6])  # one case per site: every reader gets two cases, four images
+    # One calibration case per site: every reader gets two, four images. Five more cases per site, so that the
+    # random assignment (one reader per case) never leaves a reader a main list too short for the distance, which
+    # would be refused for that reason instead (a quarter of the seeds with two more cases per site).
+    study = draft_study(calibration=[0, 6, 12], per_site=6)
     client.force_login(AdminFactory())
     response = client.post(f"/api/reading/studies/{study.pk}/generate/")
     assert response.status_code == 200, response.content

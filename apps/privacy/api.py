@@ -74,34 +74,37 @@ class SeriesTextView(APIView):
                          "findings": TextFindingSerializer(findings, many=True).data})
 
 
-class SeriesTextBlankView(APIView):
+class SeriesTextDecisionView(APIView):
+    """A coordinator's decision on the series' open text findings: 200 with what was done, 409 when none is open."""
+
+    permission_classes = [IsCoordinatorOrAdmin]
+
+    def decide(self, series, user) -> dict:
+        raise NotImplementedError
+
+    @extend_schema(request=None, responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="What was done.")})
+    def post(self, request, pk: int):
+        series = views.visible_series(request.user, pk)
+        try:
+            return Response(self.decide(series, request.user))
+        except ValueError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+
+
+class SeriesTextBlankView(SeriesTextDecisionView):
     """Blanks every box of the series' open findings into new instances (new SOP UIDs, 113101); audited."""
 
-    permission_classes = [IsCoordinatorOrAdmin]
-
-    @extend_schema(request=None, responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="What was done.")})
-    def post(self, request, pk: int):
-        series = views.visible_series(request.user, pk)
-        try:
-            outcome = burned_in.blank_series(series, request.user)
-        except ValueError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
-        return Response({**outcome, "detail": views.blank_message(outcome)})
+    def decide(self, series, user) -> dict:
+        outcome = burned_in.blank_series(series, user)
+        return {**outcome, "detail": views.blank_message(outcome)}
 
 
-class SeriesTextDismissView(APIView):
+class SeriesTextDismissView(SeriesTextDecisionView):
     """The coordinator confirms the boxes hold no identifying text; releases the series as it is; audited."""
 
-    permission_classes = [IsCoordinatorOrAdmin]
-
-    @extend_schema(request=None, responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="What was done.")})
-    def post(self, request, pk: int):
-        series = views.visible_series(request.user, pk)
-        try:
-            released = burned_in.dismiss_series(series, request.user)
-        except ValueError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
-        return Response({"series": series.pk, "released": released, "detail": views.dismiss_message(released)})
+    def decide(self, series, user) -> dict:
+        released = burned_in.dismiss_series(series, user)
+        return {"series": series.pk, "released": released, "detail": views.dismiss_message(released)}
 
 
 class SeriesTextRejectView(APIView):

@@ -109,17 +109,22 @@ def finding_image(request: HttpRequest, pk: int) -> HttpResponse:
     return response
 
 
-@coordinator_or_admin
-@require_POST
-def series_text_blank(request: HttpRequest, pk: int) -> HttpResponse:
+def _decide(request: HttpRequest, pk: int, decision, message) -> HttpResponse:
+    """Runs the coordinator's decision on a series' text findings and says what it did (or why it could not)."""
     series = visible_series(request.user, pk)
     try:
-        outcome = burned_in.blank_series(series, request.user)
+        outcome = decision(series, request.user)
     except ValueError as exc:
         messages.error(request, str(exc))
     else:
-        messages.info(request, blank_message(outcome))
+        messages.info(request, message(outcome))
     return redirect("privacy:series_text", pk=series.pk)
+
+
+@coordinator_or_admin
+@require_POST
+def series_text_blank(request: HttpRequest, pk: int) -> HttpResponse:
+    return _decide(request, pk, burned_in.blank_series, blank_message)
 
 
 @coordinator_or_admin
@@ -134,14 +139,7 @@ def series_text_reject(request: HttpRequest, pk: int) -> HttpResponse:
 @coordinator_or_admin
 @require_POST
 def series_text_dismiss(request: HttpRequest, pk: int) -> HttpResponse:
-    series = visible_series(request.user, pk)
-    try:
-        released = burned_in.dismiss_series(series, request.user)
-    except ValueError as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.info(request, dismiss_message(released))
-    return redirect("privacy:series_text", pk=series.pk)
+    return _decide(request, pk, burned_in.dismiss_series, dismiss_message)
 
 
 def dismiss_message(released: bool) -> str:

@@ -173,6 +173,8 @@ class TaskBlinding(ReaderTaskView):
 
 class RoiView(ReaderTaskView):
     def handle_exception(self, exc):
+        if isinstance(exc, rois.RoiReadOnly):
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         if isinstance(exc, rois.RoiError):
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         return super().handle_exception(exc)

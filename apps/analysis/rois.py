@@ -22,13 +22,24 @@ from apps.imaging.models import Series, SeriesStatus, Version
 from apps.imaging.services import dl_versions
 from apps.studies.models import ReadingTask
 from apps.studies.services import sources
-from apps.studies.services.reading import stack
+from apps.studies.services.reading import REVIEW_ONLY, review_only, stack
 
 MIN_PIXELS = 2
 
 
 class RoiError(ValueError):
     """An ROI that cannot be measured, with a message for the reader (never naming a version)."""
+
+
+class RoiReadOnly(RoiError):
+    """The reader has finished the study: their ROIs, like their scores, stay as submitted."""
+
+
+def _require_changeable(task: ReadingTask) -> None:
+    if task.study.is_locked:
+        raise RoiError("The study is locked.")
+    if review_only(task):
+        raise RoiReadOnly(REVIEW_ONLY)
 
 
 @dataclass(frozen=True)
@@ -114,8 +125,7 @@ def save_roi(reader: User, task: ReadingTask, label: str, ellipse: Ellipse) -> R
     """Measure the ellipse on both versions and store it; drawing the same label on the task again replaces it."""
     if label not in RoiLabel.values:
         raise RoiError(f"label must be one of {', '.join(RoiLabel.values)}.")
-    if task.study.is_locked:
-        raise RoiError("The study is locked.")
+    _require_changeable(task)
     conventional, dl = image_pair(task)
     if (conventional.rows, conventional.columns) != (dl.rows, dl.columns):
         raise RoiError("This image cannot be measured.")
@@ -159,7 +169,6 @@ def reader_rois(reader: User, task: ReadingTask):
 
 
 def delete_roi(reader: User, task: ReadingTask, label: str) -> bool:
-    if task.study.is_locked:
-        raise RoiError("The study is locked.")
+    _require_changeable(task)
     deleted, _ = reader_rois(reader, task).filter(label=label).delete()
     return bool(deleted)

@@ -15,7 +15,7 @@ from apps.analysis.rois import Ellipse, RoiError, roi_statistics
 from apps.analysis.stats.snr import snr_table
 from apps.imaging.models import Instance, Version
 from apps.studies.models import ReadingTask, StudyStatus
-from tests.analysis.world import build_world
+from tests.analysis.world import build_world, read
 from tests.factories import AdminFactory, InstanceFactory
 
 SIZE = 16
@@ -176,6 +176,23 @@ def test_a_locked_study_takes_no_more_rois(client, measured_world) -> None:
     task.study.save()
     client.force_login(task.reader)
     assert post_roi(client, task).status_code == 400
+
+
+def test_a_reader_who_has_finished_changes_no_roi(client, measured_world) -> None:
+    """After the reader's last submit the study is theirs to review read-only: ROIs, like scores, stay as they
+    were (409), so the ROI export cannot change behind the submitted scores."""
+    task = measured_world.task
+    client.force_login(task.reader)
+    assert post_roi(client, task).status_code == 201
+    before = RoiMeasurement.objects.get()
+    read(measured_world, readers=[task.reader])  # every task of this reader submitted
+    response = post_roi(client, task, center_row=before.center_row + 1)
+    assert response.status_code == 409 and "read-only review" in response.json()["detail"]
+    deleted = client.delete(f"/api/analysis/rois/{task.token}/S1/")
+    assert deleted.status_code == 409
+    after = RoiMeasurement.objects.get()
+    assert (after.pk, after.center_row, after.updated_at) == (before.pk, before.center_row, before.updated_at)
+    assert client.get(f"/api/analysis/rois/{task.token}/").status_code == 200, "still shown in the review"
 
 
 def test_roi_export_has_both_versions_and_gives_table_2(client, measured_world) -> None:

@@ -197,13 +197,21 @@ def has_finished(task: ReadingTask) -> bool:
     return not _siblings(task).exclude(status=TaskStatus.SUBMITTED).exists()
 
 
+REVIEW_ONLY = ("You have scored every image of this study: it is open for read-only review, and your scores stay "
+               "as submitted.")
+
+
+def review_only(task: ReadingTask) -> bool:
+    """A submitted task of a reader who has finished the study: shown for review, never changed (scores, ROIs)."""
+    return task.status == TaskStatus.SUBMITTED and has_finished(task)
+
+
 def _refuse_after_finishing(task: ReadingTask, changed: bool) -> None:
     """A change to a submitted task after the reader's last submit is refused (409): the review is read-only.
     Re-sending what is stored changes nothing and stays idempotent. Called inside the writing transaction, so the
     refused change is rolled back."""
-    if changed and task.status == TaskStatus.SUBMITTED and has_finished(task):
-        raise Finished("You have scored every image of this study: it is open for read-only review, and your "
-                       "scores stay as submitted.")
+    if changed and review_only(task):
+        raise Finished(REVIEW_ONLY)
 
 
 def next_task(task: ReadingTask) -> ReadingTask | None:

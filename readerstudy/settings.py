@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "axes",
     "apps.accounts",
     "apps.institutions",
+    "apps.jobs",
     "apps.imaging",
     "apps.privacy",
     "apps.enhancement_models",
@@ -238,7 +239,7 @@ SPECTACULAR_SETTINGS = {
     # A choice set that several fields share gets one enum name: the status of enhancement and export jobs, the
     # sequence of a series and the sequences of a study.
     "ENUM_NAME_OVERRIDES": {
-        "JobStatusEnum": "apps.imaging.models.JobStatus",
+        "JobStatusEnum": "apps.jobs.models.JobStatus",
         "SequenceEnum": "apps.imaging.models.Sequence",
     },
 }
@@ -247,9 +248,15 @@ SPECTACULAR_SETTINGS = {
 # runs without any server.
 REDIS_URL = os.environ.get("REDIS_URL", "")
 CELERY_BROKER_DIR = VAR_DIR / "celery-broker"
+# Tasks are acknowledged only once finished (readerstudy/celery.py); with Redis an unacknowledged message goes back
+# to the queue only after the visibility timeout, which must be longer than the longest job (an enhancement of a
+# large series on a CPU worker takes tens of minutes), or a running job would be delivered to a second worker.
+# Default 6 h: a message lost with a killed worker is not waited for that long, because the stale-job sweep
+# (apps/jobs/lifecycle.py) re-queues the job itself once its heartbeat stops.
+CELERY_VISIBILITY_TIMEOUT = int(os.environ.get("READERSTUDY_CELERY_VISIBILITY_TIMEOUT", str(6 * 3600)))
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"visibility_timeout": 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
 else:
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -260,6 +267,23 @@ else:
     }
 CELERY_TASK_ALWAYS_EAGER = env_bool("READERSTUDY_CELERY_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
+
+# The job lifecycle (apps/jobs/lifecycle.py). A running job's worker beats every JOB_HEARTBEAT_SECONDS; a job with
+# no beat for JOB_STALE_SECONDS is taken as stopped (its worker died) and re-queued, or failed once it was started
+# JOB_MAX_ATTEMPTS times. Every worker sweeps for such jobs when it starts and every JOB_SWEEP_SECONDS; a job still
+# queued JOB_REQUEUE_SECONDS after it was sent is sent again (its message may have died with a worker).
+JOB_HEARTBEAT_SECONDS = float(os.environ.get("READERSTUDY_JOB_HEARTBEAT_SECONDS", "30"))
+JOB_STALE_SECONDS = float(os.environ.get("READERSTUDY_JOB_STALE_SECONDS", "300"))
+JOB_SWEEP_SECONDS = float(os.environ.get("READERSTUDY_JOB_SWEEP_SECONDS", "60"))
+JOB_REQUEUE_SECONDS = float(os.environ.get("READERSTUDY_JOB_REQUEUE_SECONDS", "900"))
+JOB_MAX_ATTEMPTS = int(os.environ.get("READERSTUDY_JOB_MAX_ATTEMPTS", "3"))
+if JOB_STALE_SECONDS < 3 * JOB_HEARTBEAT_SECONDS:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        "READERSTUDY_JOB_STALE_SECONDS must be at least three heartbeats (READERSTUDY_JOB_HEARTBEAT_SECONDS), "
+        "or live jobs would be taken for stopped ones."
+    )
 
 # With Redis, a shared cache fronts the session table, saving a query on every request; without it sessions stay
 # in the database only, which is correct for any number of processes.

@@ -332,6 +332,9 @@ except ValueError as exc:
 # the phantom series it is tried on before it is registered (on the web host's CPU, one thread).
 MAX_MODEL_BYTES = int(os.environ.get("READERSTUDY_MAX_MODEL_BYTES", str(200 * 1024 * 1024)))
 MODEL_CHECK_SECONDS = float(os.environ.get("READERSTUDY_MODEL_CHECK_SECONDS", "60"))
+# The address space the check's child process may use (Python, torch and onnxruntime take about 0.7 GB of it), so
+# an uploaded model that allocates without bound is refused instead of exhausting the web host's memory.
+MODEL_CHECK_MEMORY_MB = int(os.environ.get("READERSTUDY_MODEL_CHECK_MEMORY_MB", "4096"))
 # Load and run the model once when a worker process of the "gpu" queue starts, so the first series pays no
 # start-up cost (on an H200: seconds of cuDNN tuning): "auto" (default) warms up where CUDA is available,
 # "1" always, "0" never.

@@ -170,6 +170,7 @@ def try_model(path: Path, contract: InputContract) -> dict:
         command = [
             sys.executable, "-m", "worker.enhance.model_check", str(path), "--contract",
             json.dumps(contract.as_dict()), "--time-limit", str(limit), "--phantom", str(phantom), "--threads", "1",
+            "--memory-limit-mb", str(settings.MODEL_CHECK_MEMORY_MB),
         ]
         try:
             done = subprocess.run(command, cwd=settings.BASE_DIR, capture_output=True, text=True,

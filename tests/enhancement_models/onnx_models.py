@@ -45,3 +45,12 @@ def onnx_bytes(module: nn.Module, slices: int = 3, dynamic: bool = True) -> byte
         torch.onnx.export(module.eval(), (torch.zeros(1, slices, 32, 32),), buffer, dynamo=False, opset_version=17,
                           input_names=["image"], output_names=["estimate"], dynamic_axes=axes)
     return buffer.getvalue()
+
+
+class MemoryHungry(nn.Module):
+    """A box filter that first copies its input 20 000 times (gigabytes per tile): a model that allocates without
+    bound."""
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        copies = image[:, 1:2].repeat(1, 20000, 1, 1)
+        return F.avg_pool2d(copies.mean(dim=1, keepdim=True), 3, stride=1, padding=1, count_include_pad=False)

@@ -22,7 +22,7 @@ from apps.enhancement_models import services
 from apps.enhancement_models.models import EnhancementModel
 from apps.imaging.services import enhancement
 from tests.enhancement_models.conftest import register
-from tests.enhancement_models.onnx_models import NonFinite, ReturnsInput, WrongShape, onnx_bytes
+from tests.enhancement_models.onnx_models import MemoryHungry, NonFinite, ReturnsInput, WrongShape, onnx_bytes
 from tests.factories import CoordinatorFactory, ReaderFactory, SeriesFactory
 from worker.enhance import shipped
 from worker.enhance.contract import InputContract
@@ -109,6 +109,7 @@ def hostile(kind: str, box_onnx: bytes) -> bytes:
         "non-finite": onnx_bytes(NonFinite()),
         "slow": box_onnx,
         "oversized": box_onnx,
+        "memory-hungry": onnx_bytes(MemoryHungry()),
     }[kind]
 
 
@@ -122,6 +123,7 @@ def hostile(kind: str, box_onnx: bytes) -> bytes:
         ("returns-input", "returns_input", 400, "returned its input"),
         ("non-finite", "non_finite", 400, "NaN or infinite"),
         ("slow", "too_slow", 400, "time limit of 1e-06 s"),
+        ("memory-hungry", "too_much_memory", 400, "more memory than the limit"),
     ],
 )
 def test_each_broken_upload_is_refused_with_its_reason_and_nothing_is_stored(
@@ -129,6 +131,7 @@ def test_each_broken_upload_is_refused_with_its_reason_and_nothing_is_stored(
 ):
     settings.MAX_MODEL_BYTES = len(box_onnx) - 1 if kind == "oversized" else settings.MAX_MODEL_BYTES
     settings.MODEL_CHECK_SECONDS = 1e-6 if kind == "slow" else settings.MODEL_CHECK_SECONDS
+    settings.MODEL_CHECK_MEMORY_MB = 1536  # the hungry model asks for ~3 GB per tile; the others run well within
     client.force_login(admin_user)
     answer = register(client, hostile(kind, box_onnx), name=f"Hostile {kind}")
     assert answer.status_code == status, answer.content

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import time
 from pathlib import Path
@@ -29,6 +30,9 @@ from .phantom import AcquisitionParams, noisy_series
 
 NOT_ONNX, EXTERNAL_DATA, BAD_CONTRACT = "not_onnx", "external_data", "bad_contract"
 RETURNS_INPUT, TOO_SLOW, FAILED = "returns_input", "too_slow", "failed"
+TOO_MUCH_MEMORY = "too_much_memory"
+# What onnxruntime and numpy say when an allocation is refused (by the address-space limit or the machine).
+_OUT_OF_MEMORY_WORDS = ("bad_alloc", "failed to allocate", "unable to allocate", "cannot allocate")
 
 
 class TooSlow(Exception):
@@ -76,6 +80,17 @@ def _parse(model: bytes) -> tuple[onnx.ModelProto | None, str, str]:
     return proto, "", ""
 
 
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is a refused allocation, however the runtime words it."""
+    return isinstance(exc, MemoryError) or any(word in str(exc).lower() for word in _OUT_OF_MEMORY_WORDS)
+
+
+def limit_memory(megabytes: int) -> None:
+    """Caps this process's address space, so a model that allocates without bound fails here, not the host."""
+    limit = megabytes * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
 def check_model(
     model: bytes,
     contract: InputContract,
@@ -113,11 +128,14 @@ def check_model(
         runner = _Watched(OnnxRunner(model, contract, "cpu", threads=threads), time_limit_s)
         report["runtime"] = runner.runtime
         enhanced = enhance_volume(volume, params, factor, runner=runner, tile=MIN_MATRIX)
-    except ModelContractError as exc:
-        return refuse(exc.code, str(exc))
     except TooSlow:
         return refuse(TOO_SLOW, f"the model ran over the time limit of {time_limit_s:g} s on the phantom series")
-    except Exception as exc:  # whatever else onnxruntime or the model does: refused, with what it said
+    except Exception as exc:  # whatever onnxruntime or the model does: refused, with what it said
+        if out_of_memory(exc):
+            return refuse(TOO_MUCH_MEMORY, "the model needed more memory than the limit for a model check "
+                          "(READERSTUDY_MODEL_CHECK_MEMORY_MB) on the phantom series")
+        if isinstance(exc, ModelContractError):
+            return refuse(exc.code, str(exc))
         return refuse(FAILED, f"the model failed on the phantom series: {type(exc).__name__}: {exc}"[:500])
     report["seconds"] = round(runner.seconds, 4)
     if runner.largest_change <= 1e-6 * max(runner.largest_value, 1.0):
@@ -143,7 +161,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--time-limit", type=float, default=60.0, help="seconds the phantom run may take")
     parser.add_argument("--phantom", type=Path, default=None, help=".npz with 'volume' and 'params' (default: made)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--memory-limit-mb", type=int, default=0,
+                        help="address-space limit of this process once its libraries are loaded (0: none)")
     args = parser.parse_args(argv)
+    if args.memory_limit_mb > 0:
+        limit_memory(args.memory_limit_mb)
     torch.set_num_threads(args.threads)
     contract = InputContract(**json.loads(args.contract))
     volume = params = None

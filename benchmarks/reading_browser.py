@@ -12,11 +12,12 @@ through the login page, and measures in the page (performance.now(), from the vi
    this machine has no GPU, so WebGL is SwiftShader's software emulation);
 3. a large series (issue 12, item 6): a 176-slice 256^2 T1W post-contrast series (the paper's 3D sequence), cold
    browser cache each run: first image, the 21 slices around the shown one cached, all 176 slices in the viewer's
-   cache ("fully scrollable"), and End ->
-   last slice rendered once they are; loaded from the shown slice outwards (the default) against first to last
-   (`?load=linear`, the order before), and the same series pair read side by side (paired mode: both versions,
-   352 slices), in turns in the same run, beside the 30-slice figures of 1. Its series' display windows are
-   computed at build time, as ingest stores them.
+   cache ("fully scrollable"), and End -> last slice rendered once they are; loaded in ranges of 16 slices from the
+   shown one outwards (the default: one request and one access check per range) against one request per slice
+   from the shown one outwards (`?load=slice`, the path before), single and paired (both versions side by side,
+   352 slices), in turns in the same run, beside the 30-slice figures of 1. Its series' display windows are computed
+   at build time, as ingest stores them. Also the server's own cost in-process (Django's test client, no browser):
+   the whole stack served slice by slice against in ranges.
 
     .venv/bin/python benchmarks/reading_browser.py [--cases 4] [--runs 5] [--only-large]
 
@@ -51,9 +52,10 @@ VIEWPORT = {"width": 1400, "height": 850}
 SLICES, SIZE = 30, 512
 LARGE_SLICES, LARGE_SIZE = 176, 256
 LARGE_VARIANTS = {  # label -> (reading mode, query string)
-    "single, from the shown slice outwards": ("single", ""),
-    "single, first to last (baseline)": ("single", "?load=linear"),
-    "paired (A and B: 352 slices), outwards": ("paired", ""),
+    "single, ranges of 16 slices, outwards (now)": ("single", ""),
+    "single, one request per slice, outwards (before)": ("single", "?load=slice"),
+    "paired (A and B: 352 slices), ranges (now)": ("paired", ""),
+    "paired (A and B: 352 slices), per slice (before)": ("paired", "?load=slice"),
 }
 PASSWORD = "bench-password-123"
 MODES = {  # reader label -> query string
@@ -112,7 +114,35 @@ def build(cases: int) -> dict:
     tasks = {mode: list(ReadingTask.objects.filter(reader=user).order_by("position").values_list("token", flat=True))
              for mode, user in readers.items()}
     large = build_large(reader_site, case_site)
-    return {"usernames": {mode: user.username for mode, user in readers.items()}, "tasks": tasks, "large": large}
+    return {"usernames": {mode: user.username for mode, user in readers.items()}, "tasks": tasks, "large": large,
+            "server": server_cost(large["single"], runs=3)}
+
+
+def server_cost(large: dict, runs: int) -> dict[str, list[float]]:
+    """ms per slice to serve the whole large stack in-process (Django's test client: middleware, session, access
+    check, read, blinding filter; no HTTP, no browser), one request per slice against ranges of 16."""
+    from django.test import Client
+
+    from apps.accounts.models import User
+    from apps.studies.services import reading
+
+    reader = User.objects.get(username=large["username"])
+    client = Client()
+    client.force_login(reader)
+    panel = reading.task_payload(reading.get_task(reader, large["token"]))["panels"][0]
+    out = {"per slice": [], "ranges of 16": []}
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        for url in panel["image_urls"]:
+            assert client.get(url, HTTP_HOST="127.0.0.1").status_code == 200
+        out["per slice"].append(1000 * (time.perf_counter() - t0) / LARGE_SLICES)
+        t0 = time.perf_counter()
+        for first in range(0, LARGE_SLICES, 16):
+            last = min(LARGE_SLICES, first + 16) - 1
+            response = client.get(f"{panel['slices_url']}?first={first}&last={last}", HTTP_HOST="127.0.0.1")
+            assert response.status_code == 200
+        out["ranges of 16"].append(1000 * (time.perf_counter() - t0) / LARGE_SLICES)
+    return out
 
 
 def build_large(reader_site, case_site) -> dict:
@@ -303,6 +333,9 @@ def main() -> None:
         print(f"    slices within 10 of it cached:   {summary(r['near'])}")
         print(f"    all {LARGE_SLICES} slices cached (scrollable): {summary(r['stack'])}")
         print(f"    then End -> last slice rendered: {summary(r['last'])}")
+    print(f"server alone, in-process, ms per slice of the {LARGE_SLICES}-slice stack (n={len(data['server']['per slice'])}):")
+    for how, values in data["server"].items():
+        print(f"  {how:<14} median {statistics.median(values):.1f} ms, min {min(values):.1f}, max {max(values):.1f}")
     print("submit -> next image fully rendered (in the page, includes the POST):")
     for mode, r in results.items():
         print(f"  {mode:<24} {summary(r['ms'])}; POST alone median {statistics.median(r['submit_ms']):.0f} ms; "

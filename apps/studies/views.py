@@ -99,3 +99,20 @@ def image(request: HttpRequest, image_token: str, slice_index: int) -> HttpRespo
     response = HttpResponse(data, content_type="application/dicom")
     response["Content-Length"] = str(len(data))
     return response
+
+
+@require_GET
+@reader_resource
+def image_range(request: HttpRequest, image_token: str) -> HttpResponse:
+    """Blinded slices ?first=..&last=.. (inclusive) of one image in one multipart/related response: how the viewer
+    loads a stack, one access check per range (issue 12, item 6). 400 with the reason for a malformed range."""
+    try:
+        first, last = int(request.GET["first"]), int(request.GET["last"])
+        parts = images.blinded_range(request.user, image_token, first, last)
+    except (KeyError, ValueError) as exc:
+        reason = str(exc) if isinstance(exc, images.BadRange) else "Give the range as ?first=<index>&last=<index>."
+        return HttpResponse(reason, status=400, content_type="text/plain")
+    body, content_type = images.multipart_related(parts)
+    response = HttpResponse(body, content_type=content_type)
+    response["Content-Length"] = str(len(body))
+    return response

@@ -70,6 +70,7 @@ class Walker:
 
     def __init__(self, client, world):
         self.client, self.forbidden, self.responses = client, forbidden_strings(world), []
+        self.ranges = {}  # slices_url -> the whole stack in one range response
 
     def check(self, response, url):
         body = response.content.decode("latin-1")
@@ -112,6 +113,8 @@ def walk_study(client, world, reader):
         for panel in body["panels"]:
             for url in panel["image_urls"]:
                 images[url] = walker.get(url)
+            walker.ranges[panel["slices_url"]] = walker.get(
+                f"{panel['slices_url']}?first=0&last={len(panel['image_urls']) - 1}")
         all_scores = {p["panel"]: ALL_THREES for p in body["panels"]}
         walker.send("put", api + "scores/", {"panel": "A", "scores": {"noise": 2}})
         walker.send("post", api + "submit/", {"scores": all_scores, "seconds_on_task": 4.0})
@@ -156,6 +159,11 @@ def assert_versions_alike(client, walker, tasks, images):
         assert comparable(page_a) == comparable(page_b)
         for url_a, url_b in zip(body_a["panels"][0]["image_urls"], body_b["panels"][0]["image_urls"], strict=True):
             assert_images_alike(images[url_a], images[url_b])
+        range_a, range_b = (walker.ranges[body["panels"][0]["slices_url"]] for body in (body_a, body_b))
+        assert comparable(range_a).keys() == comparable(range_b).keys()
+        assert {k: v for k, v in comparable(range_a).items() if k != "Content-Type"} == {
+            k: v for k, v in comparable(range_b).items() if k != "Content-Type"}
+        assert len(range_a.content) == len(range_b.content)
         compared += 1
     assert compared > 0
 
@@ -181,6 +189,37 @@ def test_single_mode_reader_endpoints_leak_nothing(client, world):
             assert response["Cache-Control"] == "private, no-store"
             assert int(response["Content-Length"]) == len(response.content)
         assert_versions_alike(client, walker, tasks, images)
+
+
+def range_parts(response) -> list[bytes]:
+    """The application/dicom parts of a range response, split by each part's Content-Length."""
+    content_type = response["Content-Type"]
+    assert content_type.startswith('multipart/related; type="application/dicom"; boundary=')
+    boundary = content_type.rsplit("boundary=", 1)[1].encode()
+    body, parts = response.content, []
+    while not body.startswith(b"--" + boundary + b"--"):
+        head, _, rest = body.partition(b"\r\n\r\n")
+        assert head.startswith(b"--" + boundary + b"\r\nContent-Type: application/dicom\r\n")
+        length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
+        parts.append(rest[:length])
+        assert rest[length:length + 2] == b"\r\n"
+        body = rest[length + 2:]
+    assert body == b"--" + boundary + b"--\r\n"
+    return parts
+
+
+def test_a_range_serves_exactly_the_slices_served_one_by_one(client, world):
+    """The viewer loads stacks in ranges (issue 12, item 6): each part is byte for byte the single-slice response,
+    so the range path blinds exactly as the per-slice path does, checked once per request and never cached."""
+    for reader in world.readers:
+        walker, _, images = walk_study(client, world, reader)
+        for slices_url, response in walker.ranges.items():
+            assert response.status_code == 200 and response["Cache-Control"] == "private, no-store"
+            token = slices_url.split("/")[-3]
+            singles = sorted((url for url in images if f"/img/{token}/" in url),
+                             key=lambda url: int(url.rsplit("/", 1)[1].removesuffix(".dcm")))
+            assert range_parts(response) == [images[url].content for url in singles]
+            assert len(singles) == 3
 
 
 def test_a_random_token_that_spells_a_forbidden_word_is_not_a_leak_but_a_word_beside_it_is(client, world):

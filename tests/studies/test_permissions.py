@@ -21,6 +21,7 @@ def reader_urls(task: ReadingTask) -> list[tuple[str, str]]:
         ("post", f"/api/reading/tasks/{task.token}/submit/"),
         ("get", f"/api/reading/tasks/{task.token}/calibration-scores/"),
         ("get", f"/reading/img/{panel.image_token}/0.dcm"),
+        ("get", f"/reading/img/{panel.image_token}/slices/?first=0&last=2"),
         ("get", f"/reading/study/{task.study.token}/resume/"),
     ]
 
@@ -47,6 +48,7 @@ def test_a_reader_never_reaches_a_case_of_their_own_site(client, world):
     assert own_site_panels.exists()
     for panel in own_site_panels:
         assert client.get(f"/reading/img/{panel.image_token}/0.dcm").status_code == 404
+        assert client.get(f"/reading/img/{panel.image_token}/slices/?first=0&last=2").status_code == 404
 
 
 def test_a_reader_cannot_reach_admin_export_or_site_endpoints(client, world):

@@ -85,3 +85,30 @@ def test_a_slice_reads_one_instance_in_a_bounded_number_of_queries(client, opene
     image_url = client.get(url).json()["panels"][0]["image_urls"][0]
     with django_assert_max_num_queries(SLICE_QUERIES):
         assert client.get(image_url).status_code == 200
+
+
+def test_a_range_of_slices_costs_the_queries_of_one_slice(client, opened, django_assert_max_num_queries):
+    """The viewer loads a stack in ranges: one access check and one instance query per range, not per slice."""
+    _, url = opened
+    panel = client.get(url).json()["panels"][0]
+    last = len(panel["image_urls"]) - 1
+    with django_assert_max_num_queries(SLICE_QUERIES):
+        response = client.get(f"{panel['slices_url']}?first=0&last={last}")
+    assert response.status_code == 200
+    assert response.content.count(b"Content-Type: application/dicom") == last + 1
+
+
+@pytest.mark.parametrize("query, status, reason", [
+    ("?first=2&last=1", 400, "first <= last"),
+    ("?first=-1&last=1", 400, "first <= last"),
+    ("?first=0&last=40", 400, "At most 32 slices"),
+    ("?first=a&last=1", 400, "?first=<index>&last=<index>"),
+    ("?first=0", 400, "?first=<index>&last=<index>"),
+    ("?first=1&last=3", 404, ""),  # the stack has slices 0..2
+])
+def test_a_malformed_or_outside_range_is_refused_with_its_reason(client, opened, query, status, reason):
+    _, url = opened
+    panel = client.get(url).json()["panels"][0]
+    response = client.get(panel["slices_url"] + query)
+    assert response.status_code == status
+    assert reason in response.content.decode()

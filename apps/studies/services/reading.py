@@ -227,7 +227,8 @@ def task_payload(task: ReadingTask) -> dict:
         "panel", "image_token", "slices"
     )
     panels = [
-        {"panel": panel, "image_urls": [reverse("reading:image", args=[token, i]) for i in range(slices)]}
+        {"panel": panel, "image_urls": [reverse("reading:image", args=[token, i]) for i in range(slices)],
+         "slices_url": reverse("reading:image-range", args=[token])}
         for panel, token, slices in rows
     ]
     submitted = task.status == TaskStatus.SUBMITTED

@@ -17,8 +17,11 @@ import { linkViews } from '../viewer/linkViews.js';
 import { DEFAULT_MOUSE, MOUSE_BUTTONS, MOUSE_TOOLS, bindingList, mouseHelp, normaliseMouse } from '../viewer/mouseBindings.js';
 import { createViewerPane } from '../viewer/viewerPane.js';
 import { absoluteWindow, presetsFor, relativeWindow } from '../viewer/windowPresets.js';
-import { initViewer, linkSliceScrolling, prefetchImages, wadouriImageIds } from '../viewer/createStackViewer.js';
+import {
+  initViewer, linkSliceScrolling, loadRanges, prefetchImages, wadouriImageIds,
+} from '../viewer/createStackViewer.js';
 import { loadOrder } from '../viewer/loadOrder.js';
+import { sliceRanges } from '../viewer/ranges.js';
 
 const SAVE_TEXT = {
   idle: '',
@@ -73,7 +76,10 @@ export function mountReadingApp(root) {
   const options = {
     prefetch: params.get('prefetch') !== '0',
     rendering: ['cpu', 'webgl'].includes(params.get('render')) ? params.get('render') : 'auto',
-    loadOrder: params.get('load') === 'linear' ? 'linear' : 'centre', // ?load=linear: the benchmark's baseline
+    // How a stack is loaded: in ranges of slices from the shown one outwards (the default); ?load=slice: one
+    // request per slice, outwards (the benchmark's baseline, the path before); ?load=linear: per slice, first to last.
+    loadOrder: params.get('load') === 'linear' ? 'linear' : 'centre',
+    ranges: !['slice', 'linear'].includes(params.get('load')),
   };
   const api = createApi(root.dataset.csrfToken || '');
   const metrics = { rendering: null, firstImageMs: null, nearLoadedMs: null, stackLoadedMs: null, transitions: [], lastTransitionMs: null };
@@ -341,7 +347,8 @@ export function mountReadingApp(root) {
       near.delete(id);
       if (!near.size && metrics.nearLoadedMs === null) metrics.nearLoadedMs = performance.now();
     };
-    await prefetchImages(currentStackOrder(), { signal: controller.signal, onLoaded });
+    if (options.ranges) await loadRanges(currentStacks(), currentRanges(), { signal: controller.signal, onLoaded });
+    else await prefetchImages(currentStackOrder(), { signal: controller.signal, onLoaded });
     if (metrics.stackLoadedMs === null && !controller.signal.aborted) metrics.stackLoadedMs = performance.now();
     if (controller.signal.aborted || !current.next_task_api) return;
     try {
@@ -350,8 +357,13 @@ export function mountReadingApp(root) {
         : await api.getTask(current.next_task_api);
       if (controller.signal.aborted) return;
       prefetched = { apiUrl: current.next_task_api, pageUrl: current.next_url, task: nextTask };
-      const ids = nextTask.panels.flatMap((p) => wadouriImageIds(p.image_urls));
-      await prefetchImages(ids, { signal: controller.signal });
+      if (options.ranges) {
+        const stacks = nextTask.panels.map((p) => ({ ids: wadouriImageIds(p.image_urls), slicesUrl: p.slices_url }));
+        const count = Math.max(0, ...stacks.map((s) => s.ids.length));
+        await loadRanges(stacks, sliceRanges(count, Math.floor((count - 1) / 2)), { signal: controller.signal });
+      } else {
+        await prefetchImages(nextTask.panels.flatMap((p) => wadouriImageIds(p.image_urls)), { signal: controller.signal });
+      }
       if (!controller.signal.aborted) root.dataset.prefetched = tokenOf(nextTask);
     } catch {
       prefetched = null; // the next task is fetched on submit instead
@@ -361,6 +373,17 @@ export function mountReadingApp(root) {
   /** The image ids within `n` slices of the one shown, in every pane (the benchmark's "scrollable near it"). */
   function nearShownSlice(n) {
     return panes.flatMap((p) => p.viewer.imageIds.filter((_, i) => Math.abs(i - p.viewer.getSlice()) <= n));
+  }
+
+  /** The shown stacks with their range URLs, and the ranges to load them in: the shown slice's first. */
+  function currentStacks() {
+    const urls = Object.fromEntries(task.panels.map((p) => [p.panel, p.slices_url]));
+    return panes.map((p) => ({ ids: p.viewer.imageIds, slicesUrl: urls[p.role] }));
+  }
+
+  function currentRanges() {
+    const count = Math.max(0, ...panes.map((p) => p.viewer.count));
+    return sliceRanges(count, panes[0]?.viewer.getSlice() ?? 0);
   }
 
   function currentStackOrder() {

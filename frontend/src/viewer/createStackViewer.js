@@ -13,7 +13,7 @@ import {
   setUseCPURendering,
   utilities as csUtils,
 } from '@cornerstonejs/core';
-import { init as dicomLoaderInit } from '@cornerstonejs/dicom-image-loader';
+import { init as dicomLoaderInit, wadouri } from '@cornerstonejs/dicom-image-loader';
 import {
   EllipticalROITool,
   PanTool,
@@ -30,6 +30,7 @@ import {
 import { TOOLS, toolBindings } from './bindings.js';
 import { DEFAULT_MOUSE, bindingList } from './mouseBindings.js';
 import { BLINDED_STYLES, ELLIPSE_CONFIGURATION } from './blinding.js';
+import { multipartParts } from './ranges.js';
 import {
   RENDER_SHIFT,
   ellipseFromHandles,
@@ -433,6 +434,47 @@ export async function prefetchImages(imageIds, { concurrency = 4, signal, onLoad
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
+}
+
+const urlOf = (imageId) => imageId.replace(/^wadouri:/, '');
+
+/**
+ * Load stacks range by range into Cornerstone's cache, a few requests at a time.
+ * stacks: [{ ids: wadouri image ids, slicesUrl }]; ranges: sliceRanges(...) over the longest stack; each range is
+ * asked of every stack in turn (both panels side by side). A range already cached is skipped. Failures are
+ * ignored: a slice that is not in is fetched alone when it is shown. onLoaded(id) after each slice.
+ */
+export async function loadRanges(stacks, ranges, { concurrency = 3, signal, onLoaded } = {}) {
+  const jobs = ranges.flatMap(([first, last]) => stacks
+    .filter((s) => first < s.ids.length)
+    .map((s) => ({ stack: s, first, last: Math.min(last, s.ids.length - 1) })));
+  let next = 0;
+  const worker = async () => {
+    while (next < jobs.length && !signal?.aborted) {
+      const { stack, first, last } = jobs[next++];
+      const ids = stack.ids.slice(first, last + 1);
+      try {
+        if (!ids.every((id) => cache.isLoaded?.(id))) await loadRange(stack.slicesUrl, ids, first, last, signal);
+        ids.forEach((id) => onLoaded?.(id));
+      } catch {
+        /* shown (and fetched alone) when the slice is displayed */
+      }
+    }
+  };
+  await initViewer();
+  await Promise.all(Array.from({ length: concurrency }, worker));
+}
+
+async function loadRange(slicesUrl, ids, first, last, signal) {
+  const response = await fetch(`${slicesUrl}?first=${first}&last=${last}`, { credentials: 'same-origin', signal });
+  if (!response.ok) throw new Error(`HTTP ${response.status}`);
+  const parts = multipartParts(await response.arrayBuffer(), response.headers.get('Content-Type'));
+  if (parts.length !== ids.length) throw new Error('A range response with a wrong number of slices.');
+  await Promise.all(ids.map(async (id, i) => {
+    if (cache.isLoaded?.(id)) return;
+    await wadouri.dataSetCacheManager.load(urlOf(id), () => Promise.resolve(parts[i]), id);
+    await imageLoader.loadAndCacheImage(id, { priority: 5, requestType: 'prefetch' });
+  }));
 }
 
 export function wadouriImageIds(urls, origin = window.location.origin) {

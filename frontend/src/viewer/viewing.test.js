@@ -3,6 +3,7 @@ import { createPrefs } from '../reader/prefs.js';
 import { actionForKey } from '../reader/keyboard.js';
 import { linkViews } from './linkViews.js';
 import { loadOrder } from './loadOrder.js';
+import { multipartParts, sliceRanges } from './ranges.js';
 import { DEFAULT_MOUSE, bindingList, mouseHelp, normaliseMouse } from './mouseBindings.js';
 import { orientationLetters, orientationMarkers, overlayText, scaleBar, slicePosition } from './overlayInfo.js';
 import {
@@ -177,5 +178,40 @@ describe('load order of a stack (issue 12, item 6)', () => {
   it('keeps first-to-last as the baseline, and nothing for an empty stack', () => {
     expect(loadOrder(4, 2, 'linear')).toEqual([0, 1, 2, 3]);
     expect(loadOrder(0, 0)).toEqual([]);
+  });
+});
+
+describe('sliceRanges and multipartParts (issue 12, item 6)', () => {
+  it('covers a stack once, the range around the shown slice first, then outwards in turn', () => {
+    expect(sliceRanges(10, 5, 4)).toEqual([[3, 6], [7, 9], [0, 2]]);
+    expect(sliceRanges(5, 0, 16)).toEqual([[0, 4]]);
+    expect(sliceRanges(40, 39, 16)).toEqual([[24, 39], [8, 23], [0, 7]]);
+    expect(sliceRanges(0, 0)).toEqual([]);
+    for (const start of [0, 1, 87, 88, 175]) {
+      const covered = sliceRanges(176, start).flatMap(([a, b]) => Array.from({ length: b - a + 1 }, (_, i) => a + i));
+      expect([...covered].sort((x, y) => x - y)).toEqual(Array.from({ length: 176 }, (_, i) => i));
+      const [first, last] = sliceRanges(176, start)[0];
+      expect(first <= start && start <= last).toBe(true);
+    }
+  });
+
+  it('splits a multipart/related body by each part\'s length, even when a part contains the boundary', () => {
+    const boundary = 'b0b0';
+    const enc = (s) => new TextEncoder().encode(s);
+    const partA = enc('DICM--b0b0\r\n\r\nnot a delimiter');
+    const partB = enc('second');
+    const chunks = [];
+    for (const part of [partA, partB]) {
+      chunks.push(enc(`--${boundary}\r\nContent-Type: application/dicom\r\nContent-Length: ${part.length}\r\n\r\n`), part,
+        enc('\r\n'));
+    }
+    chunks.push(enc(`--${boundary}--\r\n`));
+    const body = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+    chunks.reduce((at, c) => (body.set(c, at), at + c.length), 0);
+    const parts = multipartParts(body.buffer, `multipart/related; type="application/dicom"; boundary=${boundary}`);
+    expect(parts.map((p) => new TextDecoder().decode(p))).toEqual(['DICM--b0b0\r\n\r\nnot a delimiter', 'second']);
+    expect(() => multipartParts(body.buffer.slice(0, body.length - 20), `multipart/related; boundary=${boundary}`))
+      .toThrow(/cut short|broken/);
+    expect(() => multipartParts(body.buffer, 'application/dicom')).toThrow(/boundary/);
   });
 });

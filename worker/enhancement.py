@@ -3,21 +3,18 @@
 from celery import current_app, shared_task
 from celery.signals import worker_process_init
 
-from apps.imaging.services import enhancement
-from worker.failures import run_and_record
+from apps.imaging.models import EnhancementJob
+from apps.jobs import lifecycle
 
 
-@shared_task(bind=True, max_retries=3, acks_late=True)
-def enhance_series(self, *, job_id: int) -> None:
+@shared_task(acks_late=True)
+def enhance_series(*, job_id: int) -> None:
     """Produces the DL version of one series; safe to run twice."""
-    # Imported here so that web processes, which only queue this task, never load torch.
+    # Imported here so that a process that only imports this module never loads torch before a job runs.
     from apps.imaging.services import enhancement_runner
 
-    run_and_record(
-        self,
-        lambda: enhancement_runner.run_job(job_id),
-        lambda exc: enhancement.mark_failed(job_id, f"{type(exc).__name__}: {exc}"),
-        f"Enhancement job {job_id}",
+    lifecycle.run_task(
+        EnhancementJob, job_id, lambda: enhancement_runner.run_job(job_id), lambda exc: f"{type(exc).__name__}: {exc}"
     )
 
 

@@ -19,6 +19,7 @@ from apps.analysis.serializers import (
     ExportJobSerializer,
     RoiSerializer,
 )
+from apps.jobs import lifecycle
 from apps.studies.api import ReaderTaskView
 from apps.studies.models import ReaderStudy
 
@@ -72,6 +73,22 @@ class ExportJobDetail(AdminView):
     @extend_schema(responses={200: ExportJobSerializer, 404: NOT_FOUND})
     def get(self, request, job_id: int) -> Response:
         return Response(views.job_payload(get_object_or_404(ExportJob, pk=job_id)))
+
+
+class ExportJobRetry(AdminView):
+    @extend_schema(
+        request=None,
+        responses={202: ExportJobSerializer, 404: NOT_FOUND,
+                   409: OpenApiResponse(DetailSerializer, description="Not failed, and its worker is alive.")},
+    )
+    def post(self, request, job_id: int) -> Response:
+        """Queue a failed export, or one whose worker stopped, again."""
+        job = get_object_or_404(ExportJob, pk=job_id)
+        try:
+            services.retry_export(job)
+        except lifecycle.NotRetryable as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response(views.job_payload(job), status=status.HTTP_202_ACCEPTED)
 
 
 class ExportJobDownload(AdminView):

@@ -11,6 +11,7 @@ urlpatterns = [
     path("blinding/<str:task_token>/", api.TaskBlinding.as_view(), name="task_blinding"),
     path("export-jobs/<int:job_id>/", api.ExportJobDetail.as_view(), name="export_job"),
     path("export-jobs/<int:job_id>/download/", api.ExportJobDownload.as_view(), name="export_job_download"),
+    path("export-jobs/<int:job_id>/retry/", api.ExportJobRetry.as_view(), name="export_job_retry"),
     path("rois/<str:task_token>/", api.TaskRois.as_view(), name="task_rois"),
     path("rois/<str:task_token>/<str:label>/", api.TaskRoi.as_view(), name="task_roi"),
 ]

@@ -5,7 +5,8 @@ from django.core.validators import MinValueValidator
 from django.db import models
 
 from apps.audit.timestamps import CreatedAtField, UpdatedAtField, updated_not_before_created
-from apps.imaging.models import JobStatus, Sequence
+from apps.imaging.models import Sequence
+from apps.jobs.models import BackgroundJob
 
 
 class ExportKind(models.TextChoices):
@@ -18,20 +19,17 @@ class ExportKind(models.TextChoices):
     REPORT = "report", "Analysis report (PDF)"
 
 
-class ExportJob(models.Model):
+class ExportJob(BackgroundJob):
     """One export built by the worker into the default storage, downloaded by admins only."""
+
+    task_name = "worker.exports.build_export"
 
     study = models.ForeignKey("studies.ReaderStudy", on_delete=models.CASCADE, related_name="export_jobs")
     kind = models.CharField(max_length=16, choices=ExportKind.choices)
-    status = models.CharField(max_length=8, choices=JobStatus.choices, default=JobStatus.QUEUED)
     progress = models.FloatField(default=0.0, help_text="0 to 1.")
     rows = models.PositiveIntegerField(default=0)
     file = models.FileField(max_length=255, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
-    error = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

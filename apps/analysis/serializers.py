@@ -1,7 +1,8 @@
 from rest_framework import serializers
 
 from apps.analysis.models import AnalysisPlan, ExportKind, RoiLabel, RoiMeasurement
-from apps.imaging.models import JobStatus, Sequence
+from apps.imaging.models import Sequence
+from apps.jobs.models import JobStatus
 
 
 class ExportJobCreateSerializer(serializers.Serializer):
@@ -33,6 +34,9 @@ class ExportJobSerializer(serializers.Serializer):
     progress = serializers.FloatField(help_text="0 to 1.")
     rows = serializers.IntegerField(min_value=0)
     error = serializers.CharField(allow_blank=True)
+    attempts = serializers.IntegerField(min_value=0, help_text="How many times a worker started it.")
+    max_attempts = serializers.IntegerField(min_value=0)
+    can_retry = serializers.BooleanField(help_text="It failed, or its worker stopped: POST .../retry/ queues it again.")
     download_url = serializers.CharField(allow_null=True, help_text="Set once the job is done.")
 
 

@@ -8,8 +8,6 @@ from pathlib import Path
 import pandas as pd
 from django.core.files import File
 from django.core.files.storage import default_storage
-from django.db import transaction
-from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.analysis import blinding, exports, plan
@@ -17,7 +15,8 @@ from apps.analysis.models import ExportJob, ExportKind
 from apps.analysis.report import ReportMeta, render_pdf
 from apps.analysis.stats import AnalysisResult, run_analysis
 from apps.analysis.stats.validation import validate_patients, validate_rois
-from apps.imaging.models import JobStatus
+from apps.jobs import lifecycle
+from apps.jobs.models import JobStatus
 from apps.studies.models import ReaderStudy
 from apps.studies.services import sources
 
@@ -79,11 +78,14 @@ def _checked(key: str, what: str, frame: pd.DataFrame, validate, meta: ReportMet
 
 def start_export(study: ReaderStudy, kind: str, user: User) -> ExportJob:
     """Create the job and queue it once the row is committed."""
-    from worker.exports import build_export  # the task module imports this one
-
-
     job = ExportJob.objects.create(study=study, kind=kind, created_by=user)
-    transaction.on_commit(lambda: build_export.delay(job_id=job.pk))
+    lifecycle.queue(job)
+    return job
+
+
+def retry_export(job: ExportJob) -> ExportJob:
+    """Queues a failed export, or one whose worker stopped, again; lifecycle.NotRetryable for any other."""
+    lifecycle.retry(job)
     return job
 
 
@@ -97,9 +99,9 @@ def run_export_job(job_id: int) -> None:
     job = ExportJob.objects.select_related("study").get(pk=job_id)
     if job.status == JobStatus.DONE and job.file and default_storage.exists(job.file.name):
         return
-    ExportJob.objects.filter(pk=job.pk).update(
-        status=JobStatus.RUNNING, started_at=timezone.now(), progress=0.0, error=""
-    )
+    if lifecycle.start(ExportJob, job.pk) is None:
+        return
+    ExportJob.objects.filter(pk=job.pk).update(progress=0.0)
     name = job_file_name(job)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "export"
@@ -108,9 +110,7 @@ def run_export_job(job_id: int) -> None:
             default_storage.delete(name)
         with path.open("rb") as handle:
             stored = default_storage.save(name, File(handle, name=Path(name).name))
-    ExportJob.objects.filter(pk=job.pk).update(
-        status=JobStatus.DONE, progress=1.0, rows=rows, file=stored, finished_at=timezone.now()
-    )
+    lifecycle.finish(job, progress=1.0, rows=rows, file=stored)
 
 
 def _build(job: ExportJob, path: Path) -> int:
@@ -121,10 +121,8 @@ def _build(job: ExportJob, path: Path) -> int:
 
     def progress(done: int, total: int) -> None:
         ExportJob.objects.filter(pk=job.pk).update(progress=min(done / total, 0.99) if total else 0.0, rows=done)
+        lifecycle.beat(ExportJob, job.pk)
 
     with path.open("w", encoding="utf-8", newline="") as handle:
         return exports.write_csv(job.study, job.kind, handle, progress)
 
-
-def mark_failed(job_id: int, message: str) -> None:
-    ExportJob.objects.filter(pk=job_id).update(status=JobStatus.FAILED, error=message, finished_at=timezone.now())

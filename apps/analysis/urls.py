@@ -11,4 +11,5 @@ urlpatterns = [
     path("studies/<int:pk>/report.pdf", views.study_report_pdf, name="study_report_pdf"),
     path("jobs/<int:job_id>/", views.job_detail, name="job_detail"),
     path("jobs/<int:job_id>/download/", views.job_download, name="job_download"),
+    path("jobs/<int:job_id>/retry/", views.job_retry, name="job_retry"),
 ]

@@ -2,6 +2,7 @@
 
 from collections.abc import Callable
 
+from django.contrib import messages
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -13,7 +14,8 @@ from apps.analysis import exports, services
 from apps.analysis.models import ExportJob, ExportKind
 from apps.analysis.report import ReportMeta, render_html, render_pdf
 from apps.analysis.stats import AnalysisResult
-from apps.imaging.models import JobStatus
+from apps.jobs import lifecycle
+from apps.jobs.models import JobStatus
 from apps.studies.models import ReaderStudy
 
 # Anonymous callers go to the login page; logged-in non-admins get the 403 page: only admins export or unblind.
@@ -72,6 +74,19 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     return render(request, "analysis/exportjob_detail.html", {"job": job, "payload": job_payload(job)})
 
 
+@admin_only
+@require_POST
+def job_retry(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = get_object_or_404(ExportJob, pk=job_id)
+    try:
+        services.retry_export(job)
+    except lifecycle.NotRetryable as exc:
+        messages.error(request, f"Export {job.pk}: {exc}")
+    else:
+        messages.info(request, f"Export {job.pk} was queued again.")
+    return redirect("analysis:job_detail", job_id=job.pk)
+
+
 def job_payload(job: ExportJob) -> dict:
     done = job.status == JobStatus.DONE
     return {
@@ -82,6 +97,9 @@ def job_payload(job: ExportJob) -> dict:
         "progress": job.progress,
         "rows": job.rows,
         "error": job.error,
+        "attempts": job.attempts,
+        "max_attempts": job.max_attempts,
+        "can_retry": lifecycle.can_retry(job),
         "download_url": reverse("analysis:job_download", args=[job.pk]) if done else None,
     }
 

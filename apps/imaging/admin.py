@@ -8,6 +8,7 @@ from apps.audit.history import ObjectHistory
 from apps.imaging.models import Case, DicomNode, EnhancementJob, Series, UploadBatch, UploadFileResult
 from apps.imaging.services import enhancement, uploads
 from apps.imaging.services import series as series_service
+from apps.jobs import lifecycle
 
 
 class SeriesInline(admin.TabularInline):
@@ -57,7 +58,7 @@ class UploadFileResultInline(admin.TabularInline):
 
 @admin.register(UploadBatch)
 class UploadBatchAdmin(SiteScoped):
-    list_display = ("id", "institution", "channel", "status", "file_count", "accepted_count", "rejected_count", "created_at")
+    list_display = ("id", "institution", "channel", "status", "outcome", "file_count", "accepted_count", "rejected_count", "created_at")
     list_filter = ("status", "channel", "institution")
     readonly_fields = [f.name for f in UploadBatch._meta.fields]
     inlines = [UploadFileResultInline]
@@ -65,9 +66,14 @@ class UploadBatchAdmin(SiteScoped):
 
     @admin.action(description="Process again (files already stored are skipped)")
     def retry(self, request, queryset) -> None:
+        queued = 0
         for batch in queryset:
-            uploads.retry_upload(batch)
-        messages.info(request, f"{queryset.count()} upload(s) queued again.")
+            try:
+                uploads.retry_upload(batch)
+                queued += 1
+            except uploads.NothingToRetry as exc:
+                messages.warning(request, f"Upload {batch.pk}: {exc}")
+        messages.info(request, f"{queued} upload(s) queued again.")
 
 
 @admin.register(EnhancementJob)
@@ -96,9 +102,14 @@ class EnhancementJobAdmin(SiteScoped):
 
     @admin.action(description="Run enhancement again")
     def retry(self, request, queryset) -> None:
+        queued = 0
         for job in queryset:
-            enhancement.retry_enhancement(job)
-        messages.info(request, f"{queryset.count()} job(s) queued again.")
+            try:
+                enhancement.retry_enhancement(job)
+                queued += 1
+            except lifecycle.NotRetryable as exc:
+                messages.warning(request, f"Enhancement job {job.pk}: {exc}")
+        messages.info(request, f"{queued} job(s) queued again.")
 
     @admin.action(description="Accept for reading despite the failed residual check")
     def accept(self, request, queryset) -> None:

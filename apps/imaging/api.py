@@ -22,6 +22,7 @@ from apps.imaging.serializers import (
 )
 from apps.imaging.services import enhancement, uploads, vendor
 from apps.imaging.services import series as series_service
+from apps.jobs import lifecycle
 from apps.privacy import api as privacy_api
 from apps.privacy.renderers import PdfRenderer
 from apps.privacy.services import certificate as certificates
@@ -135,10 +136,14 @@ class EnhancementJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Si
             raise NotFound("This job has no difference image yet.")
         return FileResponse(job.difference_image.open("rb"), content_type="image/png")
 
+    @extend_schema(request=None, responses={202: EnhancementJobSerializer})
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
         job = self.get_object()
-        enhancement.retry_enhancement(job)
+        try:
+            enhancement.retry_enhancement(job)
+        except lifecycle.NotRetryable as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         return Response(EnhancementJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=None, responses={200: EnhancementJobSerializer})

@@ -5,6 +5,10 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator
 from django.db import models
 
+from apps.jobs.models import BackgroundJob, JobStatus
+
+__all__ = ["JobStatus"]  # owned by apps.jobs; imported from here by older code
+
 # The clinical values a case may hold: the model, the admin, the API, the metadata CSV and the database check the
 # same ones. Age in whole years; an empty value (None for numbers) means not known.
 AGE_MAX = 120
@@ -187,29 +191,27 @@ class Instance(models.Model):
         return self.sop_uid
 
 
-class BatchStatus(models.TextChoices):
-    PENDING = "pending", "Waiting for the worker"
-    PROCESSING = "processing", "Processing"
+class BatchOutcome(models.TextChoices):
+    """What a finished batch (status done) came to: the worst thing the coordinator must know."""
+
     DONE = "done", "Done"
     DONE_WITH_HOLDS = "done_with_holds", "Done, some series held for review"
     DONE_WITH_REJECTIONS = "done_with_rejections", "Done, some files rejected"
     REJECTED = "rejected", "Nothing stored: every file rejected"
-    FAILED = "failed", "Failed"
 
 
-# A batch in one of these has every file's outcome and no staged file left.
-FINISHED_STATUSES = (
-    BatchStatus.DONE, BatchStatus.DONE_WITH_HOLDS, BatchStatus.DONE_WITH_REJECTIONS, BatchStatus.REJECTED
-)
+class UploadBatch(BackgroundJob):
+    """An upload staged on disk, processed by the worker; its per-file outcomes are kept for the coordinator.
 
+    Its lifecycle is every job's (apps.jobs); once done, ``outcome`` says what the batch came to."""
 
-class UploadBatch(models.Model):
-    """An upload staged on disk, processed by the worker; its per-file outcomes are kept for the coordinator."""
+    task_name = "worker.ingestion.process_upload_batch"
+    task_id_kwarg = "batch_id"
 
     institution = models.ForeignKey("institutions.Institution", on_delete=models.PROTECT, related_name="uploads")
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
     channel = models.CharField(max_length=16, default="web", help_text="web, api, command, c-store or stow-rs")
-    status = models.CharField(max_length=24, choices=BatchStatus.choices, default=BatchStatus.PENDING)
+    outcome = models.CharField(max_length=24, choices=BatchOutcome.choices, blank=True)
     file_count = models.PositiveIntegerField(default=0)
     processed_count = models.PositiveIntegerField(default=0)
     accepted_count = models.PositiveIntegerField(default=0)
@@ -223,11 +225,6 @@ class UploadBatch(models.Model):
         default=list, blank=True,
         help_text="The neutral name each uploaded file or archive got, in upload order; never the original name.",
     )
-    error = models.TextField(blank=True)
-    attempts = models.PositiveIntegerField(default=0)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -239,6 +236,14 @@ class UploadBatch(models.Model):
     @property
     def progress(self) -> float:
         return self.processed_count / self.file_count if self.file_count else 0.0
+
+    @property
+    def state(self) -> str:
+        """The one word pages and the API show: the outcome once done, otherwise the job's status."""
+        return self.outcome if self.status == JobStatus.DONE and self.outcome else self.status
+
+    def get_state_display(self) -> str:
+        return BatchOutcome(self.state).label if self.state in BatchOutcome.values else self.get_status_display()
 
 
 class FileOutcome(models.TextChoices):
@@ -270,22 +275,16 @@ class UploadFileResult(models.Model):
         return self.outcome == FileOutcome.ACCEPTED and self.reason.startswith("held_")
 
 
-class JobStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    DONE = "done", "Done"
-    FAILED = "failed", "Failed"
-
-
-class EnhancementJob(models.Model):
+class EnhancementJob(BackgroundJob):
     """DL enhancement of one conventional series. Its provenance lives here, never in a DICOM header: the
     registered model (name, version, sha256), the factor and run settings, the device and the runtime."""
+
+    task_name = "worker.enhancement.enhance_series"
 
     series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="enhancement_jobs")
     output_series = models.OneToOneField(
         Series, null=True, blank=True, on_delete=models.SET_NULL, related_name="produced_by"
     )
-    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
     model = models.ForeignKey(
         "enhancement_models.EnhancementModel", null=True, blank=True, on_delete=models.PROTECT, related_name="jobs",
         help_text="The registered model that makes (or made) the DL series; empty: the deployment's default, "
@@ -302,7 +301,6 @@ class EnhancementJob(models.Model):
     run_settings = models.JSONField(
         default=dict, blank=True, help_text="The input contract and tile size the model was run with."
     )
-    attempts = models.PositiveIntegerField(default=0)
     timings = models.JSONField(default=dict, blank=True)
     qa = models.JSONField(default=dict, blank=True, help_text="Residual statistics, conventional minus DL.")
     qa_flagged = models.BooleanField(
@@ -317,10 +315,6 @@ class EnhancementJob(models.Model):
         help_text="An earlier DL series of the same input that this job re-makes in place (same UIDs).",
     )
     difference_image = models.FileField(max_length=255, blank=True)
-    error = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

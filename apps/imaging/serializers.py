@@ -3,6 +3,7 @@ from rest_framework import serializers
 from apps.imaging.models import Case, EnhancementJob, Series, UploadBatch, UploadFileResult
 from apps.imaging.services import dl_versions, enhancement, uploads, vendor
 from apps.institutions.models import Institution
+from apps.jobs.serializers import JOB_FIELDS, JobFields
 
 
 class UploadFileResultSerializer(serializers.ModelSerializer):
@@ -11,11 +12,13 @@ class UploadFileResultSerializer(serializers.ModelSerializer):
         fields = ["name", "outcome", "reason", "message"]
 
 
-class UploadBatchSerializer(serializers.ModelSerializer):
+class UploadBatchSerializer(JobFields, serializers.ModelSerializer):
     institution = serializers.SlugRelatedField(slug_field="code", read_only=True)
     results = UploadFileResultSerializer(many=True, read_only=True)
     progress = serializers.FloatField(read_only=True)
-    status_display = serializers.CharField(source="get_status_display", read_only=True)
+    status_display = serializers.CharField(
+        source="get_state_display", read_only=True, help_text="The status in words; once done, what the batch came to."
+    )
     summary = serializers.SerializerMethodField(help_text="What happened to the upload, in words.")
     items = serializers.ListField(
         child=serializers.CharField(), read_only=True,
@@ -26,9 +29,9 @@ class UploadBatchSerializer(serializers.ModelSerializer):
     class Meta:
         model = UploadBatch
         fields = [
-            "id", "institution", "channel", "status", "status_display", "summary", "file_count", "processed_count",
-            "accepted_count", "duplicate_count", "rejected_count", "held_count", "progress", "error", "attempts",
-            "created_at", "started_at", "finished_at", "items", "results",
+            "id", "institution", "channel", *JOB_FIELDS, "outcome", "status_display", "summary", "file_count",
+            "processed_count", "accepted_count", "duplicate_count", "rejected_count", "held_count", "progress", "items",
+            "results",
         ]
         read_only_fields = fields
 
@@ -94,7 +97,7 @@ class CaseSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "code", "institution", "created_at", "series"]
 
 
-class EnhancementJobSerializer(serializers.ModelSerializer):
+class EnhancementJobSerializer(JobFields, serializers.ModelSerializer):
     qa_failures = serializers.SerializerMethodField(help_text="Why the residual check failed, in words.")
     qa_accepted_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     held_for_review = serializers.BooleanField(
@@ -103,10 +106,9 @@ class EnhancementJobSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = EnhancementJob
-        fields = ["id", "series", "output_series", "replaces", "status", "model", "model_version",
-                  "noise_reduction_factor", "device", "runtime", "run_settings", "attempts", "timings", "qa",
-                  "qa_flagged", "qa_failures", "held_for_review",
-                  "qa_accepted_by", "qa_accepted_at", "error", "created_at", "started_at", "finished_at"]
+        fields = ["id", "series", "output_series", "replaces", *JOB_FIELDS, "model", "model_version",
+                  "noise_reduction_factor", "device", "runtime", "run_settings", "timings", "qa",
+                  "qa_flagged", "qa_failures", "held_for_review", "qa_accepted_by", "qa_accepted_at"]
         read_only_fields = fields
 
     def get_qa_failures(self, job: EnhancementJob) -> list[str]:

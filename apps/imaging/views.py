@@ -14,6 +14,7 @@ from apps.imaging.forms import CaseMetadataImportForm, UploadForm
 from apps.imaging.models import Case, EnhancementJob, FileOutcome, Series, UploadBatch
 from apps.imaging.serializers import UploadBatchSerializer
 from apps.imaging.services import enhancement, metadata, uploads, vendor
+from apps.jobs import lifecycle
 
 coordinator_or_admin = page_for(lambda u: is_coordinator(u) or is_admin(u), "site coordinators and admins")
 
@@ -119,7 +120,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
         EnhancementJob.objects.select_related("series__case", "qa_accepted_by", "model"), request.user,
         "series__case__institution",
     )[:300]
-    rows = [(job, enhancement.qa_failures(job)) for job in jobs]
+    rows = [(job, enhancement.qa_failures(job), lifecycle.can_retry(job)) for job in jobs]
     context = {"rows": rows, "vendor_rows": vendor.held_series(request.user)}
     return render(request, "imaging/enhancementjob_list.html", context)
 
@@ -129,8 +130,12 @@ def job_list(request: HttpRequest) -> HttpResponse:
 def job_retry(request: HttpRequest, pk: int) -> HttpResponse:
     jobs = restrict_to_site(EnhancementJob.objects.all(), request.user, "series__case__institution")
     job = get_object_or_404(jobs, pk=pk)
-    enhancement.retry_enhancement(job)
-    messages.info(request, f"Enhancement job {job.pk} was queued again.")
+    try:
+        enhancement.retry_enhancement(job)
+    except lifecycle.NotRetryable as exc:
+        messages.error(request, f"Enhancement job {job.pk}: {exc}")
+    else:
+        messages.info(request, f"Enhancement job {job.pk} was queued again.")
     return redirect("imaging:job_list")
 
 

@@ -9,15 +9,17 @@ back to ``queued`` through ``retry``.
 API (stable; other job models build on it):
 
 - ``queue(job, countdown=None, note="")``: mark queued and send its task once the transaction commits.
-- ``start(model, pk) -> job | None``: claim the job for this process (``running``, one more attempt, heartbeat
-  now, ``worker`` = host:pid); None when it is done, failed, or running with a fresh heartbeat elsewhere, so a
-  duplicate or late message does nothing.
+- ``start(model, pk) -> job | None``: claim a queued job (or a running one that is stale, or was last started by
+  this very process) for this process (``running``, one more attempt, heartbeat now, ``worker`` = host:pid); None
+  when it is done, failed, or running with a fresh heartbeat elsewhere, so a duplicate or late message does
+  nothing.
 - ``beat(model, pk)``: a heartbeat, per unit of work; ``Heartbeat(model, pk)``: a thread beating every
   ``JOB_HEARTBEAT_SECONDS`` while a task runs (used by ``run_task``).
 - ``finish(job, **fields) -> job``: mark done (with the caller's own fields, saved together).
 - ``fail(model, pk, message)``: mark failed with a reason truncated to ``ERROR_MAX_CHARS``.
 - ``can_retry(job)``, ``retry(job)``: queue a failed or stale job again (``NotRetryable`` otherwise), with as
-  many attempts again as a new job.
+  many attempts again as a new job; ``prepare_retry(job)``: the same without queuing, for a service that queues
+  through its own function.
 - ``stale(model)``: running jobs with no heartbeat for ``JOB_STALE_SECONDS``; ``recover_stale_jobs()``: every
   job model's stale jobs failed with the reason, and re-queued while attempts remain; queued jobs whose message
   may have been lost with a killed worker re-sent after ``JOB_REQUEUE_SECONDS``.
@@ -111,7 +113,11 @@ def queue(job: BackgroundJob, countdown: float | None = None, note: str = "") ->
 def start(model: type[BackgroundJob], pk: int) -> BackgroundJob | None:
     """Claims a queued (or stale running) job for this process; None when there is nothing to run here."""
     now = timezone.now()
-    claimable = Q(status=JobStatus.QUEUED) | Q(status=JobStatus.RUNNING) & _silent_since(_stale_before(now))
+    claimable = (
+        Q(status=JobStatus.QUEUED)
+        | Q(status=JobStatus.RUNNING, worker=worker_identity())  # this process ran it before and is free again
+        | Q(status=JobStatus.RUNNING) & _silent_since(_stale_before(now))
+    )
     claimed = model.objects.filter(claimable, pk=pk).update(
         status=JobStatus.RUNNING, attempts=F("attempts") + 1, started_at=now, heartbeat_at=now,
         finished_at=None, error="", worker=worker_identity(),
@@ -190,6 +196,13 @@ def can_retry(job: BackgroundJob) -> bool:
 
 def retry(job: BackgroundJob) -> None:
     """Queues a failed or stale job again, with as many attempts again as a new job has."""
+    prepare_retry(job)
+    queue(job)
+
+
+def prepare_retry(job: BackgroundJob) -> None:
+    """What ``retry`` does before queuing, for a service that queues through its own function: refuses a job
+    that cannot be retried (``NotRetryable``) and allows it as many attempts again as a new job has."""
     if not can_retry(job):
         raise NotRetryable(
             "Only a failed job, or one whose worker stopped, can be retried; this one is "
@@ -197,7 +210,6 @@ def retry(job: BackgroundJob) -> None:
         )
     job.max_attempts = job.attempts + settings.JOB_MAX_ATTEMPTS
     type(job).objects.filter(pk=job.pk).update(max_attempts=job.max_attempts)
-    queue(job, note="")
 
 
 def stale(model: type[BackgroundJob], now: datetime | None = None) -> QuerySet:

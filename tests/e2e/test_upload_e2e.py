@@ -4,7 +4,7 @@ import zipfile
 
 import pytest
 
-from apps.imaging.models import BatchStatus, Case, UploadBatch
+from apps.imaging.models import BatchOutcome, Case, UploadBatch
 from tests.factories import PASSWORD, CoordinatorFactory
 from tests.imaging.dicom_samples import write_patient_study
 
@@ -37,7 +37,7 @@ def test_coordinator_uploads_files_and_sees_each_outcome(page, tmp_path, artifac
     page.screenshot(path=str(artifacts / "upload-detail.png"), full_page=True)
     batch = UploadBatch.objects.get()
     assert batch.institution == coordinator.institution
-    assert batch.status == BatchStatus.DONE_WITH_REJECTIONS
+    assert batch.state == BatchOutcome.DONE_WITH_REJECTIONS
     assert batch.rejected_count == 1 and batch.accepted_count == len(files) - 1
     body = page.inner_text("main")
     assert "no DICOM preamble" in body

@@ -6,7 +6,7 @@ import zipfile
 import pytest
 from django.urls import reverse
 
-from apps.imaging.models import BatchStatus, Case, Series, UploadBatch
+from apps.imaging.models import BatchOutcome, Case, Series, UploadBatch
 from tests.factories import AdminFactory, CoordinatorFactory, ReaderFactory
 from tests.imaging.dicom_samples import write_patient_study
 
@@ -56,7 +56,7 @@ def test_coordinator_uploads_through_the_api(client, coordinator, tmp_path, djan
     assert response.status_code == 201, response.content
     batch = UploadBatch.objects.get(pk=response.json()["id"])
     assert batch.institution == coordinator.institution and batch.channel == "api"
-    assert batch.status == BatchStatus.DONE and batch.accepted_count == len(files)
+    assert batch.state == BatchOutcome.DONE and batch.accepted_count == len(files)
     detail = client.get(reverse("upload-detail", args=[batch.pk])).json()
     assert detail["accepted_count"] == len(files) and len(detail["results"]) == len(files)
 
@@ -83,7 +83,7 @@ def test_hostile_zip_through_the_api_is_a_400_with_the_reason(client, coordinato
     login(client, coordinator)
     response = upload(client, [buffer])
     assert response.status_code == 400
-    assert response.json()["status"] == BatchStatus.REJECTED
+    assert response.json()["outcome"] == BatchOutcome.REJECTED
     assert response.json()["results"][0]["reason"] == "archive_path_traversal"
     assert "Archive refused (path_traversal)" in response.json()["results"][0]["message"]
     assert not Case.objects.exists()

@@ -17,8 +17,7 @@ from pynetdicom.sop_class import Verification
 
 from apps.imaging import dicom_network
 from apps.imaging.models import (
-    FINISHED_STATUSES,
-    BatchStatus,
+    BatchOutcome,
     Case,
     DicomNode,
     FileOutcome,
@@ -28,12 +27,13 @@ from apps.imaging.models import (
 )
 from apps.imaging.services import enhancement, uploads
 from apps.institutions.services import add_site
+from apps.jobs.models import JobStatus
 from tests.imaging.dicom_samples import write_patient_study
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 SENDER = "SCANNER1"
-FINAL = (*FINISHED_STATUSES, BatchStatus.FAILED)
+FINAL = (JobStatus.DONE, JobStatus.FAILED)
 
 
 @pytest.fixture
@@ -108,7 +108,7 @@ def test_a_study_sent_by_c_store_is_staged_as_one_batch_and_ingested(node, scp_p
     batch = wait_for_batch()
     assert UploadBatch.objects.count() == 1
     assert batch.channel == "c-store" and batch.institution == node.institution
-    assert batch.status == BatchStatus.DONE, list(batch.results.values_list("reason", "message"))
+    assert batch.state == BatchOutcome.DONE, list(batch.results.values_list("reason", "message"))
     assert batch.file_count == batch.accepted_count == len(files)
     assert Case.objects.filter(institution=node.institution).count() == 1
     assert Series.objects.count() == 3 and Instance.objects.count() == len(files)
@@ -156,7 +156,7 @@ def test_garbage_is_refused_with_cannot_understand_and_recorded(node, scp_port, 
     assert bad.Status == dicom_network.CANNOT_UNDERSTAND
     assert bad.ErrorComment.startswith("not_dicom")
     batch = wait_for_batch()
-    assert batch.status == BatchStatus.DONE_WITH_REJECTIONS
+    assert batch.state == BatchOutcome.DONE_WITH_REJECTIONS
     assert batch.file_count == 2 and batch.accepted_count == 1 and batch.rejected_count == 1
     rejected = batch.results.get(outcome=FileOutcome.REJECTED)
     assert rejected.reason == "not_dicom" and rejected.name == "000002.dcm"
@@ -199,7 +199,7 @@ def test_an_oversized_data_set_is_refused(node, scp_port, tmp_path, settings):
 
     assert status.Status == dicom_network.TOO_LARGE_STATUS
     batch = wait_for_batch()
-    assert batch.status == BatchStatus.REJECTED, "its only file was rejected: nothing stored"
+    assert batch.state == BatchOutcome.REJECTED, "its only file was rejected: nothing stored"
     assert list(batch.results.values_list("reason", flat=True)) == ["too_large"]
     assert not Instance.objects.exists()
 
@@ -213,7 +213,7 @@ def test_an_aborted_association_still_processes_what_arrived(node, scp_port, tmp
     assoc.abort()
 
     batch = wait_for_batch()
-    assert batch.status == BatchStatus.DONE
+    assert batch.state == BatchOutcome.DONE
     assert batch.accepted_count == len(series_files)
     assert Series.objects.count() == 1
 

@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from apps.imaging.models import (
-    BatchStatus,
+    BatchOutcome,
     Case,
     FileOutcome,
     Instance,
@@ -21,6 +21,7 @@ from apps.imaging.models import (
 )
 from apps.imaging.services import ingest, storage, uploads
 from apps.institutions.services import add_site
+from apps.jobs.models import JobStatus
 from tests.imaging.dicom_samples import write_patient_study
 
 pytestmark = pytest.mark.django_db
@@ -60,7 +61,7 @@ def test_import_dicom_leaves_no_planted_phi_anywhere(tmp_path, settings, site, c
     folder, planted = write_patient_study(tmp_path / "incoming", seed=1)
     output, batch = import_folder(folder, site.code)
 
-    assert batch.status == BatchStatus.DONE, output
+    assert batch.state == BatchOutcome.DONE, output
     assert batch.rejected_count == 0
     assert batch.accepted_count == batch.file_count > 0
     assert "accepted" in output and "0 rejected" in output
@@ -101,7 +102,7 @@ def test_reupload_is_idempotent(tmp_path, site):
     _, first = import_folder(folder, site.code)
     instances = Instance.objects.count()
     output, second = import_folder(folder, site.code)
-    assert second.status == BatchStatus.DONE
+    assert second.state == BatchOutcome.DONE
     assert second.duplicate_count == second.file_count == first.file_count
     assert second.accepted_count == 0
     assert Instance.objects.count() == instances
@@ -115,7 +116,7 @@ def test_rejected_file_makes_command_fail_and_loses_nothing(tmp_path, site):
     output, batch = import_folder(folder, site.code)
     assert "CommandError: 1 file(s) rejected" in output
     assert "not_dicom" in output
-    assert batch.status == BatchStatus.DONE_WITH_REJECTIONS
+    assert batch.state == BatchOutcome.DONE_WITH_REJECTIONS
     assert batch.rejected_count == 1
     assert batch.accepted_count == batch.file_count - 1
 
@@ -206,7 +207,7 @@ def test_hostile_zip_is_refused_without_writing_anything(tmp_path, settings, sit
         uploads.stage_files(site, None, [("upload.zip", io.BytesIO(data))], channel="api")
     batch = refused.value.batch
     batch.refresh_from_db()
-    assert batch.status == BatchStatus.REJECTED, "kept on record: the archive is one rejected item"
+    assert batch.state == BatchOutcome.REJECTED, "kept on record: the archive is one rejected item"
     [result] = batch.results.all()
     assert result.outcome == FileOutcome.REJECTED and result.message.startswith("Archive refused")
     assert batch.items == [result.name] and batch.file_count == batch.rejected_count == 1
@@ -221,7 +222,7 @@ def test_zip_upload_is_unpacked_and_imported(tmp_path, site):
     data = zip_bytes({p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*.dcm")})
     batch = uploads.stage_files(site, None, [("study.zip", io.BytesIO(data))], channel="web")
     batch = ingest.process_batch(batch.pk)
-    assert batch.status == BatchStatus.DONE
+    assert batch.state == BatchOutcome.DONE
     assert batch.accepted_count == batch.file_count == len(list(folder.rglob("*.dcm")))
 
 
@@ -247,7 +248,7 @@ def test_crash_mid_batch_leaves_whole_series_and_a_retryable_batch(tmp_path, set
         ingest.process_batch(batch.pk)
 
     batch.refresh_from_db()
-    assert batch.status == BatchStatus.PROCESSING
+    assert batch.status == JobStatus.RUNNING
     assert Series.objects.count() == 1, "only the series finished before the crash is stored"
     series = Series.objects.get()
     assert series.instances.count() == first_series_size
@@ -256,7 +257,7 @@ def test_crash_mid_batch_leaves_whole_series_and_a_retryable_batch(tmp_path, set
 
     monkeypatch.setattr(storage, "encode_dataset", real_encode)
     batch = ingest.process_batch(batch.pk)
-    assert batch.status == BatchStatus.DONE
+    assert batch.state == BatchOutcome.DONE
     assert batch.attempts == 2
     assert batch.accepted_count == batch.file_count
     assert Series.objects.count() == 3
@@ -272,7 +273,7 @@ def test_a_batch_is_shown_finished_only_once_its_staged_files_are_gone(tmp_path,
     real_save = UploadBatch.save
 
     def observed_save(self, *args, **kwargs):
-        if self.status in (BatchStatus.DONE, BatchStatus.DONE_WITH_REJECTIONS):
+        if self.status == JobStatus.DONE:
             staged_when_finished.append(uploads.staging_dir(self).exists())
             raise WorkerCrashed
         return real_save(self, *args, **kwargs)
@@ -282,11 +283,11 @@ def test_a_batch_is_shown_finished_only_once_its_staged_files_are_gone(tmp_path,
         ingest.process_batch(batch.pk)
     assert staged_when_finished == [False]
     batch.refresh_from_db()
-    assert batch.status == BatchStatus.PROCESSING
+    assert batch.status == JobStatus.RUNNING
 
     monkeypatch.setattr(UploadBatch, "save", real_save)
     batch = ingest.process_batch(batch.pk)
-    assert batch.status == BatchStatus.DONE
+    assert batch.state == BatchOutcome.DONE
     assert batch.accepted_count == batch.file_count == Instance.objects.count()
 
 
@@ -300,7 +301,7 @@ def test_identifying_file_and_folder_names_are_not_stored(tmp_path, site):
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(path.read_bytes())
     output, batch = import_folder(tmp_path / "export", site.code)
-    assert batch.status == BatchStatus.DONE and batch.accepted_count == batch.file_count
+    assert batch.state == BatchOutcome.DONE and batch.accepted_count == batch.file_count
     names = list(batch.results.values_list("name", flat=True))
     assert all(family not in name for name in names), names
     assert family not in output and family not in all_database_text()

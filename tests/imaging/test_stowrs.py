@@ -9,8 +9,9 @@ import pydicom
 import pytest
 from django.test import Client
 
-from apps.imaging.models import BatchStatus, Instance, Series, UploadBatch
+from apps.imaging.models import BatchOutcome, Instance, Series, UploadBatch
 from apps.imaging.services import stow, uploads
+from apps.jobs.models import JobStatus
 from tests.factories import PASSWORD, AdminFactory, CoordinatorFactory, InstitutionFactory, ReaderFactory
 from tests.imaging.dicom_samples import write_patient_study
 
@@ -83,7 +84,7 @@ def test_a_study_is_stored_and_referenced_by_its_de_identified_uids(client_of, c
     assert sorted(referenced) == sorted(Instance.objects.values_list("sop_uid", flat=True))
     assert not {original_uid(raw, "SOPInstanceUID") for raw in files} & set(referenced)
     batch = UploadBatch.objects.get()
-    assert batch.channel == "stow-rs" and batch.status == BatchStatus.DONE and batch.institution == coordinator.institution
+    assert batch.channel == "stow-rs" and batch.state == BatchOutcome.DONE and batch.institution == coordinator.institution
     assert batch.accepted_count == len(files) and Series.objects.count() == 3
     assert not uploads.staging_dir(batch).exists()
     text = response.content.decode()
@@ -117,7 +118,7 @@ def test_a_part_that_is_not_dicom_fails_alone(client_of, coordinator, study):
     assert all(SOP_INSTANCE not in item for item in failed)
     assert len(sop_uids(response)) == 2
     batch = UploadBatch.objects.get()
-    assert batch.status == BatchStatus.DONE_WITH_REJECTIONS
+    assert batch.state == BatchOutcome.DONE_WITH_REJECTIONS
     assert sorted(batch.results.filter(outcome="rejected").values_list("reason", flat=True)) == [
         "empty_part", "not_dicom"
     ]
@@ -172,7 +173,7 @@ def test_a_malformed_body_is_refused_and_leaves_a_failed_batch(client_of, coordi
     assert response.status_code == 400
     assert not Instance.objects.exists()
     for batch in UploadBatch.objects.all():
-        assert batch.status == BatchStatus.FAILED and batch.error.startswith("STOW-RS request refused")
+        assert batch.status == JobStatus.FAILED and batch.error.startswith("STOW-RS request refused")
     assert not any(Path(settings.UPLOAD_STAGING_DIR).rglob("*.dcm"))
 
 
@@ -187,7 +188,7 @@ def test_a_body_over_the_limit_without_content_length_is_cut_off(coordinator, st
     with pytest.raises(stow.StowError) as refused:
         stow.store_instances(coordinator.institution, coordinator, io.BytesIO(body(study[0][:3])), CONTENT_TYPE, None)
     assert refused.value.status == 413
-    assert UploadBatch.objects.get().status == BatchStatus.FAILED
+    assert UploadBatch.objects.get().status == JobStatus.FAILED
     assert not any(Path(settings.UPLOAD_STAGING_DIR).rglob("*.dcm"))
 
 
@@ -217,7 +218,7 @@ def test_a_large_request_is_queued_and_answered_202(client_of, coordinator, stud
     batch = UploadBatch.objects.get()
     assert response.status_code == 202
     assert response["Location"] == f"/api/imaging/uploads/{batch.pk}/"
-    assert batch.status == BatchStatus.DONE and batch.accepted_count == 2
+    assert batch.state == BatchOutcome.DONE and batch.accepted_count == 2
 
 
 def test_readers_and_anonymous_callers_are_refused(client, client_of, site, study):

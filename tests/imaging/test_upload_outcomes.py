@@ -10,7 +10,7 @@ import pydicom
 import pytest
 from django.urls import reverse
 
-from apps.imaging.models import BatchStatus, Case, FileOutcome, Series, SeriesStatus, UploadBatch
+from apps.imaging.models import BatchOutcome, Case, FileOutcome, Series, SeriesStatus, UploadBatch
 from tests.factories import CoordinatorFactory
 from tests.imaging.dicom_samples import write_patient_study
 from tests.imaging.test_ingest import _absurd, _ct, _drop_pixels
@@ -106,7 +106,7 @@ def test_each_of_seven_bad_files_gets_its_own_outcome(client, coordinator, tmp_p
     assert bomb["outcome"] == FileOutcome.REJECTED
     assert bomb["message"].startswith("Archive refused (compression_ratio)")
     assert detail["rejected_count"] == 6 and detail["accepted_count"] == 1 and detail["held_count"] == 1
-    assert detail["status"] == BatchStatus.DONE_WITH_REJECTIONS and detail["error"] == ""
+    assert detail["outcome"] == BatchOutcome.DONE_WITH_REJECTIONS and detail["error"] == ""
 
     page = detail_page(client, batch_id)
     assert "Archive refused (compression_ratio)" in page
@@ -122,7 +122,7 @@ def test_a_refused_archive_among_good_files_keeps_the_good_ones(client, coordina
     response = api_upload(client, [("bomb.zip", zip_bomb()), *good], django_capture_on_commit_callbacks)
     assert response.status_code == 201, response.content
     batch = UploadBatch.objects.get(pk=response.json()["id"])
-    assert batch.status == BatchStatus.DONE_WITH_REJECTIONS
+    assert batch.state == BatchOutcome.DONE_WITH_REJECTIONS
     assert batch.accepted_count == len(good) and batch.rejected_count == 1 and batch.file_count == len(good) + 1
     assert Case.objects.count() == 1
 
@@ -136,7 +136,7 @@ def test_a_refused_upload_is_recorded_and_its_id_not_reused(client, coordinator,
 
     detail = client.get(reverse("upload-detail", args=[refused_id]))
     assert detail.status_code == 200, "the coordinator can look the refused upload up later"
-    assert response.json()["status"] == detail.json()["status"] == BatchStatus.REJECTED
+    assert response.json()["outcome"] == detail.json()["outcome"] == BatchOutcome.REJECTED
     [result] = detail.json()["results"]
     assert result["outcome"] == FileOutcome.REJECTED and result["reason"] == "archive_compression_ratio"
     assert "expands more than 100 times" in result["message"]
@@ -149,7 +149,7 @@ def test_a_refused_upload_is_recorded_and_its_id_not_reused(client, coordinator,
     good = [(p.name, p.read_bytes()) for p in sorted(next(folder.iterdir()).glob("*.dcm"))]
     next_id = api_upload(client, good, django_capture_on_commit_callbacks).json()["id"]
     assert next_id != refused_id
-    assert UploadBatch.objects.get(pk=refused_id).status == BatchStatus.REJECTED
+    assert UploadBatch.objects.get(pk=refused_id).state == BatchOutcome.REJECTED
 
 
 def test_a_refused_upload_through_the_page_is_recorded(client, coordinator):
@@ -168,7 +168,7 @@ def test_all_files_rejected_says_nothing_was_stored(client, coordinator, tmp_pat
     response = api_upload(client, items, django_capture_on_commit_callbacks)
     batch_id = response.json()["id"]
     detail = client.get(reverse("upload-detail", args=[batch_id])).json()
-    assert detail["status"] == BatchStatus.REJECTED
+    assert detail["outcome"] == BatchOutcome.REJECTED
     assert detail["status_display"] == "Nothing stored: every file rejected"
     assert detail["summary"] == "Nothing was stored: all 6 files were rejected. The reasons are listed per file."
     page = detail_page(client, batch_id)
@@ -188,7 +188,7 @@ def test_a_burned_in_series_is_shown_held_not_accepted(client, coordinator, tmp_
     batch_id = response.json()["id"]
     detail = client.get(reverse("upload-detail", args=[batch_id])).json()
 
-    assert detail["status"] == BatchStatus.DONE_WITH_HOLDS
+    assert detail["outcome"] == BatchOutcome.DONE_WITH_HOLDS
     assert detail["accepted_count"] == len(items) and detail["held_count"] == len(held)
     assert "held from readers" in detail["summary"] and "Cases page" in detail["summary"]
     held_results = [r for r in detail["results"] if r["reason"] == "held_burned_in"]

@@ -19,7 +19,7 @@ from apps.accounts.models import Role
 from apps.accounts.services import create_member
 from apps.imaging import synthetic
 from apps.imaging.models import (
-    BatchStatus,
+    BatchOutcome,
     Case,
     EnhancementJob,
     JobStatus,
@@ -129,7 +129,7 @@ def test_a_vendor_series_matching_one_conventional_series_is_linked_on_ingest_an
     assert list(EnhancementJob.objects.values_list("series_id", flat=True)) == [conventional.pk]
 
     # The upload says what happened to each file of it.
-    assert batch.status == BatchStatus.DONE and batch.held_count == 0
+    assert batch.state == BatchOutcome.DONE and batch.held_count == 0
     linked = batch.results.filter(reason=vendor_links.LINKED_REASON)
     assert linked.count() == len(world["vendor_files"])
     assert f"linked as the vendor DL version of conventional series {conventional.pk}" in linked.first().message
@@ -151,7 +151,7 @@ def test_a_vendor_series_arriving_first_is_linked_when_its_conventional_series_a
     batch = upload(world, world["conventional"], django_capture_on_commit_callbacks)
     vendor.refresh_from_db()
     assert vendor.status == SeriesStatus.READY and vendor.conventional == the_conventional()
-    assert batch.status == BatchStatus.DONE
+    assert batch.state == BatchOutcome.DONE
     assert not EnhancementJob.objects.filter(series=vendor).exists()
 
 
@@ -171,7 +171,7 @@ def test_an_ambiguous_vendor_series_is_held_with_its_reason_and_linked_on_the_ca
     assert f"2 conventional series match it in study, geometry and sequence (series {first.pk}, {second.pk})" in \
         vendor.hold_reason
     assert sorted(EnhancementJob.objects.values_list("series_id", flat=True)) == [first.pk, second.pk]
-    assert batch.status == BatchStatus.DONE_WITH_HOLDS
+    assert batch.state == BatchOutcome.DONE_WITH_HOLDS
     held = batch.results.filter(reason="held_vendor")
     assert held.count() == len(world["vendor_files"]) and "vendor" in held.first().message.lower()
 

@@ -12,9 +12,10 @@ from django.conf import settings as django_settings
 from django.db import connection
 from kombu import Connection
 
-from apps.imaging.models import FINISHED_STATUSES, BatchStatus, UploadBatch
+from apps.imaging.models import BatchOutcome, UploadBatch
 from apps.imaging.services import uploads
 from apps.institutions.services import add_site
+from apps.jobs.models import JobStatus
 from tests.imaging.dicom_samples import write_patient_study
 from worker.ingestion import process_upload_batch
 
@@ -41,15 +42,18 @@ def redis_url() -> str:
     return url
 
 
-def start_worker(env_overrides: dict[str, str]) -> subprocess.Popen:
+def start_worker(env_overrides: dict[str, str], pool: str = "solo", queues: str = "default",
+                 log: Path | None = None) -> subprocess.Popen:
+    """A real Celery worker process on this test's database, image store and staging folder; its output goes to
+    ``log`` (a file, which never fills up and blocks the worker) or to a pipe."""
     env = {**os.environ, **env_overrides, "DATABASE_URL": database_url(), "READERSTUDY_ALLOW_INSECURE_KEY": "1",
            "READERSTUDY_MEDIA_ROOT": str(django_settings.MEDIA_ROOT),
            "READERSTUDY_UPLOAD_STAGING_DIR": str(django_settings.UPLOAD_STAGING_DIR)}
     env.pop("READERSTUDY_CELERY_EAGER", None)
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "readerstudy", "worker", "-Q", "default", "--pool", "solo",
-         "--without-heartbeat", "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, "-m", "celery", "-A", "readerstudy", "worker", "-Q", queues, "--pool", pool,
+         "--concurrency", "1", "--without-heartbeat", "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
+        cwd=REPO, env=env, stdout=log.open("w") if log else subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
 
 
@@ -57,7 +61,7 @@ def wait_until_finished(batch: UploadBatch, worker: subprocess.Popen, seconds: f
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         batch.refresh_from_db()
-        if batch.status in (*FINISHED_STATUSES, BatchStatus.FAILED):
+        if batch.status in (JobStatus.DONE, JobStatus.FAILED):
             return batch
         if worker.poll() is not None:
             break
@@ -96,6 +100,6 @@ def test_real_worker_ingests_an_upload(tmp_path, eager_tasks, broker):
     finally:
         worker.terminate()
         worker.wait(timeout=30)
-    assert batch.status == BatchStatus.DONE
+    assert batch.state == BatchOutcome.DONE
     assert batch.accepted_count == batch.file_count
     assert batch.attempts == 1

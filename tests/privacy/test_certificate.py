@@ -14,7 +14,7 @@ from django.urls import reverse
 from pypdf import PdfReader
 
 from apps.imaging import deidentify, synthetic
-from apps.imaging.models import BatchStatus, Instance, UploadBatch
+from apps.imaging.models import BatchOutcome, Instance, UploadBatch
 from apps.privacy.models import SeriesDeidentification
 from apps.privacy.services import evidence
 from tests.factories import AdminFactory, CoordinatorFactory, InstitutionFactory, ReaderFactory
@@ -94,7 +94,7 @@ def pdf_text(data: bytes) -> str:
 
 def test_the_certificate_lists_every_action_and_no_planted_value(client, planted):
     batch = planted.batch
-    assert batch.status == BatchStatus.DONE_WITH_REJECTIONS
+    assert batch.state == BatchOutcome.DONE_WITH_REJECTIONS
     api = client.get(reverse("upload-certificate", args=[batch.pk]))
     assert api.status_code == 200 and api["Content-Type"] == "application/json"
     document = api.json()

@@ -5,7 +5,6 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -24,6 +23,7 @@ from apps.imaging.models import (
 )
 from apps.imaging.services import dl_versions
 from apps.imaging.services.dl_versions import DLSource
+from apps.jobs import lifecycle
 from worker.enhance.context import check_factor
 from worker.enhance.qa import FAILURE_MESSAGES
 
@@ -45,9 +45,8 @@ def needs_enhancement(series: Series, source: DLSource | None = None) -> bool:
 
 
 def enqueue(job: EnhancementJob) -> None:
-    from worker.enhancement import enhance_series
-
-    transaction.on_commit(lambda: enhance_series.delay(job_id=job.pk))
+    """Queues the job (on queue "gpu") once its row is committed."""
+    lifecycle.queue(job)
 
 
 def request_enhancement(
@@ -82,20 +81,9 @@ def request_enhancement(
 
 
 def retry_enhancement(job: EnhancementJob) -> None:
-    """Queues a failed (or stuck) job again; a finished job (its series made, or superseded) is left alone."""
-    if job.status == JobStatus.DONE:
-        return
-    job.status = JobStatus.QUEUED
-    job.error = ""
-    job.save(update_fields=["status", "error"])
+    """Queues a failed job, or one whose worker stopped, again; lifecycle.NotRetryable for any other."""
+    lifecycle.prepare_retry(job)
     enqueue(job)
-
-
-def mark_failed(job_id: int, message: str) -> None:
-    """Records why a job failed, visibly to coordinators; the job can be retried."""
-    EnhancementJob.objects.filter(pk=job_id).update(
-        status=JobStatus.FAILED, error=message[:2000], finished_at=timezone.now()
-    )
 
 
 def provenance(series: Series) -> dict | None:

@@ -13,8 +13,6 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
-from django.db.models import F
-from django.utils import timezone
 
 from apps.enhancement_models import runtime
 from apps.enhancement_models import services as registry
@@ -22,6 +20,7 @@ from apps.imaging import blinding, deidentify
 from apps.imaging.models import EnhancementJob, JobStatus, Series, SeriesSource, SeriesStatus, Version
 from apps.imaging.services import dl_versions, storage
 from apps.imaging.services.enhancement import AlreadyRead, studies_reading
+from apps.jobs import lifecycle
 from worker.enhance import dicom_io, inference, qa
 
 logger = logging.getLogger(__name__)
@@ -93,11 +92,10 @@ def _made_already(job: EnhancementJob, existing: Series) -> EnhancementJob:
     """The series already has a DL version from the job's source (model and factor): the job makes nothing and
     records that version as its output unless another job made it."""
     taken = EnhancementJob.objects.filter(output_series=existing).exclude(pk=job.pk).exists()
-    job.status, job.finished_at = JobStatus.DONE, timezone.now()
-    job.output_series = None if taken else existing
-    job.error = f"Series {job.series_id} already had this model's DL version at this factor (series {existing.pk})."
-    job.save(update_fields=["status", "finished_at", "output_series", "error"])
-    return job
+    return lifecycle.finish(
+        job, output_series=None if taken else existing,
+        error=f"Series {job.series_id} already had this model's DL version at this factor (series {existing.pk}).",
+    )
 
 
 def run_job(job_id: int, device: str | None = None) -> EnhancementJob:
@@ -119,12 +117,11 @@ def run_job(job_id: int, device: str | None = None) -> EnhancementJob:
     existing = dl_versions.dl_version(series, dl_source)
     if existing is not None and existing.pk != job.replaces_id:
         return _made_already(job, existing)
+    if lifecycle.start(EnhancementJob, job.pk) is None:
+        return job
     runner = runtime.runner_for(model, device or settings.ENHANCE_DEVICE or None)
     chosen = runner.device
-    EnhancementJob.objects.filter(pk=job.pk).update(
-        status=JobStatus.RUNNING, attempts=F("attempts") + 1, started_at=timezone.now(), device=str(chosen), error="",
-        model=model,
-    )
+    EnhancementJob.objects.filter(pk=job.pk).update(device=str(chosen), model=model)
     timings: dict[str, float] = {}
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="readerstudy-enhance-") as tmp:
@@ -163,16 +160,12 @@ def run_job(job_id: int, device: str | None = None) -> EnhancementJob:
             written.append(job.difference_image.name)
             timings["write_s"] = time.perf_counter() - mark
             timings["total_s"] = time.perf_counter() - start
-            job.refresh_from_db(fields=["attempts", "started_at", "device"])
-            job.status = JobStatus.DONE
-            job.output_series = dl
-            job.model, job.model_version = model, model.version
-            job.runtime, job.run_settings = runner.runtime, _run_settings(runner)
-            job.timings = {k: round(v, 3) for k, v in timings.items()}
-            job.qa = residual.as_dict()
-            job.qa_flagged = residual.flagged
-            job.finished_at = timezone.now()
-            job.save()
+            lifecycle.finish(
+                job, output_series=dl, model=model, model_version=model.version, runtime=runner.runtime,
+                run_settings=_run_settings(runner), timings={k: round(v, 3) for k, v in timings.items()},
+                qa=residual.as_dict(), qa_flagged=residual.flagged, difference_image=job.difference_image,
+            )
+            job.refresh_from_db()
     except BaseException:
         storage.discard_files(written)
         raise

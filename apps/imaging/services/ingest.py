@@ -17,14 +17,11 @@ from pathlib import Path
 import pydicom
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
-from django.utils import timezone
 from pydicom.dataset import Dataset
 
 from apps.imaging import blinding, classification, deidentify, validation
 from apps.imaging.models import (
-    FINISHED_STATUSES,
-    BatchStatus,
+    BatchOutcome,
     Case,
     FileOutcome,
     Instance,
@@ -37,6 +34,7 @@ from apps.imaging.models import (
 )
 from apps.imaging.services import enhancement, storage, vendor, windows
 from apps.imaging.services.uploads import staged_files, staged_name, staging_dir
+from apps.jobs import lifecycle
 from apps.privacy.services import burned_in as burned_in_text
 from apps.privacy.services import evidence
 
@@ -268,19 +266,24 @@ def _process_group(batch: UploadBatch, paths: list[Path]) -> None:
             _reject_all(batch, files, "store_failed", "The series could not be stored; nothing of it was kept.")
 
 
+def public_error(exc: BaseException) -> str:
+    """A failed batch's reason as shown: never the exception's text, which could quote a header value."""
+    return f"{type(exc).__name__}: the upload could not be processed; it can be retried."
+
+
 def process_batch(batch_id: int) -> UploadBatch:
-    """Processes every staged file of a batch that has no outcome yet; safe to run again after a crash."""
+    """Processes every staged file of a batch that has no outcome yet; safe to run again after a crash.
+
+    A batch already done, failed, or being processed by a live worker is returned as it is."""
     batch = UploadBatch.objects.select_related("institution").get(pk=batch_id)
-    if batch.status in FINISHED_STATUSES:
+    if lifecycle.start(UploadBatch, batch_id) is None:
         return batch
-    UploadBatch.objects.filter(pk=batch.pk).update(
-        status=BatchStatus.PROCESSING, attempts=F("attempts") + 1, started_at=timezone.now(), error=""
-    )
     done = set(batch.results.values_list("name", flat=True))
     pending = [path for path in staged_files(batch) if staged_name(batch, path) not in done]
     for paths in group_by_series(pending).values():
         _process_group(batch, paths)
         UploadBatch.objects.filter(pk=batch.pk).update(processed_count=batch.results.count())
+        lifecycle.beat(UploadBatch, batch.pk)
     return finish_batch(batch)
 
 
@@ -297,12 +300,11 @@ def finish_batch(batch: UploadBatch) -> UploadBatch:
     batch.duplicate_count = counts[FileOutcome.DUPLICATE]
     batch.rejected_count = counts[FileOutcome.REJECTED]
     batch.held_count = batch.results.filter(outcome=FileOutcome.ACCEPTED, reason__startswith="held_").count()
-    batch.status = finished_status(batch)
-    batch.finished_at = timezone.now()
-    batch.save(update_fields=[
-        "processed_count", "accepted_count", "duplicate_count", "rejected_count", "held_count", "status",
-        "finished_at",
-    ])
+    lifecycle.finish(
+        batch, outcome=finished_outcome(batch), processed_count=batch.processed_count,
+        accepted_count=batch.accepted_count, duplicate_count=batch.duplicate_count,
+        rejected_count=batch.rejected_count, held_count=batch.held_count,
+    )
     batch.refresh_from_db()
     logger.info(
         "Upload %s: %s accepted, %s duplicate, %s rejected",
@@ -311,19 +313,12 @@ def finish_batch(batch: UploadBatch) -> UploadBatch:
     return batch
 
 
-def finished_status(batch: UploadBatch) -> str:
+def finished_outcome(batch: UploadBatch) -> str:
     """Nothing stored, some files rejected, some series held, or done: the worst thing the coordinator must know."""
     if batch.rejected_count and not (batch.accepted_count or batch.duplicate_count):
-        return BatchStatus.REJECTED
+        return BatchOutcome.REJECTED
     if batch.rejected_count:
-        return BatchStatus.DONE_WITH_REJECTIONS
+        return BatchOutcome.DONE_WITH_REJECTIONS
     if batch.held_count:
-        return BatchStatus.DONE_WITH_HOLDS
-    return BatchStatus.DONE
-
-
-def mark_failed(batch_id: int, message: str) -> None:
-    """Records a failure the worker could not recover from; the staged files stay for a retry."""
-    UploadBatch.objects.filter(pk=batch_id).update(status=BatchStatus.FAILED, error=message[:2000])
-
-
+        return BatchOutcome.DONE_WITH_HOLDS
+    return BatchOutcome.DONE

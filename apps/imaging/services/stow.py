@@ -23,6 +23,7 @@ from apps.imaging import deidentify, validation
 from apps.imaging.models import FileOutcome, UploadBatch, UploadFileResult
 from apps.imaging.services import ingest, uploads
 from apps.institutions.models import Institution
+from apps.jobs import lifecycle
 
 logger = logging.getLogger(__name__)
 
@@ -266,7 +267,7 @@ def store_instances(
         batch = ingest.process_batch(batch.pk)
     except Exception as exc:
         logger.error("STOW-RS upload %s failed while processing (%s)", batch.pk, type(exc).__name__)
-        ingest.mark_failed(batch.pk, f"{type(exc).__name__}: the upload could not be processed; it can be retried.")
+        lifecycle.fail(UploadBatch, batch.pk, ingest.public_error(exc))
         raise
     status, body = store_response(batch, parts, identities)
     return StowOutcome(status, body, batch, parts=parts)

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import BinaryIO
 
 from django.conf import settings
-from django.db import transaction
-from django.utils import timezone
 
 from apps.imaging.archives import ArchiveRejected, extract_archive
-from apps.imaging.models import FINISHED_STATUSES, BatchStatus, FileOutcome, UploadBatch, UploadFileResult
+from apps.imaging.models import BatchOutcome, FileOutcome, UploadBatch, UploadFileResult
 from apps.institutions.models import Institution
+from apps.jobs import lifecycle
+from apps.jobs.models import JobStatus
 
 logger = logging.getLogger(__name__)
 
@@ -92,10 +92,8 @@ def _new_batch(institution: Institution, user, channel: str) -> UploadBatch:
 
 def _refuse(batch: UploadBatch, message: str) -> UploadRefused:
     shutil.rmtree(staging_dir(batch), ignore_errors=True)
-    batch.status = BatchStatus.FAILED
-    batch.error = message
-    batch.finished_at = timezone.now()
-    batch.save(update_fields=["status", "error", "finished_at"])
+    lifecycle.fail(UploadBatch, batch.pk, message)
+    batch.refresh_from_db()
     return UploadRefused(batch, message)
 
 
@@ -223,31 +221,29 @@ def refuse_batch(batch: UploadBatch, message: str) -> UploadRefused:
 
 def enqueue_processing(batch: UploadBatch) -> None:
     """Queues the worker once the batch row is committed."""
-    from worker.ingestion import process_upload_batch
-
-    transaction.on_commit(lambda: process_upload_batch.delay(batch_id=batch.pk))
+    lifecycle.queue(batch)
 
 
 class NothingToRetry(ValueError):
-    """Every file of the batch has its outcome and nothing is staged: processing it again could only fail."""
+    """The batch is done, still being processed, or has no staged file left: processing it again could only fail."""
 
 
 def can_retry(batch: UploadBatch) -> bool:
-    """Only an unfinished batch whose staged files are still there can be processed again."""
-    return batch.status not in FINISHED_STATUSES and bool(staged_files(batch))
+    """A failed batch, or one whose worker stopped, whose staged files are still there can be processed again."""
+    return lifecycle.can_retry(batch) and bool(staged_files(batch))
 
 
 def retry_upload(batch: UploadBatch) -> None:
     """Queues a batch again; files that already have an outcome are skipped, so this is always safe."""
     if not can_retry(batch):
-        raise NothingToRetry(
-            "Nothing to process again: every file of this upload has its outcome"
-            if batch.status in FINISHED_STATUSES
-            else "Nothing to process again: no file of this upload is left on the server; upload the files again."
-        )
-    batch.status = BatchStatus.PENDING
-    batch.error = ""
-    batch.save(update_fields=["status", "error"])
+        if batch.status == JobStatus.DONE:
+            reason = "Nothing to process again: every file of this upload has its outcome"
+        elif lifecycle.can_retry(batch):
+            reason = "Nothing to process again: no file of this upload is left on the server; upload the files again."
+        else:
+            reason = "The upload is waiting for the worker or being processed; it can be retried if that fails."
+        raise NothingToRetry(reason)
+    lifecycle.prepare_retry(batch)
     enqueue_processing(batch)
 
 
@@ -257,13 +253,14 @@ def _files(count: int) -> str:
 
 def describe(batch: UploadBatch) -> str:
     """What happened to an upload, in one or two sentences, for the upload page and the API."""
-    if batch.status == BatchStatus.PENDING:
-        return f"Waiting for the worker: {_files(batch.file_count)} received."
-    if batch.status == BatchStatus.PROCESSING:
+    if batch.status == JobStatus.QUEUED:
+        note = f" ({batch.error})" if batch.error else ""
+        return f"Waiting for the worker: {_files(batch.file_count)} received.{note}"
+    if batch.status == JobStatus.RUNNING:
         return f"Processing: {batch.processed_count} of {_files(batch.file_count)} done."
-    if batch.status == BatchStatus.FAILED:
+    if batch.status == JobStatus.FAILED:
         return f"Failed: {batch.error}" if batch.error else "Failed."
-    if batch.status == BatchStatus.REJECTED:
+    if batch.outcome == BatchOutcome.REJECTED:
         every = "the file was" if batch.rejected_count == 1 else f"all {batch.rejected_count} files were"
         return f"Nothing was stored: {every} rejected. The reasons are listed per file."
     parts = [f"{batch.accepted_count} stored"]

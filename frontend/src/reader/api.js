@@ -5,6 +5,8 @@ import { LockedError } from './scoreState.js';
 const ROIS_API = '/api/analysis/rois/';
 // The reader's own viewer settings, kept on their account (apps/accounts/preferences.py).
 const PREFERENCES_API = '/api/reading/preferences/';
+// The blinding question of a submitted task (apps/analysis/api.py TaskBlinding), by task token.
+const BLINDING_API = '/api/analysis/blinding/';
 
 export class ApiError extends Error {
   constructor(status, body) {
@@ -57,6 +59,9 @@ export function createApi(csrfToken) {
     putPreferences: (preferences) => request('PUT', PREFERENCES_API, preferences),
     getRois: (token) => request('GET', roisUrl(token)),
     saveRoi: (token, roi) => request('POST', roisUrl(token), roi),
+    /** { ask: false } or the question to ask after this task's submit (issue 14, item 6). */
+    getBlindingQuestion: (token) => request('GET', `${BLINDING_API}${encodeURIComponent(token)}/`),
+    answerBlindingQuestion: (token, answer) => request('POST', `${BLINDING_API}${encodeURIComponent(token)}/`, { answer }),
     deleteRoi: (token, label) => request('DELETE', `${roisUrl(token)}${encodeURIComponent(label)}/`),
   };
 }

@@ -29,6 +29,16 @@ export const KEY_SECTIONS = [
   },
   { title: 'Help', keys: [['?', 'show / hide this help'], ['Esc', 'close this help']] },
 ];
+/** Where the study asks it, one question after each submit (issue 14, item 6): its own keys, none of them a score. */
+export const QUESTION_KEY_SECTION = {
+  title: 'Last question (some studies)',
+  keys: [
+    ['A B', 'which panel you think is DL-enhanced (side by side)'],
+    ['Y N', 'whether you think the image was DL-enhanced (one image)'],
+    ['D', 'don’t know'],
+    ['Esc', 'skip the question'],
+  ],
+};
 export const PAIRED_KEY_SECTION = {
   title: 'Side by side',
   keys: [

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ApiError, currentCsrfToken, isLoginExpired } from './api.js';
+import { ANSWER_KEYS, answerForKey } from './blindingQuestion.js';
 import { createKeyBuffer, describeKept } from './keyBuffer.js';
 import { KEY_SECTIONS, actionForKey, keySections } from './keyboard.js';
 import { LockedError, createAutosaveQueue, createScoreState, nextFocus } from './scoreState.js';
@@ -191,5 +192,29 @@ describe('keys typed while the task changes', () => {
     expect(describeKept(actions, 'waiting')).toBe('Kept for the next image: 3 ↑ 5');
     expect(describeKept(actions, 'applied')).toBe('3 keys typed during the change applied to this image (3 ↑ 5).');
     expect(describeKept(actions.slice(0, 1), 'no image left.')).toBe('1 key typed during the change not used (3): no image left.');
+  });
+});
+
+describe('the blinding question\'s keys (issue 14, item 6)', () => {
+  const paired = [{ value: 'A' }, { value: 'B' }, { value: 'dont_know' }];
+  const single = [{ value: 'dl' }, { value: 'conventional' }, { value: 'dont_know' }];
+
+  it('answers with letters that score nothing, Esc skips', () => {
+    expect(['a', 'B', 'd'].map((k) => answerForKey(k, paired))).toEqual(['A', 'B', 'dont_know']);
+    expect(['y', 'N', 'D'].map((k) => answerForKey(k, single))).toEqual(['dl', 'conventional', 'dont_know']);
+    expect(answerForKey('Escape', single)).toBe('skip');
+    for (const key of ['1', '2', '3', '4', '5', 'Enter', 'ArrowUp', 'F1']) {
+      expect(answerForKey(key, paired)).toBeNull();
+      expect(answerForKey(key, single)).toBeNull();
+    }
+    expect(answerForKey('y', paired)).toBeNull(); // a single-mode key in paired mode answers nothing
+    expect(answerForKey('a', single)).toBeNull();
+  });
+
+  it('has keys that the scoring map does not use for scores', () => {
+    for (const key of Object.values(ANSWER_KEYS)) {
+      expect(actionForKey({ key }, { paired: false })?.type).not.toBe('score');
+      expect(actionForKey({ key: key.toLowerCase() }, { paired: true })?.type).not.toBe('score');
+    }
   });
 });

@@ -3,9 +3,10 @@
 // while the reader scored) is shown in place and the URL is updated, so a reload resumes there.
 import './reading.css';
 import { ApiError, createApi, isLoginExpired } from './api.js';
+import { askBlindingQuestion } from './blindingQuestion.js';
 import { h } from './dom.js';
 import { KEPT_ACTIONS, createKeyBuffer, describeKept } from './keyBuffer.js';
-import { actionForKey, keySections } from './keyboard.js';
+import { QUESTION_KEY_SECTION, actionForKey, keySections } from './keyboard.js';
 import { createRoiPanel } from './roiPanel.js';
 import { ROI_LABELS } from './roiState.js';
 import { createRoiWorkflow } from './roiWorkflow.js';
@@ -31,6 +32,7 @@ const SAVE_TEXT = {
   retrying: 'Not saved yet — retrying',
   locked: 'Study locked — scores are read-only',
   review: 'Read-only review — scores as submitted',
+  submitted: 'Scores submitted',
 };
 
 const LOGIN_EXPIRED = 'Your login has expired. ';
@@ -106,6 +108,7 @@ export function mountReadingApp(root) {
   let drawing = false; // E: the left button draws ellipses
   let mouse = { ...DEFAULT_MOUSE }; // the reader's buttons, from their account (issue 12, item 5)
   let rois = null;
+  let blindingQuestion = null; // open after a submit where the study asks it (issue 14, item 6)
   const kept = createKeyBuffer(); // scoring keys typed while the task changes (issue 12, defect 1)
 
   root.classList.add('rs-app');
@@ -447,7 +450,8 @@ export function mountReadingApp(root) {
       clock.stop();
       autosave.stop();
       backup.clear();
-      outcome = await goNext(res.next_url, t0);
+      await askBlinding(tokenOf(task));
+      outcome = await goNext(res.next_url, t0, res.waiting);
     } catch (err) {
       if (err instanceof LockedError) {
         task.locked = true;
@@ -466,6 +470,30 @@ export function mountReadingApp(root) {
       submitting = false;
       delete root.dataset.submitting;
       settleKept(outcome);
+    }
+  }
+
+  /** The study's blinding question about the task just submitted, where it is asked: once, before the next image,
+   * over the score panel only (the images stay as they are). A failure to fetch or keep it does not hold the
+   * reader up: it is said, and the reading goes on. */
+  async function askBlinding(token) {
+    let asked;
+    try {
+      asked = await api.getBlindingQuestion(token);
+    } catch {
+      return;
+    }
+    if (!asked?.ask) return;
+    showSaveStatus('submitted');
+    root.dataset.blindingQuestion = 'open';
+    blindingQuestion = askBlindingQuestion(els.aside, asked);
+    const value = await blindingQuestion.answered;
+    blindingQuestion = null;
+    delete root.dataset.blindingQuestion;
+    try {
+      await api.answerBlindingQuestion(token, value);
+    } catch {
+      els.message.textContent = 'Your answer to the last question could not be kept.';
     }
   }
 
@@ -523,9 +551,11 @@ export function mountReadingApp(root) {
   }
 
   /** Shows the next task in place; resolves to 'shown', 'done' (no task left) or 'navigating' (a page load). */
-  async function goNext(nextUrl, t0) {
+  async function goNext(nextUrl, t0, waiting = '') {
     if (!nextUrl) {
-      showDone();
+      // The end of a reading session: the next one opens after the washout, and the server says when.
+      if (waiting) showDone('Session finished', waiting);
+      else showDone();
       return 'done';
     }
     const usePrefetched = prefetched && prefetched.pageUrl === nextUrl;
@@ -547,6 +577,11 @@ export function mountReadingApp(root) {
   // ---- keyboard -------------------------------------------------------------------------------
 
   function onKeyDown(evt) {
+    if (blindingQuestion) {
+      if (evt.ctrlKey || evt.metaKey || evt.altKey) return;
+      if (blindingQuestion.key(evt.key) !== 'browser') evt.preventDefault();
+      return;
+    }
     const appState = root.dataset.state;
     // The task is changing: the submit is in flight, the next task is being shown, or the first one loads.
     const changing = submitting || appState === 'loading';
@@ -736,7 +771,7 @@ export function mountReadingApp(root) {
       h('div', { class: 'rs-main' }, viewers, aside, keysOverlay),
     );
     return {
-      position, badge, badgeNote, save, nav, viewers, items, message, roiBox, ellipseButton, submitButton,
+      aside, position, badge, badgeNote, save, nav, viewers, items, message, roiBox, ellipseButton, submitButton,
       linkButton, flickerButton,
       keysButton, keysOverlay, keysBody, mouseSection, mouseSelects, mouseFixed, mouseStatus,
       main: container.querySelector('.rs-main'),
@@ -763,6 +798,7 @@ export function mountReadingApp(root) {
       h('dl', {}, rows.flatMap(([k, what]) => [h('dt', {}, h('kbd', {}, k)), h('dd', {}, what)])));
     els.keysBody.replaceChildren(
       ...keySections({ paired: task.panels.length > 1 }).map((s) => section(s.title, s.keys)),
+      section(QUESTION_KEY_SECTION.title, QUESTION_KEY_SECTION.keys),
       els.mouseSection,
       h('section', { class: 'rs-keys-section' }, h('h3', {}, 'Calibration badge'), h('p', {}, CALIBRATION_HELP)),
     );

@@ -229,7 +229,7 @@ def certificate(batch: UploadBatch) -> dict:
         "generated_at": timezone.now().isoformat(timespec="seconds"),
         "upload": {
             "id": batch.pk, "site": batch.institution.code, "site_name": batch.institution.name,
-            "channel": batch.channel, "status": batch.status, "status_display": batch.get_status_display(),
+            "channel": batch.channel, "status": batch.state, "status_display": batch.get_state_display(),
             "received_at": batch.created_at.isoformat(timespec="seconds"),
             "finished_at": batch.finished_at.isoformat(timespec="seconds") if batch.finished_at else None,
         },
@@ -308,7 +308,7 @@ def site_summary(site) -> dict:
         },
         "uploads": [
             {"id": b.pk, "received_at": b.created_at.isoformat(timespec="seconds"), "channel": b.channel,
-             "status_display": b.get_status_display(), "received": b.file_count, "stored": b.accepted_count,
+             "status_display": b.get_state_display(), "received": b.file_count, "stored": b.accepted_count,
              "already_stored": b.duplicate_count, "rejected": b.rejected_count, "held": b.held_count,
              "method_codes": [c for c in deidentify.OPTION_CODES if per_batch.get(b.pk, {}).get(c)]}
             for b in batches

@@ -24,7 +24,7 @@ from apps.analysis.stats.snr import roi_ratios
 from apps.imaging.models import Version
 from apps.studies.models import ReaderStudy, ReadingMode, ReadingTask, Score, ScoreAudit, TaskStatus
 from apps.studies.services import sources
-from apps.studies.services.definition import ASSIGNMENT_COLUMNS, assignment_rows
+from apps.studies.services.definition import ASSIGNMENT_COLUMNS, assignment_rows, version_orders
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 CHUNK = 2000
@@ -33,6 +33,10 @@ CHUNK = 2000
 # The study's DL source, last in every file that has a version column (added after the others, so scripts that read
 # columns by position keep working): "model" or "vendor", NAME@VERSION, the model file's sha256, the factor.
 SOURCE_COLUMNS = {"dl_source": "text", "dl_model": "text", "dl_model_sha256": "text", "dl_factor": "float"}
+# Reading sessions, after the source columns in every file with one row per task or score: the task's session (1, or
+# 1-2 in a study read in two sessions) and which version of the image the reader was given first
+# (conventional_first or dl_first; NA in paired mode, where both are shown at once).
+ORDER_COLUMNS = {"session": "int", "version_order": "text"}
 LONG_COLUMNS = {
     "study_id": "int",
     "reader": "text",
@@ -54,6 +58,7 @@ LONG_COLUMNS = {
     "seconds_on_task": "float",
     "revision_seconds": "float",
     **SOURCE_COLUMNS,
+    **ORDER_COLUMNS,
 }
 WIDE_COLUMNS = {
     "study_id": "int",
@@ -133,8 +138,9 @@ SCORE_AUDIT_COLUMNS = {
     "changed_at": "time",
     "changed_by": "text",
     **SOURCE_COLUMNS,
+    **ORDER_COLUMNS,
 }
-ASSIGNMENT_TYPES = {"study": "int", "position": "int", "calibration": "bool", "dl_factor": "float"}
+ASSIGNMENT_TYPES = {"study": "int", "position": "int", "calibration": "bool", "dl_factor": "float", "session": "int"}
 
 
 def safe_text(value: str) -> str:
@@ -210,12 +216,17 @@ def long_rows(study: ReaderStudy) -> Iterator[tuple]:
             "task__submitted_at",
             "task__seconds_on_task",
             "task__revision_seconds",
+            "task__session",
+            "task__reader_id",
+            "task__case_id",
         )
     )
+    orders = version_orders(study)
     for (pseudonym, username, reader_site, case, site, sequence, version, left, right, panel, *rest) in (
         scores.iterator(chunk_size=CHUNK)
     ):
-        item, value, calibration, position, status, created, updated, submitted, seconds, revision = rest
+        item, value, calibration, position, status, created, updated, submitted, seconds, revision, *task = rest
+        session, reader_id, case_id = task
         yield (
             study.pk,
             reader_label(pseudonym, username),
@@ -237,6 +248,8 @@ def long_rows(study: ReaderStudy) -> Iterator[tuple]:
             seconds,
             revision,
             *source,
+            session,
+            orders.get((reader_id, case_id, sequence)),
         )
 
 
@@ -251,13 +264,14 @@ def wide_columns(study: ReaderStudy) -> dict[str, str]:
         scores = [f"{key}_{version}" for key in keys for version in Version.values]
     else:
         scores = keys
-    return {**WIDE_COLUMNS, **dict.fromkeys(scores, "int"), **SOURCE_COLUMNS}
+    return {**WIDE_COLUMNS, **dict.fromkeys(scores, "int"), **SOURCE_COLUMNS, **ORDER_COLUMNS}
 
 
 def wide_rows(study: ReaderStudy) -> Iterator[tuple]:
     """One row per reading task, scores spread over the item columns (NA where not scored yet)."""
-    columns = list(wide_columns(study))[len(WIDE_COLUMNS) : -len(SOURCE_COLUMNS)]
+    columns = list(wide_columns(study))[len(WIDE_COLUMNS) : -len(SOURCE_COLUMNS) - len(ORDER_COLUMNS)]
     source = sources.export_fields(study)
+    orders = version_orders(study)
     tasks = (
         ReadingTask.objects.filter(study=study)
         .select_related("reader__institution", "case__institution")
@@ -292,6 +306,8 @@ def wide_rows(study: ReaderStudy) -> Iterator[tuple]:
             task.revision_seconds,
             *(values.get(c) for c in columns),
             *source,
+            task.session,
+            orders.get((task.reader_id, task.case_id, task.sequence)),
         )
 
 
@@ -378,12 +394,16 @@ def score_audit_rows(study: ReaderStudy) -> Iterator[tuple]:
             "changed_at",
             "changed_by__pseudonym",
             "changed_by__username",
+            "score__task__session",
+            "score__task__reader_id",
+            "score__task__case_id",
         )
     )
+    orders = version_orders(study)
     for (pseudonym, username, reader_site, position, case, site, sequence, version, left, right, panel, *rest) in (
         changes.iterator(chunk_size=CHUNK)
     ):
-        item, calibration, old, new, changed_at, by_pseudonym, by_username = rest
+        item, calibration, old, new, changed_at, by_pseudonym, by_username, session, reader_id, case_id = rest
         yield (
             study.pk,
             reader_label(pseudonym, username),
@@ -402,6 +422,8 @@ def score_audit_rows(study: ReaderStudy) -> Iterator[tuple]:
             changed_at,
             reader_label(by_pseudonym or "", by_username or "") or None,
             *source,
+            session,
+            orders.get((reader_id, case_id, sequence)),
         )
 
 

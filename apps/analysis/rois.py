@@ -22,7 +22,7 @@ from apps.imaging.models import Series, SeriesStatus, Version
 from apps.imaging.services import dl_versions
 from apps.studies.models import ReadingTask
 from apps.studies.services import sources
-from apps.studies.services.reading import REVIEW_ONLY, review_only, stack
+from apps.studies.services.reading import review_only, review_reason, stack
 
 MIN_PIXELS = 2
 
@@ -39,7 +39,7 @@ def _require_changeable(task: ReadingTask) -> None:
     if task.study.is_locked:
         raise RoiError("The study is locked.")
     if review_only(task):
-        raise RoiReadOnly(REVIEW_ONLY)
+        raise RoiReadOnly(review_reason(task))
 
 
 @dataclass(frozen=True)

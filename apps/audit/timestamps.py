@@ -7,6 +7,9 @@ on insert (`save`, `create`, `bulk_create`, `update_or_create`) `updated_at` is 
 a later `save` stamps a new time that is never before `created_at`. `bulk_update` and `QuerySet.update` skip
 fields' `pre_save`, so a service using them stamps with `touch`. A model with such a pair also carries
 `updated_not_before_created`, so the database refuses an update time before the creation time.
+
+`now` is the product's one clock: whatever compares times (a reading session's washout, a score's times) reads it,
+so a test that moves it (time-machine) moves every such decision together.
 """
 
 from __future__ import annotations
@@ -15,6 +18,11 @@ from datetime import datetime
 
 from django.db import models
 from django.utils import timezone
+
+
+def now() -> datetime:
+    """The current time, timezone-aware UTC: the one clock of the product."""
+    return timezone.now()
 
 
 class CreatedAtField(models.DateTimeField):
@@ -29,7 +37,7 @@ class CreatedAtField(models.DateTimeField):
     def pre_save(self, model_instance: models.Model, add: bool) -> datetime | None:
         value = getattr(model_instance, self.attname)
         if add and value is None:
-            value = timezone.now()
+            value = now()
             setattr(model_instance, self.attname, value)
         return value
 
@@ -53,11 +61,11 @@ class UpdatedAtField(models.DateTimeField):
         created = getattr(model_instance, self.created_field)
         if add:
             if created is None:
-                created = timezone.now()
+                created = now()
                 setattr(model_instance, self.created_field, created)
             value = created
         else:
-            value = not_before(timezone.now(), created)
+            value = not_before(now(), created)
         setattr(model_instance, self.attname, value)
         return value
 

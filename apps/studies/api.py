@@ -23,7 +23,7 @@ from apps.accounts.access import IsAdmin
 from apps.accounts.models import User
 from apps.imaging.models import Case
 from apps.studies.models import ReaderStudy, StudyStatus
-from apps.studies.serializers import SOURCE_FIELDS, ItemSerializer, ReaderStudySerializer
+from apps.studies.serializers import SESSION_FIELDS, SOURCE_FIELDS, ItemSerializer, ReaderStudySerializer
 from apps.studies.services import definition, images, progress, reading
 
 NO_STORE = "private, no-store"
@@ -57,6 +57,8 @@ class ReaderTaskView(APIView):
             exc = Http404()
         if isinstance(exc, reading.Locked):
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        if isinstance(exc, reading.SessionLocked):
+            return Response({"detail": str(exc)}, status=status.HTTP_403_FORBIDDEN)
         if isinstance(exc, reading.InvalidScores):
             body = {"detail": str(exc)}
             if exc.missing:
@@ -97,7 +99,11 @@ class TaskSubmit(ReaderTaskView):
     def post(self, request, task_token: str) -> Response:
         task = self.task(request, task_token)
         reading.submit(request.user, task, request.data.get("scores"), request.data.get("seconds_on_task", 0))
-        return Response({"next_url": reading.task_url(reading.next_task(task)), "submitted": True})
+        following = reading.next_task(task)
+        body = {"next_url": reading.task_url(following), "submitted": True}
+        if following is None:
+            body["waiting"] = reading.next_session_note(task)
+        return Response(body)
 
 
 class CalibrationScores(ReaderTaskView):
@@ -132,6 +138,8 @@ class StudyViewSet(viewsets.ModelViewSet):
         study = self.get_object()
         if isinstance(request.data, dict) and SOURCE_FIELDS & set(request.data):
             definition.require_source_changeable(study)
+        if isinstance(request.data, dict) and SESSION_FIELDS & set(request.data):
+            definition.require_sessions_changeable(study)
         if study.status != StudyStatus.DRAFT:
             raise definition.StudyStateError("Only a draft study can be changed.")
         return super().update(request, *args, **kwargs)

@@ -8,6 +8,12 @@ Vocabulary: an *image* is one (case, sequence); it exists in two versions. In si
 own task and the two tasks of one image are kept at least `min_distance` positions apart in a reader's order
 (distance 1 means adjacent); in paired mode one task shows both versions side by side, left/right randomised.
 
+Reading in two sessions (single mode, `Rules.sessions == 2`): each reader's images are split per sequence so that
+half of them (to one image, per sequence and overall) show the conventional version in session 1 and the DL
+version in session 2, the other half the reverse; each session is in its own random order. Their two versions are
+then a whole session (and a washout) apart, so `min_distance` applies only within calibration. Calibration is read
+in session 1. A study read in sessions takes no appended batch: its new images would fall after session 2.
+
 Calibration cases are read first, by every eligible reader, each in their own random order (the paper's
 calibration session before formal review; readers see them flagged and compare scores afterwards; they are
 excluded from analysis). Their two versions keep the same `min_distance` inside that first block, so a reader
@@ -46,10 +52,15 @@ class Rules:
     cross_site: bool = True
     min_distance: int = 1
     calibration_cases: tuple[str, ...] = field(default_factory=tuple)
+    sessions: int = 1
 
     def check(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"Unknown reading mode {self.mode!r}; expected one of {', '.join(MODES)}.")
+        if self.sessions not in (1, 2):
+            raise ValueError(f"A study is read in 1 or 2 sessions, not {self.sessions}.")
+        if self.sessions == 2 and self.mode != "single":
+            raise ValueError("Only single mode is read in sessions: paired mode shows both versions in one task.")
         if self.readers_per_case < 1:
             raise ValueError("Each case needs at least one reader (readers_per_case >= 1).")
         if self.min_distance < 1:
@@ -65,6 +76,7 @@ class PlannedTask(NamedTuple):
     version: str | None = None
     left: str | None = None
     right: str | None = None
+    session: int = 1
 
 
 Assignment = dict[str, list[PlannedTask]]
@@ -120,6 +132,9 @@ def generate_assignment(
     if missing_calibration:
         raise ValueError(f"Calibration cases are not among the study's cases: {sorted(missing_calibration)}.")
 
+    if rules.sessions > 1 and any(existing.values()):
+        raise ValueError("A study read in sessions takes all its cases in its first assignment: appended images "
+                         "would come after the second session. Set the cases and generate the assignment again.")
     already = {task.case for tasks in existing.values() for task in tasks}
     new_cases = [c for c in case_list if c.key not in already and c.sequences]
     calibration = set(rules.calibration_cases)
@@ -193,6 +208,8 @@ def _order(cases: Sequence[CaseInput], calibration: bool, rules: Rules, rng: ran
             PlannedTask(case, sequence, calibration, left=left, right=right)
             for (case, sequence), (left, right) in zip(images, sides, strict=True)
         ]
+    if rules.sessions == 2 and not calibration:
+        return session_order(images, rng)
     distance = rules.min_distance
     if distance > len(images):
         if images:  # the configured distance is kept or refused, never lowered
@@ -204,6 +221,28 @@ def _order(cases: Sequence[CaseInput], calibration: bool, rules: Rules, rng: ran
     return [
         PlannedTask(case, sequence, calibration, version=version)
         for (case, sequence), version in spaced_pairs_order(images, distance, rng)
+    ]
+
+
+def session_order(images: Sequence[tuple[str, str]], rng: random.Random) -> list[PlannedTask]:
+    """Both versions of every image in two sessions: session 1 shows one version of each image, session 2 the
+    other, each session in its own random order. Counterbalanced: images are taken sequence by sequence (each in
+    random order) and alternately given conventional or DL first, from a fair coin, so per reader half of the images
+    of each sequence, and of all, are read conventional first (to one image where a count is odd)."""
+    ordered = []
+    for sequence in sorted({s for _, s in images}):
+        chunk = sorted(image for image in images if image[1] == sequence)
+        rng.shuffle(chunk)
+        ordered += chunk
+    start = rng.randrange(2)
+    first = {image: VERSIONS[(start + n) % 2] for n, image in enumerate(ordered)}
+    sessions = [[(image, first[image]) for image in ordered], [(image, _other(first[image])) for image in ordered]]
+    for tasks in sessions:
+        rng.shuffle(tasks)
+    return [
+        PlannedTask(case, sequence, False, version=version, session=number)
+        for number, tasks in enumerate(sessions, start=1)
+        for (case, sequence), version in tasks
     ]
 
 

@@ -49,6 +49,10 @@ def default_sequences() -> list[str]:
     return [Sequence.T2W, Sequence.FLAIR, Sequence.T1W_POST]
 
 
+MAX_SESSIONS = 2  # each image has two versions, so a third session would have nothing of its own to show
+MAX_WASHOUT_DAYS = 365
+
+
 class ReadingMode(models.TextChoices):
     SINGLE = "single", "Single: each image on its own"
     PAIRED = "paired", "Paired: both versions side by side"
@@ -86,6 +90,16 @@ class ReaderStudy(models.Model):
         help_text="Single mode: least number of positions between the two versions of one image.",
     )
     seed = models.BigIntegerField(default=new_seed, help_text="Randomisation seed of the assignment.")
+    sessions = models.PositiveSmallIntegerField(
+        "reading sessions", default=1,
+        help_text="Single mode: 2 reads each image's two versions in different sessions, half of each reader's images "
+                  "conventional first; 1 reads everything in one list. Fixed once reading has begun.",
+    )
+    washout_days = models.IntegerField(
+        "washout (days)", default=0,
+        help_text="With 2 sessions: days between the end of a reader's first session and the opening of their second "
+                  f"(0 to {MAX_WASHOUT_DAYS}). Fixed once reading has begun.",
+    )
     cases = models.ManyToManyField("imaging.Case", blank=True, related_name="reader_studies")
     calibration_cases = models.ManyToManyField(
         "imaging.Case", blank=True, related_name="calibration_in",
@@ -125,6 +139,12 @@ class ReaderStudy(models.Model):
                 | models.Q(dl_source=DLSourceKind.VENDOR, dl_model__isnull=True, dl_factor__isnull=True),
                 name="study_dl_source_complete",
             ),
+            models.CheckConstraint(
+                condition=models.Q(sessions=1, washout_days=0)
+                | models.Q(sessions=MAX_SESSIONS, mode=ReadingMode.SINGLE, washout_days__gte=0,
+                           washout_days__lte=MAX_WASHOUT_DAYS),
+                name="study_sessions_meaningful",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -139,10 +159,37 @@ class ReaderStudy(models.Model):
             raise ValidationError({"dl_model": "Choose the registered model whose DL versions this study reads."})
         if self.dl_source == DLSourceKind.VENDOR and (self.dl_model_id is not None or self.dl_factor is not None):
             raise ValidationError({"dl_model": "Vendor series come with no model or factor: leave both empty."})
+        problem = session_problem(self.mode, self.sessions, self.washout_days)
+        if problem:
+            raise ValidationError({"sessions": problem})
+
+    @property
+    def in_sessions(self) -> bool:
+        """Read in two sessions, each image's versions apart (single mode only)."""
+        return self.sessions > 1
 
     @property
     def is_locked(self) -> bool:
         return self.status == StudyStatus.LOCKED
+
+
+def session_problem(mode: str, sessions: object, washout_days: object) -> str | None:
+    """Why a session count and washout make no sense for a study of this mode, or None when they do."""
+    if isinstance(sessions, bool) or not isinstance(sessions, int) or sessions not in (1, MAX_SESSIONS):
+        return (f"A study is read in 1 session or in {MAX_SESSIONS} (each image's two versions in different "
+                f"sessions); {sessions!r} sessions have no meaning.")
+    if isinstance(washout_days, bool) or not isinstance(washout_days, int):
+        return "The washout is a whole number of days."
+    if washout_days < 0:
+        return f"The washout cannot be negative ({washout_days} days): give 0 to {MAX_WASHOUT_DAYS} days."
+    if washout_days > MAX_WASHOUT_DAYS:
+        return f"A washout of {washout_days} days is more than the {MAX_WASHOUT_DAYS} days allowed."
+    if sessions > 1 and mode != ReadingMode.SINGLE:
+        return ("Sessions separate an image's two versions, which paired mode shows side by side in one task: "
+                "read a paired study in 1 session.")
+    if sessions == 1 and washout_days:
+        return "A washout separates two sessions: set 2 sessions, or a washout of 0 days."
+    return None
 
 
 class StudyItem(models.Model):
@@ -201,6 +248,9 @@ class ReadingTask(models.Model):
     left_version = models.CharField(max_length=16, choices=Version.choices, blank=True)
     right_version = models.CharField(max_length=16, choices=Version.choices, blank=True)
     calibration = models.BooleanField(default=False)
+    session = models.PositiveSmallIntegerField(
+        default=1, help_text="Reading session (1 or 2); a reader's session 2 opens a washout after their session 1 ended."
+    )
     token = models.CharField(max_length=32, unique=True, default=new_token, editable=False)
     status = models.CharField(max_length=10, choices=TaskStatus.choices, default=TaskStatus.PENDING)
     seconds_on_task = models.FloatField(default=0.0, help_text="Reported by the viewer at the first submit.")
@@ -228,6 +278,8 @@ class ReadingTask(models.Model):
                 | models.Q(submitted_at__gte=models.F("started_at")),
                 name="task_submitted_not_before_started",
             ),
+            models.CheckConstraint(condition=models.Q(session__gte=1, session__lte=MAX_SESSIONS),
+                                   name="task_session_in_range"),
         ]
 
     def __str__(self) -> str:

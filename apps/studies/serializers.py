@@ -4,10 +4,11 @@ from rest_framework import serializers
 
 from apps.enhancement_models.models import EnhancementModel
 from apps.imaging.models import Sequence
-from apps.studies.models import ReaderStudy, StudyItem
+from apps.studies.models import ReaderStudy, StudyItem, session_problem
 from apps.studies.services import sources
 
 SOURCE_FIELDS = frozenset({"dl_source", "dl_model", "dl_factor"})
+SESSION_FIELDS = frozenset({"sessions", "washout_days"})
 
 
 class ItemSerializer(serializers.ModelSerializer):
@@ -38,11 +39,23 @@ class ReaderStudySerializer(serializers.ModelSerializer):
     def get_dl_source_description(self, study: ReaderStudy) -> str:
         return sources.describe(study)
 
+    def validate(self, attrs: dict) -> dict:
+        """Sessions and washout against the mode, as the model's clean() does (an update does not run it)."""
+        current = self.instance
+        values = {name: attrs.get(name, getattr(current, name, None)) for name in ("mode", "sessions", "washout_days")}
+        problem = session_problem(
+            values["mode"] or "single", 1 if values["sessions"] is None else values["sessions"],
+            0 if values["washout_days"] is None else values["washout_days"],
+        )
+        if problem:
+            raise serializers.ValidationError({"sessions": problem})
+        return attrs
+
     class Meta:
         model = ReaderStudy
         fields = [
-            "id", "title", "reader_label", "sequences", "mode", "readers_per_case", "cross_site", "min_distance",
-            "seed", "dl_source", "dl_model", "dl_factor", "dl_source_description", "status", "items", "readers",
+            "id", "title", "reader_label", "sequences", "mode", "sessions", "washout_days", "readers_per_case",
+            "cross_site", "min_distance", "seed", "dl_source", "dl_model", "dl_factor", "dl_source_description", "status", "items", "readers",
             "cases", "calibration_cases", "assignment_generated_at", "created_at",
         ]
         read_only_fields = ["status", "assignment_generated_at", "created_at"]

@@ -33,6 +33,8 @@ def _readers_only(view):
             response = view(request, *args, **kwargs)
         except reading.NotFound as exc:
             raise Http404 from exc
+        except reading.SessionLocked as exc:  # the reader's own task: say when its session opens
+            raise PermissionDenied(str(exc)) from exc
         response["Cache-Control"] = NO_STORE
         return response
 

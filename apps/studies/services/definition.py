@@ -106,6 +106,17 @@ def set_cases(study: ReaderStudy, cases: Iterable[Case], calibration: Iterable[C
     study.calibration_cases.set(calibration)
 
 
+def require_sessions_changeable(study: ReaderStudy) -> None:
+    """StudyStateError once reading has begun: readers' sessions and washouts are running on the stored ones."""
+    if reading_started(study):
+        raise StudyStateError(
+            f"The reading sessions of '{study.title}' cannot change once reading has begun (it is read in "
+            f"{study.sessions} session{'s' if study.sessions > 1 else ''}"
+            f"{f' with a washout of {study.washout_days} days' if study.in_sessions else ''}): readers' sessions "
+            f"are running on them."
+        )
+
+
 def require_source_changeable(study: ReaderStudy) -> None:
     """SourceLocked, saying what the study reads, once reading has begun."""
     if reading_started(study):
@@ -171,7 +182,13 @@ def planner_rules(study: ReaderStudy) -> planner.Rules:
         cross_site=study.cross_site,
         min_distance=study.min_distance,
         calibration_cases=tuple(sorted(study.calibration_cases.values_list("code", flat=True))),
+        sessions=study.sessions,
     )
+
+
+def _stored_rules(batch: dict) -> planner.Rules:
+    """The rules of one stored assignment batch (a batch stored before sessions existed was one session)."""
+    return planner.Rules(**{**batch["rules"], "calibration_cases": tuple(batch["rules"]["calibration_cases"])})
 
 
 def _planner_inputs(study: ReaderStudy, cases: Sequence[Case], pairs) -> tuple[list, list]:
@@ -199,6 +216,7 @@ def planned_task(task: ReadingTask) -> planner.PlannedTask:
     return planner.PlannedTask(
         task.case.code, task.sequence, task.calibration,
         version=task.version or None, left=task.left_version or None, right=task.right_version or None,
+        session=task.session,
     )
 
 
@@ -282,7 +300,7 @@ def _store_task(study, reader_id: int, position: int, case: Case, item: planner.
     task = ReadingTask.objects.create(
         study=study, reader_id=reader_id, position=position, case=case, sequence=item.sequence,
         version=item.version or "", left_version=item.left or "", right_version=item.right or "",
-        calibration=item.calibration,
+        calibration=item.calibration, session=item.session,
     )
     shown = [item.version] if study.mode == ReadingMode.SINGLE else [item.left, item.right]
     for panel, version in zip(Panel.values, shown, strict=False):
@@ -293,7 +311,7 @@ def rederive(study: ReaderStudy) -> dict[str, list[planner.PlannedTask]]:
     """Replays the stored assignment inputs through the pure planner: equals the stored tasks (invariant 5)."""
     plan: dict[str, list[planner.PlannedTask]] = {}
     for batch in study.assignment_inputs:
-        rules = planner.Rules(**{**batch["rules"], "calibration_cases": tuple(batch["rules"]["calibration_cases"])})
+        rules = _stored_rules(batch)
         new = planner.generate_assignment(
             batch["seed"],
             [planner.CaseInput(k, s, tuple(q)) for k, s, q in batch["cases"]],
@@ -322,8 +340,11 @@ def _require_pairs(study: ReaderStudy, cases: Iterable[Case] | None, what: str) 
 
 
 def _assignment_is_current(study: ReaderStudy) -> bool:
-    """Every pair the study can read now is in its stored assignment, with the same two series."""
+    """Every pair the study can read now is in its stored assignment, with the same two series, made under the
+    study's rules as they are now (the reading sessions may have changed since it was generated)."""
     if not study.assignment_generated_at:
+        return False
+    if any(_stored_rules(batch) != planner_rules(study) for batch in study.assignment_inputs):
         return False
     pairs = image_pairs(study, study.cases.all())
     shown: dict[tuple[int, str], set[int]] = {}
@@ -380,7 +401,7 @@ def lock(study: ReaderStudy) -> None:
 ASSIGNMENT_COLUMNS = [
     "study", "reader", "reader_site", "position", "case", "case_site", "sequence", "version",
     "left_version", "right_version", "calibration", "conventional_series_uid", "dl_series_uid",
-    "dl_source", "dl_model", "dl_model_sha256", "dl_factor",
+    "dl_source", "dl_model", "dl_model_sha256", "dl_factor", "session", "version_order",
 ]
 
 
@@ -389,6 +410,7 @@ def assignment_rows(study: ReaderStudy) -> list[dict[str, object]]:
     rows = []
     kind, model, sha256, factor = sources.export_fields(study)
     tasks = study.tasks.select_related("reader__institution", "case__institution").prefetch_related("panels__series")
+    orders = version_orders(study)
     for task in tasks.order_by("reader__username", "position"):
         series = {p.series.version: p.series.series_uid for p in task.panels.all()}
         rows.append({
@@ -409,5 +431,20 @@ def assignment_rows(study: ReaderStudy) -> list[dict[str, object]]:
             "dl_model": model,
             "dl_model_sha256": sha256,
             "dl_factor": factor,
+            "session": task.session,
+            "version_order": orders.get((task.reader_id, task.case_id, task.sequence), ""),
         })
     return rows
+
+
+def version_orders(study: ReaderStudy) -> dict[tuple[int, int, str], str]:
+    """Single mode: per (reader id, case id, sequence), which version the reader was given first
+    (``conventional_first`` or ``dl_first``), by session and then position; paired mode: none (both at once)."""
+    if study.mode != ReadingMode.SINGLE:
+        return {}
+    orders: dict[tuple[int, int, str], str] = {}
+    for reader_id, case_id, sequence, version in study.tasks.order_by("session", "position").values_list(
+        "reader_id", "case_id", "sequence", "version"
+    ):
+        orders.setdefault((reader_id, case_id, sequence), f"{version}_first")
+    return orders

@@ -5,16 +5,16 @@ Every lookup starts from the reader, so a token that is not the caller's is simp
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from statistics import median
 
 from django.db import transaction
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Max, Q, QuerySet
 from django.urls import reverse
-from django.utils import timezone
 
 from apps.accounts.access import is_reader
 from apps.accounts.models import User
-from apps.audit.timestamps import not_before, touch
+from apps.audit.timestamps import not_before, now, touch
 from apps.imaging.models import Instance, Sequence
 from apps.imaging.services.enhancement import held_dl_series
 from apps.studies.models import (
@@ -47,6 +47,11 @@ class Finished(Locked):
     stay as submitted (the study model has no revision option, so no change is taken after the last submit)."""
 
 
+class SessionLocked(Exception):
+    """The task belongs to a reading session of the reader that has not opened yet (answered 403 with the reason:
+    the token is the reader's own, and when their next session opens is theirs to know)."""
+
+
 class InvalidScores(ValueError):
     def __init__(self, message: str, missing: list[str] | None = None):
         super().__init__(message)
@@ -64,19 +69,119 @@ def reader_tasks(reader: User) -> QuerySet[ReadingTask]:
 
 
 def get_task(reader: User, token: str) -> ReadingTask:
+    """The reader's task by its token; SessionLocked when its reading session has not opened for them yet."""
     try:
-        return reader_tasks(reader).select_related("study").get(token=token)
+        task = reader_tasks(reader).select_related("study").get(token=token)
     except ReadingTask.DoesNotExist as exc:
         raise NotFound from exc
+    require_session_open(task)
+    return task
 
 
 def get_panel(reader: User, image_token: str) -> TaskPanel:
+    """A panel of the reader's task, only while the task's session is open: a locked session's images are not
+    served either (404, as for any token that is not the caller's)."""
     try:
-        return TaskPanel.objects.select_related("series").get(
+        panel = TaskPanel.objects.select_related("series", "task__study").get(
             image_token=image_token, task__in=reader_tasks(reader)
         )
     except TaskPanel.DoesNotExist as exc:
         raise NotFound from exc
+    if not session_open(panel.task):
+        raise NotFound
+    return panel
+
+
+@dataclass(frozen=True)
+class ReadingSession:
+    """One of a reader's reading sessions of a study: progress, when it ended, when it opens."""
+
+    number: int
+    of: int
+    done: int
+    total: int
+    ended_at: datetime | None  # the last submit of the session, once every task of it is submitted
+    opens_at: datetime | None  # session 1: None; later: the previous session's end plus the washout, once it ended
+    is_open: bool
+
+    @property
+    def finished(self) -> bool:
+        return self.total > 0 and self.done == self.total
+
+
+def reader_sessions(reader_id: int, study: ReaderStudy, moment: datetime | None = None) -> list[ReadingSession]:
+    """The reader's sessions of the study in order, as of `moment` (the product's clock by default).
+
+    Session 1 is open; session k opens `washout_days` after the reader submitted the last task of session k-1, and
+    not before. A study read in one session has one session, always open."""
+    moment = moment or now()
+    rows = (
+        ReadingTask.objects.filter(study=study, reader_id=reader_id)
+        .values("session")
+        .annotate(total=Count("pk"), done=Count("pk", filter=Q(status=TaskStatus.SUBMITTED)),
+                  last=Max("submitted_at"))
+        .order_by("session")
+    )
+    sessions: list[ReadingSession] = []
+    previous_end: datetime | None = None
+    opens_at = None
+    count = max(study.sessions, max((row["session"] for row in rows), default=1))
+    by_number = {row["session"]: row for row in rows}
+    for number in range(1, count + 1):
+        row = by_number.get(number, {"total": 0, "done": 0, "last": None})
+        if number == 1:
+            is_open = True
+        else:
+            opens_at = previous_end + timedelta(days=study.washout_days) if previous_end else None
+            is_open = opens_at is not None and moment >= opens_at
+        ended = row["last"] if row["total"] and row["done"] == row["total"] else None
+        sessions.append(ReadingSession(number, count, row["done"], row["total"], ended, opens_at, is_open))
+        previous_end = ended if sessions[-1].is_open else None
+    return sessions
+
+
+def session_of(task: ReadingTask, moment: datetime | None = None) -> ReadingSession:
+    return reader_sessions(task.reader_id, task.study, moment)[task.session - 1]
+
+
+def session_open(task: ReadingTask) -> bool:
+    return task.session == 1 or session_of(task).is_open
+
+
+def locked_reason(session: ReadingSession, washout_days: int) -> str:
+    """Why a session is closed, and when it opens, in the reader's words."""
+    if session.opens_at is None:
+        return (f"Session {session.number} of {session.of} opens {washout_days} days after you finish session "
+                f"{session.number - 1}.")
+    return (f"Session {session.number} of {session.of} opens on {opening_text(session.opens_at)}, "
+            f"{washout_days} days after your session {session.number - 1} ended.")
+
+
+def opening_text(moment: datetime) -> str:
+    """A session's opening time as readers read it, in UTC (the product's time zone)."""
+    return f"{moment:%A %-d %B %Y at %H:%M} UTC"
+
+
+def next_session_note(task: ReadingTask) -> str:
+    """After the last task of a session, when the reader's next session opens ("" when none is left)."""
+    if not task.study.in_sessions:
+        return ""
+    sessions = reader_sessions(task.reader_id, task.study)
+    later = [s for s in sessions[task.session:] if not s.is_open]
+    if not later:
+        return ""
+    return f"You have finished session {task.session} of {task.study.sessions}. " + locked_reason(
+        later[0], task.study.washout_days
+    )
+
+
+def require_session_open(task: ReadingTask) -> None:
+    """SessionLocked, saying when it opens, for a task of a session that has not opened for its reader."""
+    if task.session == 1:
+        return
+    session = session_of(task)
+    if not session.is_open:
+        raise SessionLocked(locked_reason(session, task.study.washout_days))
 
 
 def stack(series_id: int) -> QuerySet[Instance]:
@@ -97,6 +202,22 @@ class StudyProgress:
     calibration: int = 0
     per_sequence: list[tuple[str, int, int]] = field(default_factory=list)
     name: str = ""
+    sessions: list[ReadingSession] = field(default_factory=list)
+
+    @property
+    def current_session(self) -> ReadingSession | None:
+        """Where the reader is: the first session not finished (None in a one-session study)."""
+        if len(self.sessions) < 2:
+            return None
+        return next((s for s in self.sessions if not s.finished), self.sessions[-1])
+
+    @property
+    def waiting(self) -> str:
+        """Why the reader cannot read on now (their next session has not opened), or "" when they can."""
+        current = self.current_session
+        if current is None or current.is_open:
+            return ""
+        return locked_reason(current, self.study.washout_days)
 
     @property
     def description(self) -> str:
@@ -138,16 +259,19 @@ def worklist(reader: User) -> list[StudyProgress]:
         label = entry.study.reader_label
         seen[label] += 1
         entry.name = f"{label} {seen[label]}" if shared[label] > 1 else label
+        if entry.study.in_sessions:
+            entry.sessions = reader_sessions(reader.pk, entry.study)
     return entries
 
 
 def resume_task(reader: User, study_token: str) -> ReadingTask:
     """Where the reader left off: the first task not yet submitted; once every task is submitted, the first task,
-    where the read-only review starts."""
+    where the read-only review starts. A task of a session not open yet is refused (SessionLocked) by `get_task`."""
     tasks = reader_tasks(reader).filter(study__token=study_token).order_by("position")
     task = tasks.exclude(status=TaskStatus.SUBMITTED).first() or tasks.first()
     if task is None:
         raise NotFound
+    require_session_open(task)
     return task
 
 
@@ -171,7 +295,7 @@ def mark_opened(task: ReadingTask) -> None:
     if task.status == TaskStatus.PENDING and not task.study.is_locked:
         opened = ReadingTask.objects.filter(pk=task.pk, status=TaskStatus.PENDING).exclude(
             study__status=StudyStatus.LOCKED
-        ).update(status=TaskStatus.OPENED, started_at=timezone.now())
+        ).update(status=TaskStatus.OPENED, started_at=now())
         if opened:
             task.status = TaskStatus.OPENED
 
@@ -193,16 +317,21 @@ def _siblings(task: ReadingTask) -> QuerySet[ReadingTask]:
 
 
 def has_finished(task: ReadingTask) -> bool:
-    """Whether the task's reader has submitted every task of its study (then the study is theirs to review only)."""
-    return not _siblings(task).exclude(status=TaskStatus.SUBMITTED).exists()
+    """Whether the task's reader has submitted every task of its reading session (a study read in one session:
+    of the study); then that session is theirs to review only."""
+    return not _siblings(task).filter(session=task.session).exclude(status=TaskStatus.SUBMITTED).exists()
 
 
 REVIEW_ONLY = ("You have scored every image of this study: it is open for read-only review, and your scores stay "
                "as submitted.")
+SESSION_REVIEW_ONLY = ("You have scored every image of this reading session: it is open for read-only review, and "
+                       "your scores stay as submitted, so that the other session cannot change them.")
 
 
 def review_only(task: ReadingTask) -> bool:
-    """A submitted task of a reader who has finished the study: shown for review, never changed (scores, ROIs)."""
+    """A submitted task of a reader who has finished its session (the study, when read in one session): shown for
+    review, never changed (scores, ROIs). Ending a session fixes its scores, or seeing an image's other version in
+    the next session could change them."""
     return task.status == TaskStatus.SUBMITTED and has_finished(task)
 
 
@@ -211,11 +340,21 @@ def _refuse_after_finishing(task: ReadingTask, changed: bool) -> None:
     Re-sending what is stored changes nothing and stays idempotent. Called inside the writing transaction, so the
     refused change is rolled back."""
     if changed and review_only(task):
-        raise Finished(REVIEW_ONLY)
+        raise Finished(review_reason(task))
+
+
+def review_reason(task: ReadingTask) -> str:
+    """Why a task in review takes no change, in the words of its study's reading (one session, or two)."""
+    return SESSION_REVIEW_ONLY if task.study.in_sessions else REVIEW_ONLY
 
 
 def next_task(task: ReadingTask) -> ReadingTask | None:
-    return _siblings(task).filter(position__gt=task.position).order_by("position").first()
+    """The reader's next task, unless it belongs to a session that has not opened for them: at the end of a session
+    the reading page ends and the worklist says when the next one opens."""
+    following = _siblings(task).filter(position__gt=task.position).order_by("position").first()
+    if following is not None and following.session != task.session and not session_open(following):
+        return None
+    return following
 
 
 def task_payload(task: ReadingTask) -> dict:
@@ -241,6 +380,7 @@ def task_payload(task: ReadingTask) -> dict:
         "calibration": task.calibration,
         "locked": task.study.is_locked,
         "review": submitted and has_finished(task),
+        "session": {"number": task.session, "of": task.study.sessions},
         "submitted": submitted,
         "items": [
             {"key": item.key, "label": item.label, "anchors": list(item.anchors)}
@@ -303,20 +443,20 @@ def _validated(sheet: _Sheet, panel: str, scores: object) -> dict[StudyItem, int
 def _write(task: ReadingTask, sheet: _Sheet, values: dict[str, dict[StudyItem, int]], user: User) -> bool:
     """Stores the values of every panel, auditing each change, in at most three statements whatever the number
     of panels and items; an unchanged value writes nothing. Returns whether any changed."""
-    now = timezone.now()  # one clock reading for the scores and their audit entries (apps.audit.timestamps)
+    moment = now()  # one clock reading for the scores and their audit entries (apps.audit.timestamps)
     created, changed = [], []
     for panel, scores in values.items():
         for item, value in scores.items():
             score = sheet.saved.get((panel, item.pk))
             if score is None:
-                created.append(Score(task=task, panel=panel, item=item, value=value, created_at=now))
+                created.append(Score(task=task, panel=panel, item=item, value=value, created_at=moment))
             elif score.value != value:
                 changed.append((score, value))
     audits = []
     for score, value in changed:
         audits.append(ScoreAudit(score=score, changed_by=user, old_value=score.value, new_value=value))
         score.value = value
-        touch(score, now)
+        touch(score, moment)
         audits[-1].changed_at = score.updated_at
     if changed:
         Score.objects.bulk_update([score for score, _ in changed], ["value", "updated_at"])
@@ -364,11 +504,11 @@ def submit(reader: User, task: ReadingTask, scores: object, seconds_on_task: obj
     missing = sheet.missing()
     if missing:
         raise InvalidScores("Score every item before submitting.", missing)
-    now = timezone.now()
+    moment = now()
     if task.status != TaskStatus.SUBMITTED:
         task.status = TaskStatus.SUBMITTED
-        task.started_at = task.started_at or now
-        task.submitted_at = not_before(now, task.started_at)
+        task.started_at = task.started_at or moment
+        task.submitted_at = not_before(moment, task.started_at)
         task.seconds_on_task = seconds
     elif changed:
         task.revision_seconds += seconds

@@ -122,6 +122,17 @@ class SeriesViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Upd
         conventional.refresh_from_db()
         return Response(SeriesSerializer(conventional).data)
 
+    @extend_schema(request=None, responses={200: SeriesSerializer})
+    @action(detail=True, methods=["post"], url_path="detach-vendor")
+    def detach_vendor(self, request, pk=None):
+        """Undoes the link of this vendor-enhanced series to its conventional series: held again, waiting to be
+        linked by a coordinator (never by itself again); 409 with the reason when a study reads the pair."""
+        try:
+            held = vendor.detach_vendor_series(self.get_object())
+        except ValueError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response(SeriesSerializer(held).data)
+
 
 class EnhancementJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, SiteScopedViewSet):
     queryset = EnhancementJob.objects.select_related("series")

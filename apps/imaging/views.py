@@ -91,7 +91,8 @@ def case_list(request: HttpRequest) -> HttpResponse:
     cases = restrict_to_site(Case.objects.select_related("institution"), request.user).prefetch_related(
         Prefetch("series", queryset=series)
     )
-    context = {"cases": cases, "form": CaseMetadataImportForm(), "vendor_rows": vendor.held_series(request.user)}
+    context = {"cases": cases, "form": CaseMetadataImportForm(), "vendor_rows": vendor.held_series(request.user),
+               "vendor_linked": vendor.linked_series(request.user)}
     return render(request, "imaging/case_list.html", context)
 
 

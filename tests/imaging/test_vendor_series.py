@@ -8,6 +8,7 @@ series reads those pairs, blinded: no vendor tell reaches its readers."""
 
 from pathlib import Path
 
+import numpy as np
 import pydicom
 import pytest
 from auditlog.models import LogEntry
@@ -32,6 +33,7 @@ from apps.imaging.models import (
 from apps.imaging.services import dl_versions, enhancement, enhancement_runner, uploads
 from apps.imaging.services import vendor as vendor_links
 from apps.institutions.services import add_site
+from apps.privacy import text_corpus
 from apps.studies.models import DLSourceKind, ReadingMode
 from apps.studies.services import definition
 from tests.studies.test_blinding import assert_images_alike
@@ -191,6 +193,29 @@ def test_an_ambiguous_vendor_series_is_held_with_its_reason_and_linked_on_the_ca
     assert "vendor-link" not in client.get(reverse("imaging:case_list")).content.decode()
 
 
+def test_a_vendor_series_held_for_burned_in_text_is_linked_once_its_text_is_blanked(
+    world, client, no_engine, django_capture_on_commit_callbacks
+):
+    first = sorted(world["vendor_files"])[0]
+    ds = pydicom.dcmread(first)
+    mask = text_corpus.text_mask(ds.pixel_array.shape, "DOE JANE 1961-03-14", "sans", 11, "bottom-left",
+                                 np.random.default_rng(1))
+    ds.PixelData = text_corpus.burn(ds.pixel_array, mask, "bright").astype(ds.pixel_array.dtype).tobytes()
+    ds.save_as(first)
+    upload(world, world["tmp"], django_capture_on_commit_callbacks)
+    vendor, conventional = vendor_series(), the_conventional()
+    assert vendor.status == SeriesStatus.HELD_BURNED_IN and vendor.conventional is None
+
+    client.force_login(world["coordinator"])
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = client.post(reverse("privacy-series-text-blank", args=[vendor.pk]))
+    assert answer.status_code == 200, answer.content
+    vendor.refresh_from_db()
+    assert vendor.status == SeriesStatus.READY and vendor.version == Version.DL and vendor.hold_reason == ""
+    assert dl_versions.dl_version(conventional, dl_versions.VENDOR) == vendor
+    assert not EnhancementJob.objects.filter(series=vendor).exists()
+
+
 def test_the_source_image_references_tell_equal_series_apart(
     world, no_engine, django_capture_on_commit_callbacks
 ):
@@ -339,3 +364,61 @@ def test_a_job_running_when_the_vendor_series_is_linked_still_makes_its_own_vers
     assert job.status == JobStatus.DONE and job.output_series is not None, job.error
     assert job.output_series.source == SeriesSource.ENHANCED and job.output_series.conventional == conventional
     assert set(conventional.dl_versions.all()) == {vendor, job.output_series}
+
+
+def detach(client, vendor_id):
+    return client.post(reverse("series-detach-vendor", args=[vendor_id]))
+
+
+def test_a_wrong_link_is_undone_held_again_and_not_linked_by_itself_again(
+    world, client, no_engine, django_capture_on_commit_callbacks
+):
+    upload(world, world["tmp"], django_capture_on_commit_callbacks)
+    vendor, conventional = vendor_series(), the_conventional()
+    assert vendor.conventional == conventional
+
+    client.force_login(world["reader"])
+    assert detach(client, vendor.pk).status_code == 403
+    client.force_login(create_member("coordinator-east", "pw-coordinator-east", Role.COORDINATOR, world["east"]))
+    assert detach(client, vendor.pk).status_code == 404, "another site's series is not found"
+    client.force_login(world["coordinator"])
+    assert b"Linked vendor-enhanced series" in client.get(reverse("imaging:case_list")).content
+    assert detach(client, conventional.pk).status_code == 409, "a conventional series has no vendor link to undo"
+
+    answer = detach(client, vendor.pk)
+    assert answer.status_code == 200, answer.content
+    vendor.refresh_from_db()
+    assert vendor.status == SeriesStatus.HELD_VENDOR and vendor.conventional is None
+    assert vendor.hold_reason.startswith(f"{vendor_links.UNLINKED} {conventional.pk}")
+    assert dl_versions.dl_version(conventional, dl_versions.VENDOR) is None
+    page = client.get(reverse("imaging:case_list")).content.decode()
+    assert f'data-vendor="{vendor.pk}"' in page and "Vendor-enhanced series waiting to be linked" in page
+    assert LogEntry.objects.filter(
+        content_type=ContentType.objects.get_for_model(Series), object_id=str(vendor.pk),
+        changes__icontains="conventional").count() >= 2, "link and unlink are both in the audit trail"
+
+    # What runs after every later series of the study is stored does not redo the link the coordinator undid.
+    assert vendor_links.link_held_vendor_series(conventional) == []
+    vendor.refresh_from_db()
+    assert vendor.conventional is None and vendor.status == SeriesStatus.HELD_VENDOR
+
+    # Linked by hand to the series it was made from, it is read again.
+    assert attach(client, conventional.pk, {"vendor_series": vendor.pk}).status_code == 200
+    vendor.refresh_from_db()
+    assert vendor.conventional == conventional and vendor.status == SeriesStatus.READY and vendor.hold_reason == ""
+
+
+def test_a_link_that_a_study_reads_cannot_be_undone(world, client, no_engine, django_capture_on_commit_callbacks):
+    upload(world, world["tmp"], django_capture_on_commit_callbacks)
+    vendor, conventional = vendor_series(), the_conventional()
+    study = definition.create_study("Vendor pair", mode=ReadingMode.PAIRED, readers_per_case=1, sequences=["T2W"])
+    definition.set_source(study, DLSourceKind.VENDOR)
+    definition.set_readers(study, [world["reader"]])
+    definition.set_cases(study, [conventional.case])
+    definition.open_for_reading(study)
+
+    client.force_login(world["coordinator"])
+    answer = detach(client, vendor.pk)
+    assert answer.status_code == 409 and "Vendor pair" in answer.json()["detail"]
+    vendor.refresh_from_db()
+    assert vendor.conventional == conventional and vendor.status == SeriesStatus.READY

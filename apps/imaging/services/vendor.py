@@ -4,13 +4,16 @@ On ingest (``link_held_vendor_series``) a held vendor series is linked as the ve
 conventional series it matches: same case, study, geometry and sequence, narrowed by the conventional images its
 header references (Source Image, Referenced Image and Referenced Series sequences, whose UIDs de-identification
 remaps consistently). Several candidates, or none, keep it held with the reason in words; a coordinator then links
-it on the Cases page or with ``attach_vendor_series`` (``POST /api/imaging/series/<id>/attach-vendor/``).
+it on the Cases page or with ``attach_vendor_series`` (``POST /api/imaging/series/<id>/attach-vendor/``). A link
+made wrongly is undone with ``detach_vendor_series`` (``POST /api/imaging/series/<vendor id>/detach-vendor/``) as long
+as no study reads the pair; the series is then held again and never linked by itself again.
 """
 
 import logging
 
 import pydicom
 from django.db import transaction
+from django.db.models import Q
 
 from apps.accounts.access import restrict_to_site
 from apps.imaging.models import (
@@ -27,6 +30,7 @@ from apps.imaging.services import dl_versions, storage
 logger = logging.getLogger(__name__)
 
 NOT_LINKED = " Not linked: "
+UNLINKED = "Unlinked by a coordinator from conventional series"
 LINKED_REASON = "vendor_linked"
 LINKED_MESSAGE = (
     "Stored: a vendor-enhanced (DL) series, linked as the vendor DL version of conventional series {pk} ({how}); "
@@ -190,7 +194,7 @@ def link_held_vendor_series(stored: Series, batch: UploadBatch | None = None) ->
     vendors = Series.objects.select_for_update().filter(
         case_id=stored.case_id, study_uid=stored.study_uid, source=SeriesSource.VENDOR,
         status=SeriesStatus.HELD_VENDOR, conventional__isnull=True,
-    ).order_by("pk")
+    ).exclude(hold_reason__startswith=UNLINKED).order_by("pk")  # a coordinator's unlink is not undone by itself
     linked = []
     for vendor in vendors:
         target, how = match(vendor)
@@ -211,3 +215,46 @@ def link_held_vendor_series(stored: Series, batch: UploadBatch | None = None) ->
                 batch=batch, instance__series=vendor, reason=SeriesStatus.HELD_VENDOR
             ).update(reason=LINKED_REASON, message=LINKED_MESSAGE.format(pk=target.pk, how=how)[:500])
     return linked
+
+
+def linked_series(user) -> list[Series]:
+    """The linked vendor series the user's sites hold, with their conventional series: what can be unlinked."""
+    linked = restrict_to_site(
+        Series.objects.filter(source=SeriesSource.VENDOR, conventional__isnull=False).select_related(
+            "case", "conventional"),
+        user, "case__institution",
+    )
+    return list(linked.order_by("case__code", "pk"))
+
+
+def detach_problem(vendor: Series) -> str | None:
+    """Why the vendor series' link cannot be undone, in words; None when it can."""
+    # Studies build on imaging, not the other way round: imported here.
+    from apps.studies.models import DLSourceKind, TaskPanel
+
+    if vendor.source != SeriesSource.VENDOR or vendor.conventional_id is None:
+        return "The series is not a linked vendor-enhanced series."
+    reads_pair = Q(series=vendor) | Q(series_id=vendor.conventional_id, task__study__dl_source=DLSourceKind.VENDOR)
+    study = TaskPanel.objects.filter(reads_pair).values_list("task__study__title", flat=True).first()
+    if study is not None:
+        return (f"Study '{study}' reads this pair; its readers' scores rest on the link, so it cannot be undone. "
+                "Remove the case from the study first (before it opens) or keep the link.")
+    return None
+
+
+@transaction.atomic
+def detach_vendor_series(vendor: Series) -> Series:
+    """Undoes a vendor link made wrongly (by hand or on ingest): the series is held again, as a vendor series waiting
+    to be linked, and is never linked by itself again (a coordinator links it to the right series). Refused with a
+    ValueError when a study reads the pair. Audited like the link (version, source, status, conventional series)."""
+    vendor = Series.objects.select_for_update().get(pk=vendor.pk)
+    problem = detach_problem(vendor)
+    if problem:
+        raise ValueError(problem)
+    previous = vendor.conventional_id
+    vendor.conventional, vendor.status = None, SeriesStatus.HELD_VENDOR
+    vendor.hold_reason = (f"{UNLINKED} {previous}: link it to the series it was made from on the Cases page "
+                          "(it is not linked by itself again).")
+    vendor.save(update_fields=["conventional", "status", "hold_reason"])
+    logger.info("Vendor series %s unlinked from conventional series %s", vendor.pk, previous)
+    return vendor

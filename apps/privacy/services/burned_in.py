@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from apps.imaging import blinding, deidentify
 from apps.imaging.models import Instance, Series, SeriesSource, SeriesStatus, UploadFileResult
-from apps.imaging.services import enhancement, storage, windows
+from apps.imaging.services import enhancement, storage, vendor, windows
 from apps.privacy import text_detection
 from apps.privacy.models import FindingStatus, SeriesDeidentification, SeriesTextCheck, TextFinding
 from apps.privacy.services import evidence
@@ -123,7 +123,10 @@ def _release_if_clear(series: Series) -> bool:
         series.status = SeriesStatus.READY
     series.hold_reason = "; ".join(remaining)
     series.save(update_fields=["status", "hold_reason"])
-    enhancement.request_enhancement(series)
+    if series.source == SeriesSource.VENDOR:
+        vendor.link_held_vendor_series(series)  # linked now if it matches one conventional series, as on ingest
+    else:
+        enhancement.request_enhancement(series)
     return True
 
 

@@ -77,6 +77,7 @@ class Topology:
     env: dict[str, str] = field(default_factory=dict)
     as_postgres_user: bool = field(default_factory=lambda: os.geteuid() == 0)
     pg_password: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    extra_env: dict[str, str] = field(default_factory=dict)  # settings of a run, e.g. shorter job timings
 
     @classmethod
     def in_temporary_folder(cls, web_port: int = 0) -> Topology:
@@ -151,6 +152,7 @@ class Topology:
             "READERSTUDY_VAR_DIR": str(self.root / "var"),  # compose's shared staging volume
             "READERSTUDY_STATIC_ROOT": str(self.root / "static"),
             "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
         })
         return env
 

@@ -413,8 +413,10 @@ PLAN_COLUMN = "Analysis"
 
 
 def clmm_table(result: AnalysisResult, meta: ReportMeta) -> ReportTable:
-    """Every CLMM fit in full: coefficient, SE, z, P, odds ratio, variance components, convergence."""
+    """Every CLMM fit in full: coefficient, SE, z, P, odds ratio, variance components, convergence; with the reading
+    session as a fixed effect, its coefficient and P too."""
     rows = []
+    session = "coef_session" in result.clmm.columns
     for r in result.clmm.itertuples():
         rows.append(
             Row(
@@ -429,6 +431,7 @@ def clmm_table(result: AnalysisResult, meta: ReportMeta) -> ReportTable:
                     fmt_num(math.exp(r.coef_version_dl), 2) if not math.isnan(r.coef_version_dl) else "NA",
                     fmt_num(r.var_patient, 3),
                     fmt_num(r.var_site, 3),
+                    *([fmt_num(r.coef_session, 3), fmt_p(r.p_session)] if session else []),
                     "yes" if getattr(r, "converged", True) else "NO",
                     *plan_role(result, r.sequence, r.item, "clmm"),
                 ]
@@ -437,11 +440,14 @@ def clmm_table(result: AnalysisResult, meta: ReportMeta) -> ReportTable:
     return ReportTable(
         "clmm",
         "Table 4. Cumulative link mixed models, DL-enhanced versus conventional.",
-        ["Sequence", "Item", "n", "β (DL)", "SE", "z", "P", "OR", "Var patient", "Var site", "Converged",
-         *([PLAN_COLUMN] if result.plan else [])],
+        ["Sequence", "Item", "n", "β (DL)", "SE", "z", "P", "OR", "Var patient", "Var site",
+         *(["β (session 2)", "P (session)"] if session else []), "Converged", *([PLAN_COLUMN] if result.plan else [])],
         rows,
-        footnote="ordered(score) ~ version + reader + (1 | site) + (1 | patient), logit link, Laplace "
-        "approximation; conventional and the first reader are the reference levels. β > 0: DL scored higher."
+        footnote="ordered(score) ~ version + reader" + (" + session" if session else "") + " + (1 | site) + "
+        "(1 | patient), logit link, Laplace approximation; conventional and the first reader are the reference levels. "
+        "β > 0: DL scored higher."
+        + (" Session: the reading session as a fixed effect (order effect), session 1 the reference; β (session 2) > 0:"
+           " the same images scored higher in session 2." if session else "")
         + plan_footnote(result),
     )
 

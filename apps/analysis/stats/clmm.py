@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -567,10 +567,17 @@ CLMM_COLUMNS = [
 ]
 
 
-def fit_item(block: pd.DataFrame, gradient: str = "exact") -> ClmmFit:
-    """Fit ``ordered(score) ~ version + reader + (1 | site) + (1 | patient_id)`` to one sequence x item.
+# With the session as a fixed effect (a study read in sessions): the later sessions' shift against session 1, the
+# order effect. Session 2 of a two-session study is ``session_2``; clmm.csv gains these columns for it.
+SESSION_COLUMNS = ["coef_session", "se_session", "p_session"]
+SESSION_TERM = "session_2"
 
-    Reference levels are ``conventional`` and the first reader in sorted order, as R's treatment
+
+def fit_item(block: pd.DataFrame, gradient: str = "exact", session: bool = False) -> ClmmFit:
+    """Fit ``ordered(score) ~ version + reader + (1 | site) + (1 | patient_id)`` to one sequence x item; with
+    ``session``, ``+ factor(session)`` after the readers (one column per session after the first).
+
+    Reference levels are ``conventional``, the first reader in sorted order and session 1, as R's treatment
     contrasts would choose; categories are the observed scores, as ``ordered(score)`` makes them.
     """
     levels = np.sort(block["score"].unique())
@@ -581,14 +588,23 @@ def fit_item(block: pd.DataFrame, gradient: str = "exact") -> ClmmFit:
     for reader in readers[1:]:
         columns.append((block["reader"] == reader).to_numpy(dtype=float))
         names.append(f"reader_{reader}")
+    if session:
+        for number in sorted(block["session"].unique())[1:]:
+            columns.append((block["session"] == number).to_numpy(dtype=float))
+            names.append(f"session_{number}")
     group = pd.factorize(block["patient_id"])[0]
     cluster = pd.factorize(block["site"])[0]
     return fit_clmm(y, np.column_stack(columns), group, cluster, names, gradient)
 
 
-def clmm_table(scores: pd.DataFrame, gradient: str = "exact") -> pd.DataFrame:
+def clmm_table(scores: pd.DataFrame, gradient: str = "exact", session: bool = False) -> pd.DataFrame:
     """One CLMM per sequence x item: the version effect in ``ref_clmm.csv`` columns, then ``n``,
-    ``converged`` and ``note`` (why a fit is missing or doubtful), which ``clmm.csv`` leaves out."""
+    ``converged`` and ``note`` (why a fit is missing or doubtful), which ``clmm.csv`` leaves out.
+
+    With ``session`` (``scores`` has a ``session`` column), session is a fixed effect too and the session 2 term
+    follows in ``SESSION_COLUMNS``; a sequence x item read in one session only has none (NaN, said in ``note``)."""
+    if session and "session" not in scores.columns:
+        raise ValueError("scores: the session effect needs a session column (the long export has one)")
     rows = []
     for (sequence, item), block in scores.groupby(["sequence", "item"], sort=False):
         if block["version"].nunique() < 2:
@@ -600,7 +616,13 @@ def clmm_table(scores: pd.DataFrame, gradient: str = "exact") -> pd.DataFrame:
                 block["site"].nunique(),
             )
         else:
-            fit = fit_item(block, gradient)
+            fit = fit_item(block, gradient, session=session)
+        extra = ()
+        if session:
+            fitted = SESSION_TERM in fit.coef
+            extra = (fit.coef[SESSION_TERM], fit.se[SESSION_TERM], fit.p(SESSION_TERM)) if fitted else (math.nan,) * 3
+            if not fitted and block["session"].nunique() < 2:
+                fit = replace(fit, note="; ".join(filter(None, [fit.note, "read in one session: no session effect"])))
         rows.append(
             (
                 sequence,
@@ -616,6 +638,7 @@ def clmm_table(scores: pd.DataFrame, gradient: str = "exact") -> pd.DataFrame:
                 fit.n_obs,
                 fit.converged,
                 fit.note,
+                *extra,
             )
         )
-    return pd.DataFrame(rows, columns=[*CLMM_COLUMNS, "n", "converged", "note"])
+    return pd.DataFrame(rows, columns=[*CLMM_COLUMNS, "n", "converged", "note", *(SESSION_COLUMNS if session else [])])

@@ -11,7 +11,7 @@ import pandas as pd
 
 from .agreement import reader_agreement
 from .blinding import blinding_table
-from .clmm import CLMM_COLUMNS, clmm_table
+from .clmm import CLMM_COLUMNS, SESSION_COLUMNS, clmm_table
 from .descriptive import score_means
 from .paired import PAIRED_COLUMNS, paired_table
 from .planned import PlanSpec, primary_analysis
@@ -64,6 +64,7 @@ def run_analysis(
     rois_df: pd.DataFrame | None = None,
     plan: PlanSpec | None = None,
     guesses: pd.DataFrame | None = None,
+    session_effect: bool = False,
 ) -> AnalysisResult:
     """Validate the inputs and compute Tables 1-3, the CLMMs, the agreement table and the paired tests.
 
@@ -71,7 +72,9 @@ def run_analysis(
     ``patients_df`` and ``rois_df`` are optional. With a locked analysis ``plan``, its primary analysis is
     run too, and when the plan's test is Wilcoxon, Table 6's Holm adjustment is across the plan's comparisons
     (otherwise across all of them). ``guesses`` (``reader``, ``arm``, ``outcome``: one row per blinding question
-    asked) gives the blinding-integrity table. Raises ValueError on malformed input.
+    asked) gives the blinding-integrity table. With ``session_effect`` (or a plan that names it) the CLMMs take the
+    reading session as a fixed effect (the order effect of a study read in sessions; ``scores_df`` then needs a
+    ``session`` column). Raises ValueError on malformed input.
     """
     timings: dict[str, float] = {}
 
@@ -84,7 +87,7 @@ def run_analysis(
     scores = timed("validate", validate_scores, scores_df)
     result = AnalysisResult(
         means=timed("means", score_means, scores),
-        clmm=timed("clmm", clmm_table, scores),
+        clmm=timed("clmm", clmm_table, scores, "exact", session_effect or bool(plan and plan.session_effect)),
         kappa=timed("kappa", reader_agreement, scores),
         paired=timed("paired", paired_table, scores, plan.comparisons if plan and plan.test == "wilcoxon" else None),
         timings=timings,
@@ -135,7 +138,7 @@ def write_outputs(result: AnalysisResult, out_dir: str | Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     tables: list[tuple[str, pd.DataFrame | None]] = [
         ("means.csv", result.means[MEANS_COLUMNS]),
-        ("clmm.csv", result.clmm[CLMM_COLUMNS]),
+        ("clmm.csv", result.clmm[[*CLMM_COLUMNS, *(c for c in SESSION_COLUMNS if c in result.clmm.columns)]]),
         ("kappa.csv", result.kappa[KAPPA_COLUMNS]),
         ("kappa_detail.csv", result.kappa),
         ("paired.csv", None if result.paired is None else result.paired[PAIRED_COLUMNS]),

@@ -57,6 +57,7 @@ class PlanSpec:
     alpha: float
     multiplicity: str
     margin: float | None = None
+    session_effect: bool = False  # the CLMMs take the reading session as a fixed effect (order effect)
 
     def __post_init__(self) -> None:
         if self.test not in TESTS or self.hypothesis not in HYPOTHESES or self.multiplicity not in MULTIPLICITY:
@@ -65,6 +66,8 @@ class PlanSpec:
             raise ValueError("alpha lies between 0 and 1")
         if (self.hypothesis == "non_inferiority") != (self.margin is not None and self.margin > 0):
             raise ValueError("a non-inferiority plan needs a margin > 0, a superiority plan none")
+        if self.session_effect and self.test != "clmm":
+            raise ValueError("the session effect is a term of the CLMM: a Wilcoxon plan cannot name it")
 
     @property
     def comparisons(self) -> list[tuple[str, str]]:

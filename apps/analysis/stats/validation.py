@@ -25,9 +25,15 @@ def require_columns(df: pd.DataFrame, columns: Iterable[str], what: str) -> None
 
 
 def validate_scores(scores: pd.DataFrame) -> pd.DataFrame:
-    """Return a clean copy of a long score table (one row per score) or raise ValueError."""
+    """Return a clean copy of a long score table (one row per score) or raise ValueError. An optional ``session``
+    column (the reading session, a whole number from 1) is kept for the CLMM's session effect."""
     require_columns(scores, SCORE_COLUMNS, "scores")
-    df = scores.loc[:, list(SCORE_COLUMNS)].copy()
+    df = scores.loc[:, [*SCORE_COLUMNS, *(["session"] if "session" in scores.columns else [])]].copy()
+    if "session" in df.columns:
+        session = pd.to_numeric(df["session"], errors="coerce")
+        if (session.isna() | (session % 1 != 0) | (session < 1)).any():
+            raise ValueError("scores: session must be a whole number from 1 in every row")
+        df["session"] = session.astype(int)
     key_cols = [c for c in SCORE_COLUMNS if c != "score"]
     if df[key_cols].isna().any().any():
         bad = [c for c in key_cols if df[c].isna().any()]

@@ -27,6 +27,11 @@ class Command(BaseCommand):
         parser.add_argument("--title", default="Reader study analysis")
         parser.add_argument("--seed", type=int, help="Randomisation seed of the study, shown in the report.")
         parser.add_argument("--max-bytes", type=int, default=MAX_CSV_BYTES, help="Largest CSV accepted.")
+        parser.add_argument(
+            "--session-effect", action="store_true",
+            help="CLMMs with the reading session as a fixed effect (order effect; needs a session column, as the "
+                 "long export of a study read in sessions has); clmm.csv gains coef_session, se_session, p_session.",
+        )
 
     def handle(self, *, scores: Path, patients: Path | None, rois: Path | None, out: Path, **options) -> None:
         limit = options["max_bytes"]
@@ -34,7 +39,7 @@ class Command(BaseCommand):
             scores_df = analysis_scores(read_csv_file(scores, "scores", limit))
             patients_df = analysis_patients(read_csv_file(patients, "patients", limit)) if patients else None
             rois_df = read_csv_file(rois, "rois", limit) if rois else None
-            result = run_analysis(scores_df, patients_df, rois_df)
+            result = run_analysis(scores_df, patients_df, rois_df, session_effect=options["session_effect"])
         except (InputError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
         try:

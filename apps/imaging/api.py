@@ -52,7 +52,8 @@ class UploadBatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, SiteS
         files = [(f.name, f) for f in form.validated_data["files"]]
         try:
             # Not in a transaction: a refused upload stays on record under its id, with each item's reason.
-            batch = uploads.stage_files(site, request.user, files, channel="api")
+            batch = uploads.stage_files(site, request.user, files, channel="api",
+                                        vendor_output=form.validated_data["vendor_output"])
         except uploads.UploadRefused as exc:
             return Response(UploadBatchSerializer(exc.batch).data, status=status.HTTP_400_BAD_REQUEST)
         uploads.enqueue_processing(batch)

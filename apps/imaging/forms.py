@@ -24,6 +24,9 @@ class MultipleFileField(forms.FileField):
 class UploadForm(forms.Form):
     files = MultipleFileField(help_text="DICOM files or zip archives.")
     institution = forms.ModelChoiceField(queryset=Institution.objects.all(), required=False)
+    vendor_output = forms.BooleanField(
+        required=False, label="These files are a vendor's DL-enhanced output (e.g. from the scanner's DL reconstruction)"
+    )
 
 
 class CaseMetadataImportForm(forms.Form):

@@ -211,6 +211,11 @@ class UploadBatch(BackgroundJob):
     institution = models.ForeignKey("institutions.Institution", on_delete=models.PROTECT, related_name="uploads")
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
     channel = models.CharField(max_length=16, default="web", help_text="web, api, command, c-store or stow-rs")
+    vendor_output = models.BooleanField(
+        default=False,
+        help_text="The coordinator said the files are a vendor's DL output: each series is linked as the vendor DL "
+        "version of its conventional series (or held for linking), whatever its header says.",
+    )
     outcome = models.CharField(max_length=24, choices=BatchOutcome.choices, blank=True)
     file_count = models.PositiveIntegerField(default=0)
     processed_count = models.PositiveIntegerField(default=0)

@@ -29,7 +29,7 @@ class UploadBatchSerializer(JobFields, serializers.ModelSerializer):
     class Meta:
         model = UploadBatch
         fields = [
-            "id", "institution", "channel", *JOB_FIELDS, "outcome", "status_display", "summary", "file_count",
+            "id", "institution", "channel", "vendor_output", *JOB_FIELDS, "outcome", "status_display", "summary", "file_count",
             "processed_count", "accepted_count", "duplicate_count", "rejected_count", "held_count", "progress", "items",
             "results",
         ]
@@ -43,6 +43,10 @@ class UploadCreateSerializer(serializers.Serializer):
     files = serializers.ListField(child=serializers.FileField(), allow_empty=False)
     institution = serializers.SlugRelatedField(slug_field="code", read_only=False, required=False,
                                                queryset=Institution.objects.all())
+    vendor_output = serializers.BooleanField(
+        default=False, help_text="The files are a vendor's DL-enhanced output: each series is linked as the vendor DL "
+        "version of its conventional series (or held for linking), whatever its header says.",
+    )
 
 
 class VendorAttachSerializer(serializers.Serializer):

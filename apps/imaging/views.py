@@ -42,7 +42,8 @@ def upload_create(request: HttpRequest) -> HttpResponse:
         return render(request, "imaging/uploadbatch_list.html", {"batches": [], "form": form}, status=400)
     files = [(f.name, f) for f in form.cleaned_data["files"]]
     try:
-        batch = uploads.stage_files(upload_site(request, form), request.user, files, channel="web")
+        batch = uploads.stage_files(upload_site(request, form), request.user, files, channel="web",
+                                    vendor_output=form.cleaned_data["vendor_output"])
     except uploads.UploadRefused as exc:
         batch = exc.batch
     else:

@@ -422,3 +422,58 @@ def test_a_link_that_a_study_reads_cannot_be_undone(world, client, no_engine, dj
     assert answer.status_code == 409 and "Vendor pair" in answer.json()["detail"]
     vendor.refresh_from_db()
     assert vendor.conventional == conventional and vendor.status == SeriesStatus.READY
+
+
+def without_vendor_tells(files) -> None:
+    """A vendor series whose header says nothing of its making: as an original acquisition, no derivation."""
+    for path in files:
+        ds = pydicom.dcmread(path)
+        ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "ND"]
+        for keyword in ("DerivationDescription", "DerivationCodeSequence", "SoftwareVersions"):
+            if keyword in ds:
+                delattr(ds, keyword)
+        ds.SeriesDescription = "AX T2"
+        ds.save_as(path)
+
+
+def upload_through_api(client, files, **fields) -> UploadBatch:
+    streams = [open(path, "rb") for path in sorted(files)]  # noqa: SIM115 (closed below)
+    try:
+        answer = client.post(reverse("upload-list"), {"files": streams, **fields}, format="multipart")
+    finally:
+        for stream in streams:
+            stream.close()
+    assert answer.status_code == 201, answer.content
+    return UploadBatch.objects.get(pk=answer.json()["id"])
+
+
+@pytest.mark.parametrize("said", [True, False])
+def test_the_coordinator_says_on_upload_that_the_files_are_vendor_output(
+    world, client, no_engine, django_capture_on_commit_callbacks, said
+):
+    without_vendor_tells(world["vendor_files"])
+    client.force_login(world["coordinator"])
+    with django_capture_on_commit_callbacks(execute=True):
+        upload_through_api(client, world["conventional"].rglob("*.dcm"))
+    with django_capture_on_commit_callbacks(execute=True):
+        batch = upload_through_api(client, world["vendor_files"], **({"vendor_output": "true"} if said else {}))
+    assert batch.vendor_output is said
+    made = Series.objects.get(instances__sop_uid__in=batch.results.values_list("instance__sop_uid", flat=True)[:1])
+    first = Series.objects.exclude(pk=made.pk).get()
+    if said:
+        assert (made.version, made.source, made.conventional) == (Version.DL, SeriesSource.VENDOR, first)
+        assert dl_versions.dl_version(first, dl_versions.VENDOR) == made
+        assert not EnhancementJob.objects.filter(series=made).exists(), "a vendor series is never enhanced again"
+    else:  # nothing in the header and no word from the coordinator: another conventional series, as before
+        assert (made.version, made.source, made.conventional) == (Version.CONVENTIONAL, SeriesSource.UPLOADED, None)
+
+
+def test_the_upload_page_offers_the_vendor_choice_and_passes_it_on(world, client, no_engine):
+    client.force_login(world["coordinator"])
+    page = client.get(reverse("imaging:upload_list")).content.decode()
+    assert 'name="vendor_output"' in page and "DL-enhanced output" in page
+    with open(sorted(world["vendor_files"])[0], "rb") as stream:
+        answer = client.post(reverse("imaging:upload_create"), {"files": [stream], "vendor_output": "on"},
+                             HTTP_ACCEPT="application/json")
+    assert answer.status_code == 201, answer.content
+    assert UploadBatch.objects.get(pk=answer.json()["id"]).vendor_output is True

@@ -132,14 +132,18 @@ def _accepted(batch: UploadBatch, name: str, series: Series, instance: Instance)
     return _record(batch, name, FileOutcome.ACCEPTED, instance=instance)
 
 
+VENDOR_BY_COORDINATOR = "Vendor-enhanced series: the coordinator said so on upload."
+
+
 def store_series(batch: UploadBatch, files: list[ReadFile]) -> list[UploadFileResult]:
     """De-identifies and stores one series atomically; returns the per-file results it committed."""
     written: list[str] = []
     first = files[0].dataset
     sequence = classification.classify_sequence(first)
     # A vendor's DL output is the DL version of another series: held until a coordinator links it (never enhanced,
-    # never offered as conventional). Decided on the original header, which de-identification changes.
-    vendor_reason = classification.vendor_enhancement(first)
+    # never offered as conventional). Decided on the original header, which de-identification changes, or by the
+    # coordinator, who said on upload that the files are a vendor's output.
+    vendor_reason = classification.vendor_enhancement(first) or (VENDOR_BY_COORDINATOR if batch.vendor_output else None)
     # Every image is read by OCR for burned-in text, whatever its header says, before the transaction (slow).
     text_check = burned_in_text.check_series([item.dataset for item in files])
     text_reason = burned_in_text.hold_reason(text_check)

@@ -84,8 +84,9 @@ class NeutralNames:
         return Path(*kept)
 
 
-def _new_batch(institution: Institution, user, channel: str) -> UploadBatch:
-    batch = UploadBatch.objects.create(institution=institution, uploaded_by=user, channel=channel)
+def _new_batch(institution: Institution, user, channel: str, vendor_output: bool = False) -> UploadBatch:
+    batch = UploadBatch.objects.create(institution=institution, uploaded_by=user, channel=channel,
+                                       vendor_output=vendor_output)
     (staging_dir(batch) / "files").mkdir(parents=True, exist_ok=False)
     return batch
 
@@ -136,10 +137,12 @@ def _unpack(batch: UploadBatch, archive: Path, into: Path, name: str) -> str:
 
 
 def stage_files(
-    institution: Institution, user, files: Iterable[tuple[str, BinaryIO]], channel: str = "web"
+    institution: Institution, user, files: Iterable[tuple[str, BinaryIO]], channel: str = "web",
+    vendor_output: bool = False,
 ) -> UploadBatch:
-    """Stages uploaded files (zip archives are unpacked safely) as one batch; does not process them."""
-    batch = _new_batch(institution, user, channel)
+    """Stages uploaded files (zip archives are unpacked safely) as one batch; does not process them.
+    ``vendor_output``: the coordinator said the files are a vendor's DL output (``UploadBatch.vendor_output``)."""
+    batch = _new_batch(institution, user, channel, vendor_output)
     root = staging_dir(batch) / "files"
     neutral = NeutralNames()
     for index, (name, stream) in enumerate(files):

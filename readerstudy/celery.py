@@ -18,7 +18,9 @@ app.conf.task_reject_on_worker_lost = True
 app.conf.worker_prefetch_multiplier = 1
 app.conf.task_ignore_result = True
 app.conf.broker_connection_retry_on_startup = True
-app.conf.imports = ("worker.ingestion", "worker.enhancement", "worker.exports", "worker.recovery")
+app.conf.imports = (
+    "worker.ingestion", "worker.enhancement", "worker.exports", "worker.power", "worker.recovery",
+)
 
 
 @app.on_after_configure.connect

@@ -32,6 +32,8 @@ def schema(tmp_path_factory) -> dict:
     "/api/analysis/studies/{id}/export-jobs/",
     "/api/analysis/export-jobs/{job_id}/",
     "/api/analysis/export-jobs/{job_id}/download/",
+    "/api/analysis/studies/{id}/power-analyses/",
+    "/api/analysis/power-analyses/{job_id}/",
     "/api/analysis/rois/{task_token}/",
     "/api/analysis/rois/{task_token}/{label}/",
 ])

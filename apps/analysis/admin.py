@@ -4,7 +4,14 @@ from django.core.exceptions import PermissionDenied
 
 from apps.accounts.admin_access import AdminRoleOnly
 from apps.analysis import blinding, plan
-from apps.analysis.models import AnalysisPlan, BlindingGuess, BlindingQuestion, ExportJob, RoiMeasurement
+from apps.analysis.models import (
+    AnalysisPlan,
+    BlindingGuess,
+    BlindingQuestion,
+    ExportJob,
+    PowerAnalysisJob,
+    RoiMeasurement,
+)
 from apps.studies.models import ReaderStudy, StudyStatus
 
 
@@ -13,6 +20,18 @@ class ExportJobAdmin(AdminRoleOnly):
     list_display = ["pk", "study", "kind", "status", "progress", "rows", "created_by", "created_at"]
     list_filter = ["kind", "status"]
     readonly_fields = [f.name for f in ExportJob._meta.fields]
+
+
+@admin.register(PowerAnalysisJob)
+class PowerAnalysisJobAdmin(AdminRoleOnly):
+    """Read-only: power analyses are started from a study's power page (analysis:study_power), which draws them."""
+
+    list_display = ["pk", "study", "status", "designs_done", "designs", "created_by", "created_at"]
+    list_filter = ["status"]
+    readonly_fields = [f.name for f in PowerAnalysisJob._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
 
 
 @admin.register(RoiMeasurement)

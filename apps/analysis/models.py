@@ -196,3 +196,29 @@ class BlindingGuess(models.Model):
 
     def __str__(self) -> str:
         return f"Blinding guess for task {self.task_id}"
+
+
+class PowerAnalysisJob(BackgroundJob):
+    """A power analysis with a study as pilot, simulated by the worker (``apps.analysis.power``).
+
+    ``parameters`` holds the planned test and the grid as checked when the job was made; ``result`` the curves
+    (``power``: one row per design with its Monte-Carlo SE; ``pilot``: the parameters estimated per comparison).
+    """
+
+    task_name = "worker.power.run_power_analysis"
+
+    study = models.ForeignKey("studies.ReaderStudy", on_delete=models.CASCADE, related_name="power_analyses")
+    parameters = models.JSONField(help_text="Primary comparisons, test, alpha, margin, grid, effect, seed.")
+    designs = models.PositiveIntegerField(default=0, help_text="Designs in the grid.")
+    designs_done = models.PositiveIntegerField(default=0)
+    progress = models.FloatField(default=0.0, help_text="0 to 1.")
+    result = models.JSONField(null=True, blank=True, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Power analysis {self.pk} of study {self.study_id} ({self.status})"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -10,7 +11,7 @@ from django.core.files import File
 from django.core.files.storage import default_storage
 
 from apps.accounts.models import User
-from apps.analysis import blinding, exports, plan
+from apps.analysis import blinding, exports, plan, power
 from apps.analysis.models import ExportJob, ExportKind
 from apps.analysis.report import ReportMeta, render_pdf
 from apps.analysis.stats import AnalysisResult, run_analysis
@@ -55,7 +56,14 @@ def analyse_study(study: ReaderStudy) -> tuple[AnalysisResult, ReportMeta]:
     guesses = blinding.guesses_frame(study)
     if guesses is None:
         meta.unavailable["blinding"] = "Not computed: this study did not ask readers which image they think is DL-enhanced."
-    return run_analysis(scores, patients, rois, plan=meta.plan.spec if meta.plan else None, guesses=guesses), meta
+    result = run_analysis(scores, patients, rois, plan=meta.plan.spec if meta.plan else None, guesses=guesses)
+    start = time.perf_counter()
+    try:
+        meta.power = power.report_curves(study, scores, meta.plan.spec if meta.plan else None, len(result.readers))
+    except power.PowerInputError as exc:
+        meta.power_note = str(exc)
+    result.timings["power"] = time.perf_counter() - start
+    return result, meta
 
 
 def dl_source_note(study: ReaderStudy) -> str:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.analysis import views
+from apps.analysis import power_views, views
 
 app_name = "analysis"
 urlpatterns = [
@@ -9,6 +9,8 @@ urlpatterns = [
     path("studies/<int:pk>/exports/jobs/", views.export_start, name="export_start"),
     path("studies/<int:pk>/report/", views.study_report, name="study_report"),
     path("studies/<int:pk>/report.pdf", views.study_report_pdf, name="study_report_pdf"),
+    path("studies/<int:pk>/power/", power_views.study_power, name="study_power"),
+    path("power/<int:job_id>/", power_views.power_job, name="power_job"),
     path("jobs/<int:job_id>/", views.job_detail, name="job_detail"),
     path("jobs/<int:job_id>/download/", views.job_download, name="job_download"),
     path("jobs/<int:job_id>/retry/", views.job_retry, name="job_retry"),

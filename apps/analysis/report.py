@@ -14,7 +14,7 @@ import io
 import math
 import platform
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import metadata
@@ -31,6 +31,7 @@ from matplotlib.patches import Rectangle
 
 from apps.analysis.stats import AnalysisResult
 from apps.analysis.stats.planned import LockedPlan
+from apps.analysis.stats.power import PowerCurves
 from apps.analysis.stats.snr import MIN_NOISE_PIXELS, PAPER_MEASURES
 from apps.analysis.stats.table1 import MISSING
 from apps.studies.models import DEFAULT_ITEMS
@@ -95,6 +96,9 @@ class ReportMeta:
     # The study's locked analysis plan; without one, ``plan_note`` says why (none made, or not locked yet).
     plan: LockedPlan | None = None
     plan_note: str = ""
+    # The study as pilot of a larger study: power curves (Fig. 3), or why they could not be computed.
+    power: PowerCurves | None = None
+    power_note: str = ""
 
     def item(self, key: str) -> str:
         return self.item_labels.get(key, key.replace("_", " ").capitalize())
@@ -866,6 +870,66 @@ def figure2(result: AnalysisResult, meta: ReportMeta, caption: str | None = None
     return fig
 
 
+READER_COLOURS = ("#2f6fde", "#d9822b", "#3c9d5d", "#9b59b6", "#c0392b", "#7f8c8d")
+
+
+def power_description(curves: PowerCurves) -> str:
+    """One sentence: the planned test, the assumed effect and the simulation count behind the curves."""
+    spec, grid = curves.spec, curves.grid
+    hypothesis = "superiority" if spec.hypothesis == "superiority" else f"non-inferiority, margin {spec.margin:g}"
+    effect = "the pilot's DL effect" if grid.effect is None else f"a DL effect of {grid.effect:g} (log odds ratio)"
+    comparisons = ", ".join(f"{s} {i}" for s, i in spec.comparisons)
+    return (
+        f"{TEST_TEXT[spec.test]} test ({hypothesis}, α = {spec.alpha:g}"
+        + (", Holm" if spec.multiplicity == "holm" and len(spec.comparisons) > 1 else "")
+        + f") of {comparisons}, under {effect}; {grid.n_studies} simulated studies per design"
+        + ("; power: every primary comparison rejects" if len(spec.comparisons) > 1 else "")
+        + "; error bars ±1.96 Monte-Carlo SE."
+    )
+
+
+def draw_power_curves(fig: Figure, curves: PowerCurves) -> Figure:
+    """Power against cases, one line per reader count, one panel per mode and readers per case, with ±1.96
+    Monte-Carlo SE error bars and the 80 % line."""
+    table = curves.table
+    panels = list(dict.fromkeys(zip(table["mode"], table["readers_per_case"], strict=True)))
+    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    for ax, (mode, per_case) in zip(axes, panels, strict=True):
+        block = table[(table["mode"] == mode) & (table["readers_per_case"] == per_case)]
+        for colour, (readers, line) in zip(READER_COLOURS * 10, block.groupby("n_readers"), strict=False):
+            line = line.sort_values("n_cases")
+            ax.errorbar(line["n_cases"], line["power"], yerr=1.96 * line["mc_se"], fmt="o-", ms=4, capsize=3,
+                        color=colour, label=f"{readers} readers")
+        ax.axhline(0.8, color="#888888", linestyle="--", linewidth=0.8)
+        ax.axhline(curves.spec.alpha, color="#bbbbbb", linestyle=":", linewidth=0.8)
+        ax.set_title(f"{mode} mode, {per_case} readers per case", fontsize=10, loc="left")
+        ax.set_xlabel("cases", fontsize=8)
+        ax.set_ylim(-0.02, 1.02)
+        ax.tick_params(labelsize=8)
+        ax.grid(color="#eeeeee", linewidth=0.6)
+        ax.legend(fontsize=8, loc="lower right")
+    axes[0].set_ylabel("power", fontsize=8)
+    return fig
+
+
+def power_figure(curves: PowerCurves, title: str) -> Figure:
+    """The curves on their own (the power page and the command's PNG), titled, the test named under the title."""
+    panels = curves.table[["mode", "readers_per_case"]].drop_duplicates().shape[0]
+    fig = Figure(figsize=(1.5 + 4.2 * panels, 4.2), layout="constrained")
+    fig.suptitle(title, fontsize=11, x=0.01, ha="left")
+    draw_power_curves(fig, curves)
+    fig.supxlabel("\n".join(wrap_to_width(power_description(curves), 72 * (1.2 + 4.2 * panels), 8)), fontsize=8,
+                  x=0.01, ha="left", parse_math=False)
+    return fig
+
+
+def figure3(curves: PowerCurves, caption: str | None = None) -> Figure:
+    """Fig. 3: the study as the pilot of a larger one."""
+    panels = curves.table[["mode", "readers_per_case"]].drop_duplicates().shape[0]
+    fig, _ = _figure_page(caption, (1.0 + 4.2 * panels, 3.4))
+    return draw_power_curves(fig, curves)
+
+
 def png_data_uri(fig: Figure) -> str:
     """A PNG data URI: nothing from the data ends up as markup in the page."""
     buffer = io.BytesIO()
@@ -974,7 +1038,7 @@ def report_context(result: AnalysisResult, meta: ReportMeta) -> dict:
     return {
         "meta": meta,
         "tables": build_tables(result, meta),
-        "methods": methods_text(result, meta),
+        "methods": [*methods_text(result, meta), *power_paragraphs(meta)],
         "plan": plan_paragraphs(result, meta),
         # (caption, build): build(caption) draws the figure, with its caption on the page when one is given.
         "figures": [
@@ -987,6 +1051,7 @@ def report_context(result: AnalysisResult, meta: ReportMeta) -> dict:
                 "Fig. 2. Mean score with 95 % confidence interval of every item.",
                 lambda caption=None: figure2(result, meta, caption),
             ),
+            *power_figures(meta),
         ],
         "counts": {
             "scores": int(result.means["n"].sum()),
@@ -996,6 +1061,31 @@ def report_context(result: AnalysisResult, meta: ReportMeta) -> dict:
         },
         "timings": result.timings,
     }
+
+
+def power_paragraphs(meta: ReportMeta) -> list[str]:
+    """What the report says about power: how Fig. 3 was simulated, or why it is missing (nothing when the report
+    was not asked for it, as from CSV files)."""
+    if meta.power is None:
+        return [f"Power: not computed. {meta.power_note}"] if meta.power_note else []
+    return [
+        "Power: with this study as pilot, the CLMM of each primary comparison gave the thresholds, DL effect, reader "
+        "spread and patient, site and reader × case variances; complete studies were simulated for several case and "
+        "reader counts and analysed with the planned test, and power is the share that rejected (Fig. 3). "
+        "A finer grid and more simulations: the study's power page."
+    ]
+
+
+def power_figures(meta: ReportMeta) -> list[tuple[str, Callable[..., Figure]]]:
+    """Fig. 3 when the study could serve as a pilot; none (its reason in the power paragraph) otherwise."""
+    if meta.power is None:
+        return []
+    caption = (
+        "Fig. 3. Power of a larger study with this study as pilot: "
+        + power_description(meta.power)
+        + " Dashed: 80 %; dotted: α. Exploratory: the pilot's own effect estimate is uncertain."
+    )
+    return [(caption, lambda caption=None: figure3(meta.power, caption))]
 
 
 def _has_snr(result: AnalysisResult) -> bool:

@@ -122,6 +122,10 @@ class AnalysisPlan(models.Model):
     )
     alpha = models.FloatField(default=0.05, help_text="Significance level, 0 < alpha < 0.5.")
     multiplicity = models.CharField(max_length=8, choices=PlanMultiplicity.choices, default=PlanMultiplicity.HOLM)
+    session_effect = models.BooleanField(
+        default=False,
+        help_text="A study read in 2 sessions: the CLMMs take the reading session as a fixed effect (order effect).",
+    )
     created_at = CreatedAtField()
     updated_at = UpdatedAtField()
     updated_by = models.ForeignKey(

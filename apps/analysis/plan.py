@@ -20,11 +20,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.accounts.models import User
-from apps.analysis.models import AnalysisPlan, PlanHypothesis
+from apps.analysis.models import AnalysisPlan, PlanHypothesis, PlanTest
 from apps.analysis.stats.planned import LockedPlan, PlanSpec
 from apps.studies.models import ReaderStudy, StudyStatus
 
-PLAN_FIELDS = ("primary_items", "primary_sequences", "test", "hypothesis", "margin", "alpha", "multiplicity")
+PLAN_FIELDS = ("primary_items", "primary_sequences", "test", "hypothesis", "margin", "alpha", "multiplicity",
+               "session_effect")
 FORMAT = "readerstudy analysis plan 1"
 
 
@@ -79,6 +80,13 @@ def validate(study: ReaderStudy, values: dict) -> dict:
             problems.append("a non-inferiority plan needs a margin > 0")
     elif margin is not None:
         problems.append("a superiority plan has no margin: leave it empty")
+    session_effect = values.get("session_effect", False)
+    if not isinstance(session_effect, bool):
+        problems.append("session_effect is true or false")
+    elif session_effect and not study.in_sessions:
+        problems.append("the study is read in one session, so there is no session effect to estimate")
+    elif session_effect and values.get("test") != PlanTest.CLMM:
+        problems.append("the session effect is a term of the CLMM: choose the CLMM test or leave it out")
     if problems:
         raise PlanInvalid("The analysis plan " + "; ".join(problems) + ".")
     return values
@@ -153,6 +161,7 @@ def locked_plan(study: ReaderStudy) -> LockedPlan | None:
         alpha=frozen["alpha"],
         multiplicity=frozen["multiplicity"],
         margin=frozen["margin"],
+        session_effect=frozen.get("session_effect", False),  # plans frozen before it existed had none
     )
     return LockedPlan(spec=spec, frozen_at=plan.frozen_at, sha256=plan.sha256, canonical=plan.frozen_json)
 

@@ -60,5 +60,5 @@ class AnalysisPlanSerializer(serializers.ModelSerializer):
     class Meta:
         model = AnalysisPlan
         fields = ["study", "primary_items", "primary_sequences", "test", "hypothesis", "margin", "alpha",
-                  "multiplicity", "locked", "frozen_at", "sha256", "canonical_json", "updated_at"]
+                  "multiplicity", "session_effect", "locked", "frozen_at", "sha256", "canonical_json", "updated_at"]
         read_only_fields = ["study", "frozen_at", "sha256", "updated_at"]

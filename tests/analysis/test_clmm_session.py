@@ -92,3 +92,23 @@ def test_analyze_scores_takes_the_session_effect_and_writes_it_to_clmm_csv(tmp_p
     call_command("analyze_scores", scores=path, out=tmp_path / "plain")
     assert list(pd.read_csv(tmp_path / "plain" / "clmm.csv").columns) == CLMM_COLUMNS
     assert not math.isnan(written["se_session"].iloc[0])
+
+
+@pytest.mark.django_db
+def test_the_locked_plan_can_name_the_session_effect_of_a_study_read_in_sessions():
+    from apps.analysis import plan
+    from tests.factories import ReaderStudyFactory
+
+    values = {"primary_items": ["noise"], "primary_sequences": ["T2W"], "test": "clmm", "session_effect": True}
+    one_session = ReaderStudyFactory(sequences=["T2W"])
+    with pytest.raises(plan.PlanInvalid, match="read in one session, so there is no session effect to estimate"):
+        plan.set_plan(one_session, values)
+    study = ReaderStudyFactory(sequences=["T2W"], sessions=2, washout_days=14)
+    with pytest.raises(plan.PlanInvalid, match="a term of the CLMM"):
+        plan.set_plan(study, {**values, "test": "wilcoxon"})
+    with pytest.raises(plan.PlanInvalid, match="true or false"):
+        plan.set_plan(study, {**values, "session_effect": "yes"})
+    plan.set_plan(study, values)
+    plan.freeze_plan(study)
+    locked = plan.locked_plan(study)
+    assert locked.verified and locked.spec.session_effect is True and '"session_effect":true' in locked.canonical

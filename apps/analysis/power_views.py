@@ -86,7 +86,7 @@ def power_job(request: HttpRequest, job_id: int) -> HttpResponse:
     curves = power.job_curves(job) if job.status == JobStatus.DONE else None
     context = {"job": job, "curves": curves}
     if curves is not None:
-        context["figure"] = png_data_uri(power_figure(curves, f"Power with {job.study.title} as pilot"))
+        context["figure"] = png_data_uri(power_figure(curves, f"Power with {job.study.title} as pilot", described=False))
         context["description"] = power_description(curves)
         context["rows"] = curves.table.to_dict("records")
         context["pilot"] = curves.pilot.to_dict("records")

@@ -912,14 +912,16 @@ def draw_power_curves(fig: Figure, curves: PowerCurves) -> Figure:
     return fig
 
 
-def power_figure(curves: PowerCurves, title: str) -> Figure:
-    """The curves on their own (the power page and the command's PNG), titled, the test named under the title."""
+def power_figure(curves: PowerCurves, title: str, described: bool = True) -> Figure:
+    """The curves on their own (the power page and the command's PNG), titled; ``described``: the test and the
+    simulation named under the panels (a page that says it in text leaves it out)."""
     panels = curves.table[["mode", "readers_per_case"]].drop_duplicates().shape[0]
     fig = Figure(figsize=(1.5 + 4.2 * panels, 4.2), layout="constrained")
     fig.suptitle(title, fontsize=11, x=0.01, ha="left")
     draw_power_curves(fig, curves)
-    fig.supxlabel("\n".join(wrap_to_width(power_description(curves), 72 * (1.2 + 4.2 * panels), 8)), fontsize=8,
-                  x=0.01, ha="left", parse_math=False)
+    if described:
+        fig.supxlabel("\n".join(wrap_to_width(power_description(curves), 72 * (1.2 + 4.2 * panels), 8)), fontsize=8,
+                      x=0.01, ha="left", parse_math=False)
     return fig
 
 

@@ -123,3 +123,12 @@ def test_the_report_draws_the_study_as_pilot(admin_client, world):
     assert "Fig. 3. Power of a larger study with this study as pilot: Wilcoxon signed-rank test (superiority" in text
     assert "of T2W overall_quality, under the pilot's DL effect; 200 simulated studies per design" in text
     assert html.count('src="data:image/png;base64,') == 3
+
+
+def test_a_study_too_small_for_a_pilot_gets_a_report_that_says_why(admin_client):
+    world = build_world(cases_per_site=2, sequences=("T2W",), slices=1, readers_per_case=2)
+    read(world, readers=world.readers[:1])  # one reader, who reads the other two sites only: 2 sites for the CLMM
+    text = text_of(admin_client.get(f"/analysis/studies/{world.study.pk}/report/").content.decode())
+    assert "Fig. 3." not in text
+    assert ("Power: not computed. The pilot cannot be used: T2W overall_quality: the pilot's CLMM gives no estimate "
+            "(4 patient(s) and 2 site(s); clmm needs at least 3 of each)." in text)

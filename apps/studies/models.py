@@ -12,6 +12,8 @@ from django.db import models
 
 from apps.audit.timestamps import CreatedAtField, UpdatedAtField, updated_not_before_created
 from apps.imaging.models import Sequence, Version
+from apps.studies.presets import HELP as PRESETS_HELP
+from apps.studies.presets import validate_window_presets
 
 LIKERT_MIN, LIKERT_MAX = 1, 5
 
@@ -120,6 +122,9 @@ class ReaderStudy(models.Model):
         "noise-reduction factor", null=True, blank=True, validators=[MinValueValidator(1.0), MaxValueValidator(100.0)],
         help_text="The model's noise-reduction factor (1-100); empty: the deployment's (READERSTUDY_ENHANCE_FACTOR), "
                   "filled in when the study is opened.",
+    )
+    window_presets = models.JSONField(
+        "window presets", default=dict, blank=True, validators=[validate_window_presets], help_text=PRESETS_HELP,
     )
     status = models.CharField(max_length=8, choices=StudyStatus.choices, default=StudyStatus.DRAFT)
     assignment_inputs = models.JSONField(

@@ -64,10 +64,12 @@ def _series_pair(case, sequence: str, slices: int, size: int, seed: int) -> tupl
 
 def build_reading_world(mode: str = "single", cases: int = 2, slices: int = 12, size: int = 128,
                         username: str = "e2e-reader", *, calibration: int = 0, reader=None,
-                        title: str = "Browser reading", blinding_question: bool = False) -> ReadingWorld:
+                        title: str = "Browser reading", blinding_question: bool = False,
+                        draft: bool = False) -> ReadingWorld:
     """Two sites; the reader belongs to the first, every case to the second (the cross-site rule). The first
     `calibration` cases are calibration cases. Given a `reader` of an earlier world, adds a study for them.
-    `blinding_question`: the admin switched the blinding question on while the study was a draft."""
+    `blinding_question`: the admin switched the blinding question on while the study was a draft. `draft`: the
+    study is left a draft (assignment generated, not open yet)."""
     if reader is None:
         reader_site = InstitutionFactory(name="Reader Hospital", code="rdr", pseudonym="Site R")
         case_site = InstitutionFactory(name="Imaging Hospital", code="img", pseudonym="Site I")
@@ -87,7 +89,8 @@ def build_reading_world(mode: str = "single", cases: int = 2, slices: int = 12, 
     definition.generate(study)
     if blinding_question:
         blinding.set_enabled(study, True)
-    definition.open_for_reading(study)
+    if not draft:
+        definition.open_for_reading(study)
     return ReadingWorld(study=study, reader=reader, username=username)
 
 

@@ -17,6 +17,7 @@ from apps.accounts.models import User
 from apps.audit.timestamps import not_before, now, touch
 from apps.imaging.models import Instance, Sequence
 from apps.imaging.services.enhancement import held_dl_series
+from apps.studies import presets
 from apps.studies.models import (
     LIKERT_MAX,
     LIKERT_MIN,
@@ -377,6 +378,7 @@ def task_payload(task: ReadingTask) -> dict:
         "total": siblings.count(),
         "mode": task.study.mode,
         "sequence": task.sequence,  # the same for both versions of an image; picks the window presets
+        "window_presets": presets.for_sequence(task.study.window_presets, task.sequence),  # None: built-in ones
         "calibration": task.calibration,
         "locked": task.study.is_locked,
         "review": submitted and has_finished(task),

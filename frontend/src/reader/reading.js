@@ -220,7 +220,7 @@ export function mountReadingApp(root) {
 
   async function showImages() {
     const stacks = task.panels.map((p) => ({ role: p.panel, ids: wadouriImageIds(p.image_urls) }));
-    const presets = presetsFor(task.sequence);
+    const presets = taskPresets();
     els.viewers.dataset.count = String(stacks.length);
     setFlicker(false);
     linkPaused = true;
@@ -280,9 +280,14 @@ export function mountReadingApp(root) {
     els.viewers.dataset.linked = paired && linked ? '1' : '';
   }
 
+  /** The study's presets of this sequence where the admin set them (the same for every reader), else built-in. */
+  function taskPresets() {
+    return task.window_presets || presetsFor(task.sequence);
+  }
+
   function applyPreset(key) {
     const pane = activePane();
-    const preset = presetsFor(task.sequence).find((p) => p.key === key);
+    const preset = taskPresets().find((p) => p.key === key);
     if (!pane || !preset) return;
     pane.viewer.setVOI(absoluteWindow(pane.viewer.getStoredVOI(), preset)); // linked: the other panel follows
   }

@@ -25,7 +25,9 @@ def test_an_admin_draws_power_curves_from_a_pilot_study(page):
     page.click("#login-submit")
     page.wait_for_load_state()
 
-    page.goto(f"/analysis/studies/{world.study.pk}/power/")
+    page.goto(f"/analysis/studies/{world.study.pk}/exports/")
+    page.click("text=Power and sample size")
+    page.wait_for_url(f"**/analysis/studies/{world.study.pk}/power/")
     page.fill("input[name=cases]", "10, -4")
     page.click("#power-form button[type=submit]")
     assert "cases must lie between 3 and 2000 (given -4 to 10)" in page.inner_text("#power-error")

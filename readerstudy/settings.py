@@ -55,6 +55,9 @@ except MissingKey as exc:
 # Days by which dates are shifted per case ("remove" blanks dates instead).
 DEID_DATE_MODE = os.environ.get("READERSTUDY_DEID_DATE_MODE", "shift")
 DEID_MAX_DATE_SHIFT_DAYS = int(os.environ.get("READERSTUDY_DEID_MAX_DATE_SHIFT_DAYS", "365"))
+# Deny-by-default de-identification for every site (a site can also ask for it alone): only attributes on the allow-list
+# of the instance's SOP class survive (apps/imaging/deid_allow_list.py).
+DEID_DENY_BY_DEFAULT = env_bool("READERSTUDY_DEID_DENY_BY_DEFAULT", False)
 
 ALLOWED_HOSTS = env_list("READERSTUDY_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("READERSTUDY_CSRF_TRUSTED_ORIGINS")

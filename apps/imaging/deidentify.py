@@ -29,6 +29,11 @@ Profile and options implemented (and declared in the header, DCM codes in bracke
   (instance UIDs are remapped with a keyed hash, so the same input UID gives the same output UID across
   uploads and a study's references stay consistent), Clean Structured Content, Clean Graphics.
   Images flagged Burned In Annotation = YES are reported so the caller can hold them for review.
+- Deny-by-default (``deny_by_default=True``; no DICOM code exists for it, so only the certificate records it): before
+  the profile acts, every attribute at any depth whose tag is not on the allow-list of the instance's SOP class
+  (``apps.imaging.deid_allow_list``, versioned and hashed like the action table) is removed, so a public attribute
+  the table does not list (which the basic profile keeps) goes too. A SOP class without a list raises
+  ``NoAllowList``.
 
 Every dataset's actions are counted per attribute (``DeidResult.actions``: (tag, action) -> count, never a
 value), so the de-identification certificate can say what was done to each attribute of an upload.
@@ -65,6 +70,8 @@ from pydicom.filewriter import write_sequence
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
+
+from apps.imaging.deid_allow_list import allowed_tags
 
 logger = logging.getLogger(__name__)
 
@@ -186,6 +193,7 @@ DESCRIPTOR_BLANKED = "descriptor_blanked"
 KEPT = "kept"
 PRIVATE_REMOVED = "private_removed"
 ADDED = "added"
+NOT_ALLOWED = "not_allowed"
 ACTION_LABELS = {
     REMOVED: "removed (X)",
     EMPTIED: "emptied (Z)",
@@ -199,6 +207,7 @@ ACTION_LABELS = {
     KEPT: "kept: not in the profile's table",
     PRIVATE_REMOVED: "private element removed",
     ADDED: "added by de-identification",
+    NOT_ALLOWED: "removed: not on the allow-list (deny-by-default)",
 }
 
 
@@ -222,6 +231,7 @@ class _Context(NamedTuple):
     date_shift_days: int | None
     uid_secret: str
     actions: Counter
+    allowed: frozenset[int] | None
 
 
 @lru_cache(maxsize=65536)
@@ -272,14 +282,18 @@ def shift_datetime(value: str, days: int) -> str:
 
 
 def deidentify_dataset(
-    ds: Dataset, *, case_code: str, date_shift_days: int | None, uid_secret: str, options: tuple[str, ...] = ()
+    ds: Dataset, *, case_code: str, date_shift_days: int | None, uid_secret: str, options: tuple[str, ...] = (),
+    deny_by_default: bool = False,
 ) -> DeidResult:
     """De-identifies ``ds`` in place (file meta included) and says whether pixels may carry burned-in text.
 
     ``options`` are extra option codes (keys of ``OPTION_CODES``) the caller applied to this dataset itself.
+    ``deny_by_default`` first removes every attribute not on the SOP class's allow-list (``NoAllowList`` when the
+    class has none).
     """
+    allowed = allowed_tags(_first_value(ds, _SOP_CLASS_UID)) if deny_by_default else None
     burned_in = _first_value(ds, _BURNED_IN_ANNOTATION).upper() == "YES"
-    ctx = _Context(case_code, date_shift_days, uid_secret, Counter())
+    ctx = _Context(case_code, date_shift_days, uid_secret, Counter(), allowed)
     _clean_level(ds, ctx)
     codes = mark_deidentified(ds, date_shift_days=date_shift_days, options=options)
     ctx.actions.update((tag, ADDED) for tag in _MARK_TAGS)
@@ -298,6 +312,7 @@ def deidentify_dataset(
 
 
 _BURNED_IN_ANNOTATION = 0x00280301
+_SOP_CLASS_UID = 0x00080016
 _SOP_INSTANCE_UID = 0x00080018
 _STUDY_INSTANCE_UID = 0x0020000D
 _SERIES_INSTANCE_UID = 0x0020000E
@@ -316,6 +331,10 @@ def _clean_level(ds: Dataset, ctx: _Context) -> None:
     for tag in [tag for tag in elements if _structurally_removed(tag)]:
         counts[(tag | 0xFFFF, PRIVATE_REMOVED) if (tag >> 16) & 1 else (tag, REMOVED)] += 1
         del ds[tag]
+    if ctx.allowed is not None:
+        for tag in [tag for tag in elements if tag not in ctx.allowed]:
+            counts[(tag, NOT_ALLOWED)] += 1
+            del ds[tag]
     present = set(elements)
 
     for tag in present & _ALWAYS_REMOVED:

@@ -7,5 +7,5 @@ from apps.institutions.models import Institution
 
 @admin.register(Institution)
 class InstitutionAdmin(ObjectHistory, AdminRoleOnly):
-    list_display = ("code", "name", "pseudonym", "created_at")
+    list_display = ("code", "name", "pseudonym", "deny_by_default", "deface_3d_head", "created_at")
     search_fields = ("code", "name")

@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 
 from apps.accounts.access import IsCoordinatorOrAdmin
 from apps.imaging import deidentify
+from apps.imaging.deid_allow_list import allow_list_document, allow_list_sha256
 from apps.privacy import views
 from apps.privacy.models import TextFinding
 from apps.privacy.renderers import PdfRenderer
@@ -51,6 +52,16 @@ class ActionTableView(APIView):
     @extend_schema(responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="The table and its sha256.")})
     def get(self, request):
         return Response({"sha256": deidentify.action_table_sha256(), "table": deidentify.action_table()})
+
+
+class AllowListView(APIView):
+    """The deny-by-default allow-list per SOP class; its canonical JSON's sha256 is the one certificates name."""
+
+    permission_classes = [IsCoordinatorOrAdmin]
+
+    @extend_schema(responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="The allow-list and its sha256.")})
+    def get(self, request):
+        return Response({"sha256": allow_list_sha256(), "allow_list": allow_list_document()})
 
 
 class TextFindingSerializer(serializers.ModelSerializer):

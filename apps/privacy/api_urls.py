@@ -5,6 +5,7 @@ from apps.privacy import api
 urlpatterns = [
     path("sites/<slug:code>/summary/", api.SiteSummaryView.as_view(), name="privacy-site-summary"),
     path("action-table/", api.ActionTableView.as_view(), name="privacy-action-table"),
+    path("allow-list/", api.AllowListView.as_view(), name="privacy-allow-list"),
 ]
 urlpatterns += [
     path("series/<int:pk>/text/", api.SeriesTextView.as_view(), name="privacy-series-text"),

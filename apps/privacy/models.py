@@ -26,6 +26,10 @@ class SeriesDeidentification(models.Model):
     date_mode = models.CharField(max_length=16, help_text="'shift' (113107) or 'remove'.")
     table = models.CharField(max_length=100, help_text="The attribute-action table applied (source and version).")
     table_sha256 = models.CharField(max_length=64, help_text="sha256 of the table as applied (canonical JSON).")
+    allow_list = models.CharField(
+        max_length=100, blank=True, help_text="The deny-by-default allow-list applied (name and version); '' when off."
+    )
+    allow_list_sha256 = models.CharField(max_length=64, blank=True, help_text="sha256 of that allow-list.")
     action_counts = models.JSONField(default=dict)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -87,3 +91,24 @@ class TextFinding(models.Model):
 
     def __str__(self) -> str:
         return f"Text in {self.sop_uid} ({self.get_status_display()})"
+
+
+class SeriesDefacing(models.Model):
+    """The face and ears cut from a 3D head series at upload (Clean Recognizable Visual Features, 113102).
+
+    ``mask`` holds the removed voxels (zlib of the packed bits, ``shape`` (Z, Y, X) along the slice normal) so that
+    every DL version of the series gets exactly the same cut; no pixel value is kept.
+    """
+
+    series = models.OneToOneField("imaging.Series", on_delete=models.CASCADE, related_name="defacing")
+    method = models.CharField(max_length=200)
+    shape = models.JSONField(help_text="[slices, rows, columns] of the mask, slices along the normal.")
+    mask = models.BinaryField()
+    removed_voxels = models.PositiveBigIntegerField()
+    face_plane = models.JSONField(help_text="[a, b, c]: removed where a*y + b*z + c > the buffer (LPS mm).")
+    ear_planes = models.JSONField(help_text="[left, right]: removed where x is beyond them (LPS mm).")
+    seconds = models.FloatField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"Defacing of series {self.series_id}"

@@ -21,6 +21,7 @@ from apps.imaging.models import EnhancementJob, JobStatus, Series, SeriesSource,
 from apps.imaging.services import dl_versions, storage
 from apps.imaging.services.enhancement import AlreadyRead, studies_reading
 from apps.jobs import lifecycle
+from apps.privacy.services import faces
 from worker.enhance import dicom_io, inference, qa
 
 logger = logging.getLogger(__name__)
@@ -129,6 +130,7 @@ def run_job(job_id: int, device: str | None = None) -> EnhancementJob:
     timings["read_s"] = time.perf_counter() - start
     mark = time.perf_counter()
     volume = inference.enhance_volume(source.volume, source.datasets[0], job.noise_reduction_factor, runner=runner)
+    volume = faces.same_cut(series, source.volume, volume)  # a defaced series' DL version: the same voxels cut
     timings["inference_s"] = time.perf_counter() - mark
     mark = time.perf_counter()
     uids = dicom_io.enhanced_uids(source, enhanced_uid_factory(series, dl_source))

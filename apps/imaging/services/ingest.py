@@ -20,6 +20,7 @@ from django.db import IntegrityError, transaction
 from pydicom.dataset import Dataset
 
 from apps.imaging import blinding, classification, deidentify, validation
+from apps.imaging.deid_allow_list import NoAllowList, allowed_tags
 from apps.imaging.models import (
     BatchOutcome,
     Case,
@@ -35,10 +36,13 @@ from apps.imaging.models import (
 from apps.imaging.services import enhancement, storage, vendor, windows
 from apps.imaging.services.uploads import staged_files, staged_name, staging_dir
 from apps.jobs import lifecycle
+from apps.privacy.defacing import DefacingError
 from apps.privacy.services import burned_in as burned_in_text
-from apps.privacy.services import evidence
+from apps.privacy.services import evidence, faces, policy
 
 logger = logging.getLogger(__name__)
+
+NO_ALLOW_LIST = "no_allow_list"
 
 
 @dataclass
@@ -144,6 +148,10 @@ def store_series(batch: UploadBatch, files: list[ReadFile]) -> list[UploadFileRe
     # never offered as conventional). Decided on the original header, which de-identification changes, or by the
     # coordinator, who said on upload that the files are a vendor's output.
     vendor_reason = classification.vendor_enhancement(first) or (VENDOR_BY_COORDINATOR if batch.vendor_output else None)
+    # Faces and ears cut from a 3D head series for a site that asks, before the text check and anything stored.
+    defaced = (faces.deface_datasets([item.dataset for item in files])
+               if policy.defaces_3d_heads(batch.institution) and faces.is_3d_head(first) else None)
+    options = (deidentify.CLEAN_RECOGNIZABLE_VISUAL_FEATURES,) if defaced is not None else ()
     # Every image is read by OCR for burned-in text, whatever its header says, before the transaction (slow).
     text_check = burned_in_text.check_series([item.dataset for item in files])
     text_reason = burned_in_text.hold_reason(text_check)
@@ -151,11 +159,13 @@ def store_series(batch: UploadBatch, files: list[ReadFile]) -> list[UploadFileRe
         with transaction.atomic():
             case = get_or_create_case(batch, str(first.get("PatientID", "") or ""))
             shift = case.date_shift_days if settings.DEID_DATE_MODE == "shift" else None
+            deny = policy.deny_by_default(batch.institution)
             burned_in = False
             deidentified = []
             for item in files:
                 result = deidentify.deidentify_dataset(
-                    item.dataset, case_code=case.code, date_shift_days=shift, uid_secret=settings.DEID_SECRET
+                    item.dataset, case_code=case.code, date_shift_days=shift, uid_secret=settings.DEID_SECRET,
+                    options=options, deny_by_default=deny,
                 )
                 burned_in = burned_in or result.burned_in
                 deidentified.append(result)
@@ -211,8 +221,10 @@ def store_series(batch: UploadBatch, files: list[ReadFile]) -> list[UploadFileRe
                 )
             UploadFileResult.objects.bulk_create(results)
             # The evidence of what de-identification did to the stored files, committed with them (counts only).
-            record = evidence.record_series(batch, series, kept_results)
+            record = evidence.record_series(batch, series, kept_results, deny_by_default=deny)
             burned_in_text.record(batch, series, record, text_check, kept_boxes)
+            if created and defaced is not None:
+                faces.record(series, defaced)  # before enhancement is asked: its DL versions take the same cut
             if created:
                 enhancement.request_enhancement(series)
                 vendor.link_held_vendor_series(series, batch)  # a vendor series and its conventional one, in any order
@@ -242,6 +254,20 @@ def group_by_series(paths: list[Path]) -> dict[str, list[Path]]:
     return groups
 
 
+def _without_allow_list(batch: UploadBatch, by_series: dict[str, list[ReadFile]]) -> dict[str, list[ReadFile]]:
+    """In deny-by-default mode a file whose SOP class has no allow-list is rejected, never stored unreviewed."""
+    kept: dict[str, list[ReadFile]] = {}
+    for uid, files in by_series.items():
+        for f in files:
+            try:
+                allowed_tags(str(f.dataset.SOPClassUID))
+            except NoAllowList as exc:
+                _reject_all(batch, [f], NO_ALLOW_LIST, str(exc))
+            else:
+                kept.setdefault(uid, []).append(f)
+    return kept
+
+
 def _process_group(batch: UploadBatch, paths: list[Path]) -> None:
     """Validates the files of one series and stores the valid ones atomically."""
     by_series: dict[str, list[ReadFile]] = defaultdict(list)
@@ -255,6 +281,8 @@ def _process_group(batch: UploadBatch, paths: list[Path]) -> None:
             continue
         by_series[str(outcome.dataset.SeriesInstanceUID)].append(ReadFile(name, outcome.dataset))
     UploadFileResult.objects.bulk_create(rejected)
+    if policy.deny_by_default(batch.institution):
+        by_series = _without_allow_list(batch, by_series)
     for files in by_series.values():
         problems = validation.check_series({f.name: f.dataset for f in files})
         for f in files:
@@ -265,6 +293,9 @@ def _process_group(batch: UploadBatch, paths: list[Path]) -> None:
             continue
         try:
             store_series(batch, files)
+        except DefacingError as exc:
+            _reject_all(batch, files, faces.DEFACE_FAILED, f"The site asks for faces to be removed from 3D head series, "
+                                                          f"and this one could not be defaced: {exc}")
         except Exception:
             logger.exception("Storing a series of upload %s failed", batch.pk)
             _reject_all(batch, files, "store_failed", "The series could not be stored; nothing of it was kept.")

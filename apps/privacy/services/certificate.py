@@ -38,6 +38,7 @@ REJECTION_REASONS = {
     "duplicate_in_upload": "the same image twice in the upload",
     "inconsistent_geometry": "slices of one series with different geometry",
     "store_failed": "the series could not be stored; nothing of it was kept",
+    "no_allow_list": "deny-by-default: its SOP class has no allow-list, so it cannot be de-identified in this mode",
 }
 HOLD_REASONS = {
     SeriesStatus.HELD_BURNED_IN: "burned-in text: the header flags it or OCR found text in the pixels",
@@ -88,11 +89,27 @@ STAGING_HANDLING = (
 )
 
 
-def not_done() -> list[str]:
+def not_done(deny_by_default: bool = False, defaced: bool = False) -> list[str]:
     """What this installation does NOT do, said plainly: a privacy office signs against this list."""
-    return [
+    unlisted = (
+        "Deny-by-default: only attributes on the allow-list of the image's SOP class survive, so a public attribute "
+        "the profile's table does not list is removed; the values of the allow-listed attributes that the table keeps "
+        "(acquisition parameters, geometry, manufacturer and model) are kept without being read."
+        if deny_by_default else
+        "Public attributes that the profile's table does not list are kept as they are (the basic profile's rule), "
+        "without looking at their values; they are counted under 'kept: not in the profile's table' below."
+    )
+    faces = (
+        "Faces and ears are removed only from 3D head series (MR Acquisition Type 3D) of sites that ask for it, by a "
+        "geometric rule checked on phantoms (no brain voxel touched, the face region removed), not on real faces: a "
+        "head shaped unlike the rule expects may keep part of its face; 2D series are not defaced, though a stack of "
+        "thin 2D slices can show a face profile too."
+        if defaced else
         "Faces are not removed: 3D head series can be rendered into a face (Clean Recognizable Visual Features, "
-        "113102, is not applied).",
+        "113102, is not applied)."
+    )
+    return [
+        faces,
         "Burned-in text is looked for by OCR (Tesseract) in every image, whatever the header says, but OCR misses "
         "some text: on the generated benchmark corpus (benchmarks/RESULTS.md) it found 47 % of the slices with text "
         "(47-80 % of text in corners and edges, 22 % of text over the anatomy; small, faint and dark text is missed "
@@ -102,8 +119,7 @@ def not_done() -> list[str]:
         "unchanged; the words OCR reads are never stored.",
         "Private elements are removed whole, their content is not inspected (Retain Safe Private, 113111, is not "
         "applied), so free text in them is gone but was never read.",
-        "Public attributes that the profile's table does not list are kept as they are (the basic profile's rule), "
-        "without looking at their values; they are counted under 'kept: not in the profile's table' below.",
+        unlisted,
         "Descriptions (series, study, protocol, code meanings) are kept or blanked by a vocabulary rule, not read by "
         "a person.",
         "This is pseudonymisation: the installation keeps the keys that map a patient to a case (keyed hashes), so "
@@ -155,7 +171,10 @@ def _options(codes: Counter, instances: int) -> list[dict]:
         deidentify.CLEAN_DESCRIPTORS: "descriptions kept only when every word is sequence jargon, else blanked",
         deidentify.MODIFIED_DATES: "dates shifted per patient (see Dates)",
         deidentify.CLEAN_PIXEL_DATA: "burned-in text boxes blanked by a coordinator into a new instance",
-        deidentify.CLEAN_RECOGNIZABLE_VISUAL_FEATURES: "face and ears removed",
+        deidentify.CLEAN_RECOGNIZABLE_VISUAL_FEATURES: (
+            "face and ears of 3D head series cut at upload: everything beyond a plane tangent to a brain estimate made "
+            "from the image (anterior-inferior) and beyond two sagittal planes 10 mm outside it (ears); the DL versions "
+            "get the same voxels cut"),
     }
     return [
         {"code": code, "scheme": "DCM", "meaning": deidentify.OPTION_CODES[code], "instances": codes[code],
@@ -178,19 +197,39 @@ def _profile() -> dict:
     }
 
 
-def _method(codes: Counter, instances: int) -> dict:
-    """What both documents say about the method: profile and table, options, UIDs, dates, identity, staging."""
+def _deny_by_default(records: list[SeriesDeidentification], instances: int) -> dict:
+    """Whether the stored instances were de-identified deny-by-default, and under which allow-list(s)."""
+    lists = sorted({(r.allow_list, r.allow_list_sha256) for r in records if r.allow_list})
     return {
-        "profile": _profile(), "options": _options(codes, instances), "uids": UID_HANDLING,
+        "applied": bool(lists),
+        "instances": sum(r.instances for r in records if r.allow_list), "of_instances": instances,
+        "allow_lists": [{"name": name, "sha256": sha} for name, sha in lists],
+        "code": "", "code_note": "DICOM defines no de-identification method code for an allow-list, so the De-"
+                                 "identification Method Code Sequence of the images does not name it: this document "
+                                 "is its only record.",
+        "note": "only attributes on the allow-list of the image's SOP class survive, at any depth; all others "
+                "(private ones included) are removed before the profile acts; sha256 of the list as canonical JSON; "
+                "the list itself: GET /api/privacy/allow-list/",
+    }
+
+
+def _method(codes: Counter, instances: int, records: list[SeriesDeidentification]) -> dict:
+    """What both documents say about the method: profile and table, options, deny-by-default, UIDs, dates, identity,
+    staging."""
+    return {
+        "profile": _profile(), "options": _options(codes, instances),
+        "deny_by_default": _deny_by_default(records, instances), "uids": UID_HANDLING,
         "dates": _date_handling(), "pseudonyms": PSEUDONYM_HANDLING, "staging": STAGING_HANDLING,
     }
 
 
-def _attributes(actions: dict[str, Counter]) -> dict:
+def _attributes(actions: dict[str, Counter], records: list[SeriesDeidentification]) -> dict:
     """What both documents end with: the actions per attribute, their totals, and what is not done."""
     return {
         "action_totals": _totals(actions), "actions": _action_rows(actions), "action_labels": deidentify.ACTION_LABELS,
-        "not_done": not_done(),
+        "not_done": not_done(deny_by_default=bool(records) and all(r.allow_list for r in records),
+                             defaced=any(r.method_codes.get(deidentify.CLEAN_RECOGNIZABLE_VISUAL_FEATURES)
+                                         for r in records)),
     }
 
 
@@ -233,7 +272,7 @@ def certificate(batch: UploadBatch) -> dict:
             "received_at": batch.created_at.isoformat(timespec="seconds"),
             "finished_at": batch.finished_at.isoformat(timespec="seconds") if batch.finished_at else None,
         },
-        **_method(codes, instances),
+        **_method(codes, instances, records),
         "files": {
             "received": batch.file_count, "stored": batch.accepted_count, "already_stored": batch.duplicate_count,
             "rejected": batch.rejected_count, "held": batch.held_count, "instances_with_evidence": instances,
@@ -249,7 +288,7 @@ def certificate(batch: UploadBatch) -> dict:
         ],
         "pixel_text": pixel_text(batch),
         "series": series_rows,
-        **_attributes(actions),
+        **_attributes(actions, records),
     }
 
 
@@ -257,6 +296,19 @@ def pixel_text(batch: UploadBatch) -> dict:
     """The burned-in text check of the upload's images: checked, with text, engine, blanked, rejected, open."""
     checks = SeriesTextCheck.objects.filter(record__batch=batch)
     findings = TextFinding.objects.filter(batch=batch)
+    return {**_text_counts(checks, findings),
+            "blanked_sop_uids": list(findings.filter(status=FindingStatus.BLANKED).values_list("blanked_sop_uid",
+                                                                                               flat=True))}
+
+
+def site_pixel_text(site) -> dict:
+    """The burned-in text check of every image a site uploaded: checked, with text, and what became of the findings
+    (still held, blanked, dismissed, rejected)."""
+    return _text_counts(SeriesTextCheck.objects.filter(record__batch__institution=site),
+                        TextFinding.objects.filter(series__case__institution=site))
+
+
+def _text_counts(checks, findings) -> dict:
     by_status = {status: findings.filter(status=status).count() for status in FindingStatus.values}
     engines = sorted({c.engine for c in checks if c.engine})
     unavailable = sorted({c.unavailable for c in checks if c.unavailable})
@@ -266,8 +318,6 @@ def pixel_text(batch: UploadBatch) -> dict:
         "seconds": round(sum(c.seconds for c in checks), 2),
         "blanked": by_status[FindingStatus.BLANKED], "rejected": by_status[FindingStatus.REJECTED],
         "dismissed": by_status[FindingStatus.DISMISSED], "open": by_status[FindingStatus.OPEN],
-        "blanked_sop_uids": list(findings.filter(status=FindingStatus.BLANKED).values_list("blanked_sop_uid",
-                                                                                           flat=True)),
     }
 
 
@@ -299,7 +349,7 @@ def site_summary(site) -> dict:
         "certificate_version": CERTIFICATE_VERSION,
         "generated_at": timezone.now().isoformat(timespec="seconds"),
         "site": {"code": site.code, "name": site.name},
-        **_method(codes, instances),
+        **_method(codes, instances, records),
         "totals": {
             "uploads": len(batches), "received": sum(b.file_count for b in batches),
             "stored": sum(b.accepted_count for b in batches), "rejected": sum(b.rejected_count for b in batches),
@@ -313,7 +363,8 @@ def site_summary(site) -> dict:
              "method_codes": [c for c in deidentify.OPTION_CODES if per_batch.get(b.pk, {}).get(c)]}
             for b in batches
         ],
-        **_attributes(actions),
+        "pixel_text": site_pixel_text(site),
+        **_attributes(actions, records),
     }
 
 
@@ -361,6 +412,14 @@ def blocks(document: dict) -> list[Block]:
     out.append(Block("table", header=["code", "option", "instances", "how"], widths=[0.1, 0.35, 0.12, 0.43],
                      rows=[[o["code"], o["meaning"], f"{o['instances']} of {o['of_instances']}", o["how"]]
                            for o in document["options"]]))
+    d = document["deny_by_default"]
+    if d["applied"]:
+        lists = "; ".join(f"{a['name']}, sha256 {a['sha256']}" for a in d["allow_lists"])
+        out.append(Block("p", f"Deny-by-default on {d['instances']} of {d['of_instances']} instances: {d['note']}. "
+                              f"Allow-list: {lists}. {d['code_note']}"))
+    else:
+        out.append(Block("p", "Deny-by-default was not applied: attributes the profile's table does not list were "
+                              "kept (see What is NOT done)."))
     out.append(Block("h2", "UIDs"))
     out.append(Block("p", document["uids"]))
     out.append(Block("h2", "Dates"))
@@ -407,6 +466,14 @@ def blocks(document: dict) -> list[Block]:
                          rows=[[str(u["id"]), u["received_at"], u["channel"], u["status_display"], str(u["received"]),
                                 str(u["stored"]), str(u["rejected"]), str(u["held"]), " ".join(u["method_codes"])]
                                for u in document["uploads"]]))
+        t = document["pixel_text"]
+        out.append(Block("h2", "Burned-in text in the pixels"))
+        out.append(Block("table", header=["images read by OCR", "with text", "held now (waiting for the coordinator)",
+                                          "blanked (113101)", "dismissed (no identifying text)", "in rejected series"],
+                         rows=[[str(t["checked"]), str(t["with_text"]), str(t["open"]), str(t["blanked"]),
+                                str(t["dismissed"]), str(t["rejected"])]]))
+        if t["not_checked_because"]:
+            out.append(Block("p", "Not checked: " + "; ".join(t["not_checked_because"]) + " (those series are held)."))
     out.append(Block("h2", "What was done to each attribute"))
     out.append(Block("p", "Counts are numbers of image files (an attribute inside a sequence counts once per "
                           "occurrence). Values are never recorded. Totals: "

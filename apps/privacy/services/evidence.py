@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from django.conf import settings
 
 from apps.imaging import deidentify
+from apps.imaging.deid_allow_list import ALLOW_LIST_NAME, allow_list_sha256
 from apps.privacy.models import SeriesDeidentification
 
 
@@ -17,8 +18,11 @@ def tag_key(tag: int) -> str:
     return f"{tag:08X}"
 
 
-def record_series(batch, series, results: Iterable[deidentify.DeidResult]) -> SeriesDeidentification | None:
-    """Adds the actions and codes of the stored instances of one series of one upload to its evidence row."""
+def record_series(
+    batch, series, results: Iterable[deidentify.DeidResult], *, deny_by_default: bool = False
+) -> SeriesDeidentification | None:
+    """Adds the actions and codes of the stored instances of one series of one upload to its evidence row, with the
+    allow-list applied when de-identification was deny-by-default."""
     results = list(results)
     if not results:
         return None
@@ -32,6 +36,8 @@ def record_series(batch, series, results: Iterable[deidentify.DeidResult]) -> Se
         defaults={
             "instances": 0, "date_mode": settings.DEID_DATE_MODE, "table": deidentify.action_table()["source"],
             "table_sha256": deidentify.action_table_sha256(),
+            "allow_list": ALLOW_LIST_NAME if deny_by_default else "",
+            "allow_list_sha256": allow_list_sha256() if deny_by_default else "",
         },
     )
     merged = {key: dict(value) for key, value in record.action_counts.items()}

@@ -15,6 +15,7 @@ from django.conf import settings
 
 from apps.studies.models import ReadingTask, TaskStatus
 from apps.studies.services import definition, reading
+from tests.e2e.test_accessibility_e2e import axe_violations
 from tests.e2e.test_reading_e2e import SCORE_KEYS, assert_not_blank, login, wait_rendered
 from tests.e2e.world import _series_pair
 from tests.factories import PASSWORD, CaseFactory, InstitutionFactory, ReaderFactory, ReaderStudyFactory
@@ -91,6 +92,7 @@ def test_two_sessions_the_second_locked_until_the_washout_has_passed(page, live_
     assert page.get_by_role("link", name=re.compile("Start|Resume|Review")).count() == 0
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "worklist-session-locked.png"), full_page=True)
+    assert axe_violations(page) == []  # no serious or critical WCAG violation in the sessions table and notice
 
     # Not only hidden: the server refuses the session's page, its API and its images.
     answer = page.goto(f"/reading/task/{second[0].token}/")

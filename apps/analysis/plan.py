@@ -17,11 +17,11 @@ import json
 from datetime import UTC, datetime
 
 from django.db import transaction
-from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.analysis.models import AnalysisPlan, PlanHypothesis, PlanTest
 from apps.analysis.stats.planned import LockedPlan, PlanSpec
+from apps.audit.timestamps import now
 from apps.studies.models import ReaderStudy, StudyStatus
 
 PLAN_FIELDS = ("primary_items", "primary_sequences", "test", "hypothesis", "margin", "alpha", "multiplicity",
@@ -138,7 +138,7 @@ def freeze_plan(study: ReaderStudy) -> AnalysisPlan | None:
     if plan is None or plan.is_frozen:
         return plan
     validate(study, {name: getattr(plan, name) for name in PLAN_FIELDS})
-    frozen_at = timezone.now()
+    frozen_at = now()
     canonical = canonical_json(_content(plan, study, frozen_at))
     plan.frozen_at = frozen_at
     plan.frozen_json = canonical

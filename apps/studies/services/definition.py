@@ -5,10 +5,10 @@ from dataclasses import asdict
 
 from django.db import transaction
 from django.db.models import Max
-from django.utils import timezone
 
 from apps.accounts.access import is_reader
 from apps.accounts.models import User
+from apps.audit.timestamps import now
 from apps.enhancement_models.models import EnhancementModel
 from apps.imaging.models import Case, Series, SeriesSource, SeriesStatus, Version
 from apps.imaging.services import dl_versions
@@ -291,7 +291,7 @@ def _plan_and_store(study: ReaderStudy, cases: list[Case]) -> int:
         "cases": [[c.key, c.site, list(c.sequences)] for c in case_inputs],
         "readers": [[r.key, r.site] for r in reader_inputs],
     }]
-    study.assignment_generated_at = timezone.now()
+    study.assignment_generated_at = now()
     study.save(update_fields=["assignment_inputs", "assignment_generated_at"])
     return count
 

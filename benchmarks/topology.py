@@ -11,8 +11,8 @@ and a study open for reading, then:
 2. faults, each while readers read: a worker SIGKILLed mid-ingest and mid-enhancement (main and pool processes),
    Redis restarted, PostgreSQL restarted, gunicorn SIGKILLed mid-submit; the same checks after each.
 
-    .venv/bin/python benchmarks/topology.py [--readers 50] [--uploads 20] [--think 10] [--minutes 4]
-        [--faults worker-ingest,worker-enhance,redis,postgres,web] [--no-load]
+    .venv/bin/python benchmarks/topology.py [--readers 50] [--uploads 20] [--think 15] [--minutes 6]
+        [--faults redis,postgres,web,worker-ingest,worker-enhance] [--fault-think 5] [--no-load]
 
 Bounded: the load stops after --minutes or when the readers have read every task, and every wait has a limit.
 Everything listens on 127.0.0.1 only. tests/topology/ runs the faults that fit in minutes with the same code.
@@ -46,6 +46,7 @@ from deploy.topology import Topology  # noqa: E402
 SLICES = 8  # every synthetic series: 8 slices of 64 x 64
 SHAPE = (SLICES, 64, 64)
 FAULT_SHAPE = (32, 192, 192)
+SLICES_OF_SIZE = {SHAPE[1]: SHAPE[0], FAULT_SHAPE[1]: FAULT_SHAPE[0]}
 SEED = 2026
 # Short job timings so that a killed worker's job is found stale in seconds, not the production minutes.
 JOB_TIMINGS = {
@@ -135,7 +136,8 @@ def audit(acknowledged: dict[str, dict]) -> dict:
     series = Series.objects.annotate(n=Count("instances")).select_related("conventional")
     counts = {s.pk: s.n for s in series}
     for s in series:
-        expected = counts[s.conventional_id] if s.conventional_id else SLICES
+        # Every series the benchmark makes has the slice count of its image size; a DL series, its input's.
+        expected = counts[s.conventional_id] if s.conventional_id else SLICES_OF_SIZE[s.rows]
         if s.n and s.n != expected:
             half.append(f"series {s.pk} ({s.version}): {s.n} of {expected} slices")
     missing = [
@@ -176,16 +178,22 @@ class Record:
     latencies: dict[str, list[float]] = field(default_factory=dict)
     failures: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
     acknowledged: dict[str, dict] = field(default_factory=dict)
+    in_flight: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def timed(self, kind: str, call):
         """Calls `call()` (a request); records its latency when it answered below 500, else the failure."""
         start = time.perf_counter()
+        with self.lock:
+            self.in_flight[kind] = self.in_flight.get(kind, 0) + 1
         try:
             response = call()
         except Exception as exc:  # a refused or reset connection is what a reader sees of a dead server
             self.fail(kind, type(exc).__name__, start)
             return None
+        finally:
+            with self.lock:
+                self.in_flight[kind] -= 1
         elapsed = time.perf_counter() - start
         if response.status_code >= 500:
             self.fail(kind, f"HTTP {response.status_code}", start)
@@ -292,15 +300,17 @@ def read_tasks(base: str, reader: list, think: float, record: Record, stop: thre
     return done
 
 
-def study_zip(index: int, shape: tuple[int, int, int] = SHAPE) -> bytes:
-    """One synthetic study (3 series, 8 slices of 64 x 64 unless `shape` says otherwise) of a patient of site
-    north, zipped as a coordinator sends it."""
+def study_zip(index: int, shape: tuple[int, int, int] = SHAPE, sequences: tuple[str, ...] = ("T2W", "FLAIR",
+              "T1W_POST")) -> bytes:
+    """One synthetic study (a series of each of `sequences`, 8 slices of 64 x 64 unless `shape` says otherwise)
+    of a patient of site north, zipped as a coordinator sends it."""
     from apps.imaging import synthetic
 
     patient = synthetic.make_patient(0, 100 + index, SEED)
     buffer = io.BytesIO()
     with tempfile.TemporaryDirectory() as tmp:
-        files = synthetic.write_study(Path(tmp), patient, shape_2d=shape, shape_3d=shape, seed=SEED)
+        files = synthetic.write_study(Path(tmp), patient, shape_2d=shape, shape_3d=shape, seed=SEED,
+                                       sequences=sequences)
         with zipfile.ZipFile(buffer, "w") as archive:
             for path in files:
                 archive.write(path, path.relative_to(tmp).as_posix())
@@ -409,8 +419,8 @@ def fault_worker(topology: Topology, people: dict, queue: str, record: Record, i
     again, and times how long until every job has settled."""
     base, admin = topology.url, people["admin"]
     path = "/api/imaging/uploads/" if queue == "default" else "/api/imaging/enhancement-jobs/"
-    # Larger series than the load's, so that the job runs long enough to be killed in the middle.
-    upload(base, people["coordinator"], study_zip(1000 + index, FAULT_SHAPE), f"fault{index}.zip", record)
+    # One series, larger than the load's, so that the job runs long enough to be killed in the middle.
+    upload(base, people["coordinator"], study_zip(1000 + index, FAULT_SHAPE, ("T2W",)), f"fault{index}.zip", record)
     job = wait_for_running(base, admin, path)
     topology.kill(f"worker-{queue}")
     killed = time.monotonic()
@@ -422,21 +432,40 @@ def fault_worker(topology: Topology, people: dict, queue: str, record: Record, i
             "settled_s": None if settled is None else round(time.monotonic() - killed, 1)}
 
 
-def fault_service(topology: Topology, name: str, record: Record) -> dict:
-    """Restarts Redis or PostgreSQL (or SIGKILLs gunicorn and starts it again) under the readers' load. The failed
-    requests are split into those sent while the service was down and those sent once it was back."""
+def fault_service(topology: Topology, people: dict, name: str, record: Record, down_seconds: float = 3) -> dict:
+    """Restarts Redis or PostgreSQL, `down_seconds` down, while the coordinator uploads a study (or SIGKILLs
+    gunicorn and starts it again) under the readers' load. The readers' failed requests are split into those sent
+    while the service was down and those sent once it was back; the upload's answer and what became of it are
+    reported."""
+    sent: dict = {}
+
+    def upload_while_down() -> None:
+        def send() -> None:
+            sent["batch"] = upload(topology.url, people["coordinator"], study_zip(2000 + len(sent)),
+                                   f"{name}-down.zip", record)
+        sent["thread"] = threading.Thread(target=send)
+        sent["thread"].start()
+
     start = time.perf_counter()
     if name == "redis":
-        topology.restart_redis()
+        topology.restart_redis(down_seconds, upload_while_down)
     elif name == "postgres":
-        topology.restart_postgres()
+        topology.restart_postgres(down_seconds, upload_while_down)
     else:
+        deadline = time.monotonic() + 60
+        while not record.in_flight.get("submit") and time.monotonic() < deadline:
+            time.sleep(0.001)  # killed mid-submit: while a reader's submit is on its way
+        start = time.perf_counter()
         topology.kill("web")
         topology.start_web()
     back = time.perf_counter()
-    time.sleep(10)
-    return {"down_s": round(back - start, 1), "failed_while_down": record.failed_between(start, back),
-            "failed_once_back": record.failed_between(back)}
+    time.sleep(5)
+    outcome = {"down_s": round(back - start, 1), "failed_while_down": record.failed_between(start, back),
+               "failed_once_back": record.failed_between(back)}
+    if "thread" in sent:
+        sent["thread"].join(300)
+        outcome["upload_while_down"] = record.failed_between(start).get("upload", "acknowledged")
+    return outcome
 
 
 def unread(people: dict, acknowledged: dict) -> list:
@@ -457,7 +486,7 @@ def run_faults(topology: Topology, people: dict, faults: list[str], think: float
         elif fault == "worker-enhance":
             outcomes[fault] = fault_worker(topology, people, "gpu", record, index)
         else:
-            outcomes[fault] = fault_service(topology, fault, record)
+            outcomes[fault] = fault_service(topology, people, fault, record)
         time.sleep(think)
     readers.finish(0)
     outcomes["settled_s"] = wait_for_jobs(topology.url, people["admin"], 240)
@@ -473,9 +502,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--readers", type=int, default=50)
     parser.add_argument("--uploads", type=int, default=20)
-    parser.add_argument("--think", type=float, default=10.0, help="mean seconds a reader looks at an image")
-    parser.add_argument("--minutes", type=float, default=4.0, help="the longest the load runs")
-    parser.add_argument("--faults", default="worker-ingest,worker-enhance,redis,postgres,web")
+    parser.add_argument("--think", type=float, default=15.0, help="mean seconds a reader looks at an image")
+    parser.add_argument("--minutes", type=float, default=6.0, help="the longest the load runs")
+    parser.add_argument("--faults", default="redis,postgres,web,worker-ingest,worker-enhance")
+    parser.add_argument("--fault-think", type=float, default=5.0, help="mean think time while the faults happen")
     parser.add_argument("--no-load", action="store_true")
     args = parser.parse_args()
 
@@ -494,7 +524,10 @@ def main() -> None:
               f"{tasks} tasks", flush=True)
         acknowledged: dict[str, dict] = {}
         if not args.no_load:
-            load = run_load(topology, people, args.uploads, args.think, args.minutes)
+            # The load reads 60 % of every reader's tasks; the rest are read while the faults happen.
+            share = {**people, "readers": [[n, p, tokens[:(len(tokens) * 3 + 4) // 5]]
+                                           for n, p, tokens in people["readers"]]}
+            load = run_load(topology, share, args.uploads, args.think, args.minutes)
             acknowledged.update(load["record"].acknowledged)
             print(f"load: {args.readers} readers (think {args.think:.0f} s), {load['submitted']} tasks submitted; "
                   f"{args.uploads} uploads at once: {load['uploads_accepted']} accepted, {load['uploads_finished']} "
@@ -504,7 +537,7 @@ def main() -> None:
             print(f"  audit: {json.dumps(in_topology(topology, 'audit', acknowledged))}", flush=True)
         faults = [f for f in args.faults.split(",") if f]
         if faults:
-            outcomes, record = run_faults(topology, people, faults, args.think, acknowledged)
+            outcomes, record = run_faults(topology, people, faults, args.fault_think, acknowledged)
             acknowledged.update(record.acknowledged)
             for fault, outcome in outcomes.items():
                 print(f"fault {fault}: {json.dumps(outcome)}")

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -274,9 +275,18 @@ class Topology:
         self.psql(f"CREATE ROLE readerstudy LOGIN PASSWORD '{self.pg_password}'")
         self.psql("CREATE DATABASE readerstudy OWNER readerstudy")
 
-    def restart_postgres(self) -> None:
-        """A fast restart: open connections are ended, committed data stays."""
-        self.pg_ctl("restart", "-m", "fast")
+    def restart_postgres(self, down_seconds: float = 0, while_down: Callable[[], None] | None = None) -> None:
+        """A fast shutdown (open connections are ended, committed data stays), `down_seconds` without a server
+        (`while_down` is called at its start), then the same cluster started again."""
+        self.pg_ctl("stop", "-m", "fast")
+        self.pause(down_seconds, while_down)
+        self.pg_ctl("start")
+
+    @staticmethod
+    def pause(seconds: float, action: Callable[[], None] | None) -> None:
+        if action is not None:
+            action()
+        time.sleep(seconds)
 
     def run_checked(self, name: str, command: list[str]) -> None:
         done = subprocess.run(command, capture_output=True, text=True, timeout=120)
@@ -294,9 +304,11 @@ class Topology:
                              "--appendonly", "yes", "--save", ""])
         self.wait_for("redis", lambda: port_open(port))
 
-    def restart_redis(self) -> None:
-        """Redis shut down (it writes its append-only file) and started again on the same port and folder."""
+    def restart_redis(self, down_seconds: float = 0, while_down: Callable[[], None] | None = None) -> None:
+        """Redis shut down (it writes its append-only file), `down_seconds` without it (`while_down` is called at
+        its start), then started again on the same port and folder."""
         self.stop_process("redis")
+        self.pause(down_seconds, while_down)
         self.start_redis()
 
     def start_s3(self) -> None:

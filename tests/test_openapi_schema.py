@@ -53,7 +53,14 @@ def test_export_job_answers_and_downloads_are_described(schema):
     created = paths["/api/analysis/studies/{id}/export-jobs/"]["post"]["responses"]["202"]
     assert created["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ExportJob"}
     assert set(schema["components"]["schemas"]["ExportJob"]["properties"]) == {
-        "id", "study", "kind", "status", "progress", "rows", "error", "download_url"}
+        "id", "study", "kind", "status", "progress", "rows", "error", "attempts", "max_attempts", "can_retry",
+        "download_url"}
+    retried = paths["/api/analysis/export-jobs/{job_id}/retry/"]["post"]["responses"]
+    assert retried["202"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ExportJob"}
+    assert set(retried) == {"202", "404", "409"}
+    for job in ("UploadBatch", "EnhancementJob"):
+        assert {"status", "attempts", "max_attempts", "error", "heartbeat_at", "can_retry"} <= set(
+            schema["components"]["schemas"][job]["properties"])
 
     download = paths["/api/analysis/export-jobs/{job_id}/download/"]["get"]["responses"]["200"]["content"]
     assert set(download) == {"text/csv", "application/pdf"}

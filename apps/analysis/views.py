@@ -2,7 +2,6 @@
 
 from collections.abc import Callable
 
-from django.contrib import messages
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -14,7 +13,7 @@ from apps.analysis import exports, services
 from apps.analysis.models import ExportJob, ExportKind
 from apps.analysis.report import ReportMeta, render_html, render_pdf
 from apps.analysis.stats import AnalysisResult
-from apps.jobs import lifecycle
+from apps.jobs import doors, lifecycle
 from apps.jobs.models import JobStatus
 from apps.studies.models import ReaderStudy
 
@@ -78,12 +77,7 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
 @require_POST
 def job_retry(request: HttpRequest, job_id: int) -> HttpResponse:
     job = get_object_or_404(ExportJob, pk=job_id)
-    try:
-        services.retry_export(job)
-    except lifecycle.NotRetryable as exc:
-        messages.error(request, f"Export {job.pk}: {exc}")
-    else:
-        messages.info(request, f"Export {job.pk} was queued again.")
+    doors.retry_from_page(request, lambda: services.retry_export(job), f"Export {job.pk} was queued again.")
     return redirect("analysis:job_detail", job_id=job.pk)
 
 

@@ -8,7 +8,7 @@ from apps.audit.history import ObjectHistory
 from apps.imaging.models import Case, DicomNode, EnhancementJob, Series, UploadBatch, UploadFileResult
 from apps.imaging.services import enhancement, uploads
 from apps.imaging.services import series as series_service
-from apps.jobs import lifecycle
+from apps.jobs import doors
 
 
 class SeriesInline(admin.TabularInline):
@@ -66,14 +66,7 @@ class UploadBatchAdmin(SiteScoped):
 
     @admin.action(description="Process again (files already stored are skipped)")
     def retry(self, request, queryset) -> None:
-        queued = 0
-        for batch in queryset:
-            try:
-                uploads.retry_upload(batch)
-                queued += 1
-            except uploads.NothingToRetry as exc:
-                messages.warning(request, f"Upload {batch.pk}: {exc}")
-        messages.info(request, f"{queued} upload(s) queued again.")
+        doors.retry_selected(request, queryset, uploads.retry_upload)
 
 
 @admin.register(EnhancementJob)
@@ -102,14 +95,7 @@ class EnhancementJobAdmin(SiteScoped):
 
     @admin.action(description="Run enhancement again")
     def retry(self, request, queryset) -> None:
-        queued = 0
-        for job in queryset:
-            try:
-                enhancement.retry_enhancement(job)
-                queued += 1
-            except lifecycle.NotRetryable as exc:
-                messages.warning(request, f"Enhancement job {job.pk}: {exc}")
-        messages.info(request, f"{queued} job(s) queued again.")
+        doors.retry_selected(request, queryset, enhancement.retry_enhancement)
 
     @admin.action(description="Accept for reading despite the failed residual check")
     def accept(self, request, queryset) -> None:

@@ -14,7 +14,7 @@ from apps.imaging.forms import CaseMetadataImportForm, UploadForm
 from apps.imaging.models import Case, EnhancementJob, FileOutcome, Series, UploadBatch
 from apps.imaging.serializers import UploadBatchSerializer
 from apps.imaging.services import enhancement, metadata, uploads, vendor
-from apps.jobs import lifecycle
+from apps.jobs import doors, lifecycle
 
 coordinator_or_admin = page_for(lambda u: is_coordinator(u) or is_admin(u), "site coordinators and admins")
 
@@ -77,12 +77,8 @@ def upload_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def upload_retry(request: HttpRequest, pk: int) -> HttpResponse:
     batch = get_object_or_404(restrict_to_site(UploadBatch.objects.all(), request.user), pk=pk)
-    try:
-        uploads.retry_upload(batch)
-    except uploads.NothingToRetry as exc:
-        messages.error(request, f"{exc}.")
-    else:
-        messages.info(request, "The upload was queued again; files already stored are skipped.")
+    doors.retry_from_page(request, lambda: uploads.retry_upload(batch),
+                          "The upload was queued again; files already stored are skipped.")
     return redirect("imaging:upload_detail", pk=batch.pk)
 
 
@@ -132,12 +128,8 @@ def job_list(request: HttpRequest) -> HttpResponse:
 def job_retry(request: HttpRequest, pk: int) -> HttpResponse:
     jobs = restrict_to_site(EnhancementJob.objects.all(), request.user, "series__case__institution")
     job = get_object_or_404(jobs, pk=pk)
-    try:
-        enhancement.retry_enhancement(job)
-    except lifecycle.NotRetryable as exc:
-        messages.error(request, f"Enhancement job {job.pk}: {exc}")
-    else:
-        messages.info(request, f"Enhancement job {job.pk} was queued again.")
+    doors.retry_from_page(request, lambda: enhancement.retry_enhancement(job),
+                          f"Enhancement job {job.pk} was queued again.")
     return redirect("imaging:job_list")
 
 

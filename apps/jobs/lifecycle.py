@@ -259,8 +259,9 @@ def recover_stale_jobs(now: datetime | None = None) -> list[str]:
                 done.append(f"{model.__name__} {job.pk}: {outcome}")
         waiting = model.objects.filter(_silent_since(lost_before), status=JobStatus.QUEUED)
         for job in waiting:
+            sent = timezone.localtime(job.heartbeat_at or job.created_at)
             queue(job, note=job.error)
-            done.append(f"{model.__name__} {job.pk}: queued since {job.heartbeat_at or job.created_at}, sent again.")
+            done.append(f"{model.__name__} {job.pk}: queued since {sent:%Y-%m-%d %H:%M:%S %Z}, sent again.")
     return done
 
 

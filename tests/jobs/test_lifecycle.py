@@ -66,8 +66,8 @@ def test_a_transient_error_on_every_attempt_fails_the_upload_at_its_limit_withou
         raise TimeoutError("PatientName=DOE^JANE")
 
     monkeypatch.setattr(ingest, "group_by_series", down)
-    with django_capture_on_commit_callbacks(execute=True):
-        uploads.enqueue_processing(staged)
+    with pytest.raises(TimeoutError), django_capture_on_commit_callbacks(execute=True):
+        uploads.enqueue_processing(staged)  # the last attempt's error reaches the worker's log
     staged.refresh_from_db()
     assert staged.status == JobStatus.FAILED and staged.attempts == staged.max_attempts == 3
     assert staged.error.startswith("TimeoutError") and "DOE" not in staged.error
@@ -172,7 +172,7 @@ def test_a_queued_job_whose_message_was_lost_is_sent_again(export, settings, dja
     ExportJob.objects.filter(pk=export.pk).update(heartbeat_at=old)
     with django_capture_on_commit_callbacks(execute=True):
         done = lifecycle.recover_stale_jobs()
-    assert done == [f"ExportJob {export.pk}: queued since {old}, sent again."]
+    assert done == [f"ExportJob {export.pk}: queued since {timezone.localtime(old):%Y-%m-%d %H:%M:%S %Z}, sent again."]
     export.refresh_from_db()
     assert export.status == JobStatus.DONE and export.attempts == 1
 

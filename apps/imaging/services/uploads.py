@@ -227,7 +227,7 @@ def enqueue_processing(batch: UploadBatch) -> None:
     lifecycle.queue(batch)
 
 
-class NothingToRetry(ValueError):
+class NothingToRetry(lifecycle.NotRetryable):
     """The batch is done, still being processed, or has no staged file left: processing it again could only fail."""
 
 
@@ -240,7 +240,7 @@ def retry_upload(batch: UploadBatch) -> None:
     """Queues a batch again; files that already have an outcome are skipped, so this is always safe."""
     if not can_retry(batch):
         if batch.status == JobStatus.DONE:
-            reason = "Nothing to process again: every file of this upload has its outcome"
+            reason = "Nothing to process again: every file of this upload has its outcome."
         elif lifecycle.can_retry(batch):
             reason = "Nothing to process again: no file of this upload is left on the server; upload the files again."
         else:

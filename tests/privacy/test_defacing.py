@@ -13,16 +13,14 @@ import numpy as np
 import pydicom
 import pytest
 
-from apps.accounts.models import Role
-from apps.accounts.services import create_member
 from apps.imaging import deidentify, synthetic
 from apps.imaging.models import EnhancementJob, JobStatus, Series, Version
-from apps.imaging.services import storage, uploads
-from apps.institutions.services import add_site
+from apps.imaging.services import storage
 from apps.privacy import defacing, face_phantom
 from apps.privacy.models import SeriesDefacing
 from apps.studies.models import ReadingMode, TaskPanel
 from apps.studies.services import definition
+from tests.privacy.test_deny_by_default import site_asking, upload_folder
 from tests.studies.test_blinding import assert_images_alike
 
 pytestmark = pytest.mark.django_db
@@ -74,21 +72,13 @@ def stored_volume(series: Series) -> tuple[np.ndarray, list[pydicom.Dataset]]:
 def test_a_site_that_asks_gets_its_3d_head_series_defaced_in_both_versions_through_the_upload_path(
     tmp_path, client, django_capture_on_commit_callbacks, one_torch_thread
 ):
-    north = add_site("north", "North University Hospital")
-    north.deface_3d_head = True
-    north.save()
-    east = add_site("east", "East Regional")
-    reader = create_member("reader-east", "pw-reader-east", Role.READER, east)
-    coordinator = create_member("coordinator-north", "pw-coordinator-north", Role.COORDINATOR, north)
+    site, coordinator, reader = site_asking(deface_3d_head=True)
     patient = synthetic.make_patient(0, index=1, seed=5)
     phantom = face_phantom.write_face_series(tmp_path / "upload" / "t1", patient, SHAPE, seed=5)
     synthetic.write_study(tmp_path / "upload" / "t2", patient, seed=5, sequences=("T2W",))
     uploaded = np.stack([pydicom.dcmread(p).pixel_array for p in phantom.files])  # IM0001.. inferior to superior
 
-    with django_capture_on_commit_callbacks(execute=True):
-        batch = uploads.stage_path(north, coordinator, tmp_path / "upload")
-        uploads.enqueue_processing(batch)
-    batch.refresh_from_db()
+    batch = upload_folder(site, coordinator, tmp_path / "upload", django_capture_on_commit_callbacks)
     assert batch.accepted_count == SHAPE[0] + 12 and batch.rejected_count == 0
     t1 = Series.objects.get(version=Version.CONVENTIONAL, sequence="T1W_POST")
     t2 = Series.objects.get(version=Version.CONVENTIONAL, sequence="T2W")

@@ -82,6 +82,16 @@ def test_a_sop_class_without_an_allow_list_cannot_be_deidentified_deny_by_defaul
         deidentify.deidentify_dataset(ds, case_code="C-1", date_shift_days=-3, uid_secret="k", deny_by_default=True)
 
 
+def site_asking(**options) -> tuple:
+    """A site with the given privacy options, its coordinator, and a reader of another site."""
+    site = add_site("strict", "Strict University Hospital")
+    for name, value in options.items():
+        setattr(site, name, value)
+    site.save()
+    reader = create_member("reader-east", "pw-reader-east", Role.READER, add_site("east", "East Regional"))
+    return site, create_member("coordinator-strict", "pw-coordinator-strict", Role.COORDINATOR, site), reader
+
+
 def upload_folder(site, coordinator, folder: Path, capture):
     with capture(execute=True):
         batch = uploads.stage_path(site, coordinator, folder)
@@ -100,12 +110,7 @@ def test_a_demo_like_upload_deny_by_default_is_classified_linked_enhanced_and_re
 ):
     """Three vendors' studies (T2W, FLAIR, 3D T1W post-contrast) and a vendor's DL copy of one T2W, with an unknown
     public attribute planted in every file, uploaded by a site that asked for deny-by-default."""
-    strict = add_site("strict", "Strict University Hospital")
-    strict.deny_by_default = True
-    strict.save()
-    east = add_site("east", "East Regional")
-    reader = create_member("reader-east", "pw-reader-east", Role.READER, east)
-    coordinator = create_member("coordinator-strict", "pw-coordinator-strict", Role.COORDINATOR, strict)
+    strict, coordinator, reader = site_asking(deny_by_default=True)
     originals: dict[str, pydicom.Dataset] = {}  # remapped SOP Instance UID -> the file as uploaded
     expected_sequences = {}
     for site_index in range(3):

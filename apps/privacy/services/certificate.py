@@ -470,6 +470,7 @@ def blocks(document: dict) -> list[Block]:
         out.append(Block("h2", "Burned-in text in the pixels"))
         out.append(Block("table", header=["images read by OCR", "with text", "held now (waiting for the coordinator)",
                                           "blanked (113101)", "dismissed (no identifying text)", "in rejected series"],
+                         widths=[0.17, 0.11, 0.22, 0.16, 0.19, 0.15],
                          rows=[[str(t["checked"]), str(t["with_text"]), str(t["open"]), str(t["blanked"]),
                                 str(t["dismissed"]), str(t["rejected"])]]))
         if t["not_checked_because"]:

@@ -3,13 +3,17 @@ sees (the numbers of the curves); bad settings refused with the reason and nothi
 
 from __future__ import annotations
 
+import io
 import re
 from html import unescape
 
+import pandas as pd
 import pytest
+from django.core.management import CommandError, call_command
 
 from apps.analysis.models import PowerAnalysisJob
 from apps.jobs.models import JobStatus
+from tests.analysis.conftest import require_reference_data
 from tests.analysis.world import build_world, read
 from tests.factories import AdminFactory, ReaderFactory
 from worker.power import run_power_analysis
@@ -132,3 +136,20 @@ def test_a_study_too_small_for_a_pilot_gets_a_report_that_says_why(admin_client)
     assert "Fig. 3." not in text
     assert ("Power: not computed. The pilot cannot be used: T2W overall_quality: the pilot's CLMM gives no estimate "
             "(4 patient(s) and 2 site(s); clmm needs at least 3 of each)." in text)
+
+
+def test_the_command_writes_the_curves_from_a_csv_and_refuses_bad_grids(tmp_path):
+    scores = require_reference_data() / "scores.csv"
+    call_command("power_analysis", scores=scores, out=tmp_path, sequences="T2W", items="overall_quality",
+                 cases="10,40", readers="3", modes="single,paired", studies="100", effect="0.8", seed="3",
+                 stdout=io.StringIO(), stderr=io.StringIO())
+    table = pd.read_csv(tmp_path / "power.csv")
+    assert list(zip(table["mode"], table["n_cases"], strict=True)) == [
+        ("single", 10), ("single", 40), ("paired", 10), ("paired", 40)]
+    assert (table["power"] == table["rejections"] / 100).all() and (table["n_studies"] == 100).all()
+    pilot = pd.read_csv(tmp_path / "pilot.csv")
+    assert pilot.loc[0, "dl_effect"] == pytest.approx(0.9958, abs=0.02), "R's clmm estimate of the reference data"
+    assert (tmp_path / "power.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(CommandError, match="readers must lie between 1 and 50"):
+        call_command("power_analysis", scores=scores, out=tmp_path, sequences="T2W", items="overall_quality",
+                     readers="0", stdout=io.StringIO(), stderr=io.StringIO())

@@ -112,3 +112,30 @@ def test_the_locked_plan_can_name_the_session_effect_of_a_study_read_in_sessions
     plan.freeze_plan(study)
     locked = plan.locked_plan(study)
     assert locked.verified and locked.spec.session_effect is True and '"session_effect":true' in locked.canonical
+
+
+@pytest.mark.django_db
+def test_a_study_read_in_sessions_reports_the_session_effect_its_plan_names():
+    """The real path: readers score a two-session study through the reading service, the study's report reads its
+    long export (with the session column) and fits the planned CLMM with the session term."""
+    from apps.analysis.report import render_html
+    from apps.analysis.services import analyse_study
+    from apps.studies.models import ReadingTask
+    from apps.studies.services import reading
+    from tests.studies.conftest import build_world
+
+    plan = {"primary_items": ["noise"], "primary_sequences": ["T2W"], "test": "clmm", "session_effect": True}
+    world = build_world(sequences=("T2W",), cases_per_site=6, sessions=2, washout_days=0, plan=plan,
+                        readers_per_case=2)
+    rng = np.random.default_rng(2)
+    keys = list(world.study.items.values_list("key", flat=True))
+    for task in ReadingTask.objects.filter(study=world.study).select_related("reader").order_by("session", "pk"):
+        lift = (task.version == "dl") + (task.session == 2)
+        scores = {key: int(np.clip(np.rint(2.5 + lift + rng.normal(0, 0.7)), 1, 5)) for key in keys}
+        reading.submit(task.reader, reading.get_task(task.reader, task.token), {"A": scores}, 5)
+    result, meta = analyse_study(world.study)
+    assert meta.plan.spec.session_effect and list(result.clmm.columns[-3:]) == SESSION_COLUMNS
+    fitted = result.clmm[result.clmm["converged"].astype(bool)]
+    assert len(fitted) >= 5 and (fitted["coef_session"] > 0).all() and fitted["se_session"].gt(0).all(), fitted
+    html = render_html(result, meta)
+    assert "β (session 2)" in html and "ordered(score) ~ version + reader + session" in html

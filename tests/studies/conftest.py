@@ -70,7 +70,8 @@ def image_pair(case, sequence: str, slices: int = 3, size: int = 16) -> tuple[Se
 
 
 def build_world(mode: str = "single", cases_per_site: int = 2, sequences=("T2W", "FLAIR"), slices: int = 3,
-                calibration: int = 0, **study_fields) -> World:
+                calibration: int = 0, plan: dict | None = None, **study_fields) -> World:
+    """The study opened for reading; with `plan`, that analysis plan was fixed while it was a draft."""
     sites = [InstitutionFactory(name=f"Hospital {name} Medical Center", code=f"site{name.lower()}",
                                 pseudonym=f"Site {name}") for name in ("Alpha", "Bravo", "Charlie")]
     readers = [ReaderFactory(institution=site, username=f"reader{i}", pseudonym=f"R{i}")
@@ -88,6 +89,10 @@ def build_world(mode: str = "single", cases_per_site: int = 2, sequences=("T2W",
     definition.set_readers(study, readers)
     definition.set_cases(study, cases, calibration=cases[:calibration])
     definition.generate(study)
+    if plan is not None:
+        from apps.analysis.plan import set_plan
+
+        set_plan(study, plan)
     definition.open_for_reading(study)
     return World(study, sites, readers, cases)
 

@@ -356,7 +356,7 @@ def test_a_job_running_when_the_vendor_series_is_linked_still_makes_its_own_vers
     upload(world, world["tmp"], django_capture_on_commit_callbacks)
     vendor, conventional = vendor_series(), the_conventional()
     job = EnhancementJob.objects.get(series=conventional)
-    EnhancementJob.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING)  # the worker has it
+    assert job.status == JobStatus.QUEUED  # queued for the worker, which claims it after the link
     vendor_links.attach_vendor_series(conventional, vendor)
 
     job = enhancement_runner.run_job(job.pk, device="cpu")
@@ -477,3 +477,25 @@ def test_the_upload_page_offers_the_vendor_choice_and_passes_it_on(world, client
                              HTTP_ACCEPT="application/json")
     assert answer.status_code == 201, answer.content
     assert UploadBatch.objects.get(pk=answer.json()["id"]).vendor_output is True
+
+
+def test_a_vendor_series_identical_to_its_conventional_series_is_not_linked(
+    world, client, no_engine, django_capture_on_commit_callbacks
+):
+    """The conventional series uploaded a second time and marked as vendor output: nothing to compare, so neither the
+    automatic link nor a coordinator's link makes it a pair."""
+    client.force_login(world["coordinator"])
+    with django_capture_on_commit_callbacks(execute=True):
+        upload_through_api(client, world["conventional"].rglob("*.dcm"))
+    again = repeat_series(world["conventional"].rglob("*.dcm"), world["tmp"] / "again")
+    with django_capture_on_commit_callbacks(execute=True):
+        upload_through_api(client, again, vendor_output="true")
+    vendor, conventional = vendor_series(), the_conventional()
+    assert vendor.status == SeriesStatus.HELD_VENDOR and vendor.conventional is None
+    assert f"(nearly) identical to conventional series {conventional.pk}" in vendor.hold_reason
+    assert dl_versions.dl_version(conventional, dl_versions.VENDOR) is None
+
+    answer = attach(client, conventional.pk, {"vendor_series": vendor.pk})
+    assert answer.status_code == 400 and "nothing to compare" in str(answer.json()["vendor_series"])
+    vendor.refresh_from_db()
+    assert vendor.conventional is None and vendor.status == SeriesStatus.HELD_VENDOR

@@ -3,6 +3,7 @@
 import hashlib
 import io
 
+import numpy as np
 import pydicom
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
@@ -64,3 +65,13 @@ def read_dataset(instance: Instance) -> Dataset:
     """Reads a stored instance back (local disk or object storage alike)."""
     with image_storage().open(instance.file.name, "rb") as stream:
         return pydicom.dcmread(stream)
+
+
+def stored_volume(series: Series) -> np.ndarray:
+    """The stored series as a float32 volume ``(Z, Y, X)`` in real-world units, slices in position order."""
+    slices = []
+    for instance in series.instances.order_by("slice_location", "instance_number"):
+        ds = read_dataset(instance)
+        slope, intercept = float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
+        slices.append(ds.pixel_array.astype(np.float32) * np.float32(slope) + np.float32(intercept))
+    return np.stack(slices)

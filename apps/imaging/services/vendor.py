@@ -26,6 +26,7 @@ from apps.imaging.models import (
     Version,
 )
 from apps.imaging.services import dl_versions, storage
+from worker.enhance import qa
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +66,18 @@ def vendor_link_problem(conventional: Series, vendor: Series) -> str | None:
         return (f"The vendor-enhanced series is classified {vendor.sequence}, the conventional series "
                 f"{conventional.sequence}; correct the sequence first if a classification is wrong.")
     return None
+
+
+def sameness_problem(conventional: Series, vendor: Series) -> str | None:
+    """The residual check's "no change" on a pair of equal geometry: a vendor series that is its conventional series
+    again (e.g. the conventional series uploaded a second time, marked as vendor output) leaves nothing to compare.
+    Only this check: changing structure or contrast is what a vendor's product does, and what the study evaluates.
+    Reads both series' pixels, so it runs once, when a pair is about to be linked."""
+    residual = qa.residual_stats(storage.stored_volume(conventional), storage.stored_volume(vendor))
+    if qa.NO_CHANGE not in residual.failures:
+        return None
+    return (f"The vendor-enhanced series is (nearly) identical to conventional series {conventional.pk} (residual SD "
+            f"{residual.relative_sd:.3f} of the noise SD, under {qa.NO_CHANGE_THRESHOLD}): nothing to compare.")
 
 
 def _uploaded_conventional(case_id: int, study_uid: str):
@@ -167,14 +180,15 @@ def attach_vendor_series(conventional: Series, vendor: Series) -> Series:
     """Links an uploaded vendor-enhanced series (e.g. from commercial DL software) as the vendor DL version of a
     conventional one and releases its vendor hold.
 
-    Both must belong to the same study and have the same geometry and sequence, the vendor series not linked yet and
-    the conventional series without a vendor version; otherwise a ValueError says what is wrong. The engine's DL
-    versions of the conventional series stay: they belong to other sources, which other studies may read. The
-    changes reach the audit trail (version, source, status, conventional series) with the requesting user as actor.
+    Both must belong to the same study, have the same geometry and sequence and differ in their pixels, the vendor
+    series not linked yet and the conventional series without a vendor version; otherwise a ValueError says what is
+    wrong. The engine's DL versions of the conventional series stay: they belong to other sources, which other
+    studies may read. The changes reach the audit trail (version, source, status, conventional series) with the
+    requesting user as actor.
     """
     conventional = Series.objects.select_for_update().get(pk=conventional.pk)
     vendor = Series.objects.select_for_update().get(pk=vendor.pk)
-    problem = vendor_link_problem(conventional, vendor)
+    problem = vendor_link_problem(conventional, vendor) or sameness_problem(conventional, vendor)
     if problem:
         raise ValueError(problem)
     _link(conventional, vendor)
@@ -206,6 +220,11 @@ def link_held_vendor_series(stored: Series, batch: UploadBatch | None = None) ->
             continue
         target = Series.objects.select_for_update().get(pk=target.pk)
         if vendor_link_problem(target, vendor) is not None:
+            continue
+        same = sameness_problem(target, vendor)
+        if same:
+            vendor.hold_reason = f"{_detection(vendor.hold_reason)}{NOT_LINKED}{same}"[:300]
+            vendor.save(update_fields=["hold_reason"])
             continue
         _link(target, vendor)
         linked.append(vendor)

@@ -4,6 +4,7 @@ progress, and its curves with their numbers; and the same through the API. Thin 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.views.decorators.http import require_POST
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
@@ -17,6 +18,7 @@ from apps.analysis.report import png_data_uri, power_description, power_figure
 from apps.analysis.serializers import DetailSerializer
 from apps.analysis.stats.power import MAX_CASES, MAX_CLMM_FITS, MAX_DESIGNS, MAX_STUDIES, PowerInputError
 from apps.analysis.views import admin_only
+from apps.jobs import doors, lifecycle
 from apps.jobs.models import JobStatus
 from apps.studies.models import ReaderStudy
 
@@ -84,13 +86,22 @@ def power_job(request: HttpRequest, job_id: int) -> HttpResponse:
     if request.headers.get("Accept") == "application/json":
         return JsonResponse(job_payload(job))
     curves = power.job_curves(job) if job.status == JobStatus.DONE else None
-    context = {"job": job, "curves": curves}
+    context = {"job": job, "curves": curves, "can_retry": lifecycle.can_retry(job)}
     if curves is not None:
         context["figure"] = png_data_uri(power_figure(curves, f"Power with {job.study.title} as pilot", described=False))
         context["description"] = power_description(curves)
         context["rows"] = curves.table.to_dict("records")
         context["pilot"] = curves.pilot.to_dict("records")
     return render(request, "analysis/poweranalysisjob_detail.html", context)
+
+
+@admin_only
+@require_POST
+def power_job_retry(request: HttpRequest, job_id: int) -> HttpResponse:
+    """A failed power analysis, or one whose worker stopped, queued again (the shared lifecycle's retry)."""
+    job = get_object_or_404(PowerAnalysisJob, pk=job_id)
+    doors.retry_from_page(request, lambda: lifecycle.retry(job), f"Power analysis {job.pk} was queued again.")
+    return redirect("analysis:power_job", job_id=job.pk)
 
 
 class StudyPowerAnalyses(APIView):

@@ -11,6 +11,7 @@ urlpatterns = [
     path("studies/<int:pk>/report.pdf", views.study_report_pdf, name="study_report_pdf"),
     path("studies/<int:pk>/power/", power_views.study_power, name="study_power"),
     path("power/<int:job_id>/", power_views.power_job, name="power_job"),
+    path("power/<int:job_id>/retry/", power_views.power_job_retry, name="power_job_retry"),
     path("jobs/<int:job_id>/", views.job_detail, name="job_detail"),
     path("jobs/<int:job_id>/download/", views.job_download, name="job_download"),
     path("jobs/<int:job_id>/retry/", views.job_retry, name="job_retry"),

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from django.core.management import CommandError, call_command
 
+from apps.analysis import power
 from apps.analysis.models import PowerAnalysisJob
 from apps.jobs.models import JobStatus
 from tests.analysis.conftest import require_reference_data
@@ -153,3 +154,24 @@ def test_the_command_writes_the_curves_from_a_csv_and_refuses_bad_grids(tmp_path
     with pytest.raises(CommandError, match="readers must lie between 1 and 50"):
         call_command("power_analysis", scores=scores, out=tmp_path, sequences="T2W", items="overall_quality",
                      readers="0", stdout=io.StringIO(), stderr=io.StringIO())
+
+
+def test_a_failed_job_shows_why_and_a_retry_runs_it(admin_client, world, monkeypatch,
+                                                     django_capture_on_commit_callbacks):
+    real_run = power.run
+    monkeypatch.setattr(power, "run", lambda *args, **kwargs: 1 / 0)
+    with pytest.raises(ZeroDivisionError), django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(f"/analysis/studies/{world.study.pk}/power/", {**SETTINGS, "cases": "10"})
+    job = PowerAnalysisJob.objects.get()
+    assert job.status == JobStatus.FAILED and job.result is None
+    page = text_of(admin_client.get(f"/analysis/power/{job.pk}/").content.decode())
+    assert "Failed" in page and "ZeroDivisionError: division by zero" in page and "Retry" in page
+
+    monkeypatch.setattr(power, "run", real_run)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(f"/analysis/power/{job.pk}/retry/")
+    assert response.status_code == 302
+    job.refresh_from_db()
+    assert job.status == JobStatus.DONE and len(job.result["power"]) == 4 and job.attempts == 2
+    page = text_of(admin_client.get(f"/analysis/power/{job.pk}/").content.decode())
+    assert "Retry" not in page and "was queued again" in page

@@ -221,7 +221,7 @@ def stopped_reason(job: BackgroundJob) -> str:
     seen = job.heartbeat_at or job.started_at or job.created_at
     return (
         f"The worker running it ({job.worker or 'unknown'}) stopped: no heartbeat since "
-        f"{timezone.localtime(seen):%Y-%m-%d %H:%M:%S %Z} (limit {settings.JOB_STALE_SECONDS} s)"
+        f"{timezone.localtime(seen):%Y-%m-%d %H:%M:%S %Z} (limit {settings.JOB_STALE_SECONDS:g} s)"
     )
 
 

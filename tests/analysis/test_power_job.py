@@ -12,7 +12,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from apps.analysis import power
-from apps.analysis.models import PowerAnalysisJob
+from apps.analysis.models import AnalysisPlan, PowerAnalysisJob
 from apps.jobs.models import JobStatus
 from tests.analysis.conftest import require_reference_data
 from tests.analysis.world import build_world, read
@@ -175,3 +175,14 @@ def test_a_failed_job_shows_why_and_a_retry_runs_it(admin_client, world, monkeyp
     assert job.status == JobStatus.DONE and len(job.result["power"]) == 4 and job.attempts == 2
     page = text_of(admin_client.get(f"/analysis/power/{job.pk}/").content.decode())
     assert "Retry" not in page and "was queued again" in page
+
+
+def test_the_form_starts_from_the_studys_plan(admin_client, world):
+    AnalysisPlan.objects.create(study=world.study, primary_items=["noise", "overall_quality"],
+                                primary_sequences=["T2W"], test="clmm", hypothesis="non_inferiority", margin=0.5,
+                                alpha=0.025, multiplicity="holm")
+    html = admin_client.get(f"/analysis/studies/{world.study.pk}/power/").content.decode()
+    assert 'name="items" value="noise, overall_quality"' in html
+    assert '<option value="clmm" selected>' in html and '<option value="non_inferiority" selected>' in html
+    assert 'name="margin" value="0.5"' in html and 'name="alpha" value="0.025"' in html
+    assert 'name="n_studies" value="50"' in html, "CLMM simulations are bounded"

@@ -87,7 +87,7 @@ def test_a_page_of_another_role_says_whom_it_is_for(users, role, namespace, url)
         if method == "post" and response.status_code == 405:
             continue  # a page that is only read answers any POST so, whoever sends it
         assert (final_url, response.status_code) == (url, 403), method
-        if url.endswith(".dcm"):
+        if is_image_request(url):
             continue  # the viewer's image requests: a plain 403, it is no page
         html = " ".join(response.content.decode().split())
         assert f"This page is for {who}" in html
@@ -96,10 +96,15 @@ def test_a_page_of_another_role_says_whom_it_is_for(users, role, namespace, url)
         assert 'href="/"' in html and "<title>" in html and "Log out" in html, "the product's own page"
 
 
+def is_image_request(url: str) -> bool:
+    """The viewer's image requests (one slice, or a range of slices): answered plainly, they are no page."""
+    return url.endswith((".dcm", "/slices/"))
+
+
 @pytest.mark.parametrize(("namespace", "url"), PAGES)
 def test_a_caller_who_is_not_logged_in_is_sent_to_the_login_page_once(client, namespace, url):
     final_url, response = final_answer(client, url)
-    if url.endswith(".dcm"):
+    if is_image_request(url):
         assert response.status_code == 401
         return
     assert final_url.startswith("/accounts/login/?next=") and response.status_code == 200

@@ -1,6 +1,6 @@
 """A coordinator links a held vendor-enhanced series on the Cases page (issue 11, item 3): the page lists it with
 why it is held and every conventional series of its study; a wrong choice is refused in words by the attach-vendor
-API the form calls, the right one links it and the page shows the DL version with its source."""
+API the form calls, the right one links it and the page shows the DL version with its source; Unlink undoes it."""
 
 import pydicom
 import pytest
@@ -60,6 +60,14 @@ def test_a_coordinator_links_an_ambiguous_vendor_series_on_the_cases_page(page, 
     assert f"(vendor of series {second.pk})" in page.inner_text("main")
     page.screenshot(path=str(artifacts / "cases-vendor-linked.png"), full_page=True)
     assert first.dl_versions.count() == 0
+
+    # The link was wrong after all: unlinked on the same page, the series is held again and offered for linking.
+    page.locator(f"button.unlink-vendor[data-vendor='{vendor.pk}']").click()
+    page.wait_for_selector("table.vendor-pairs", state="detached")
+    vendor.refresh_from_db()
+    assert vendor.status == SeriesStatus.HELD_VENDOR and vendor.conventional is None
+    assert f"Unlinked by a coordinator from conventional series {second.pk}" in page.inner_text("table.vendor-links")
+    page.screenshot(path=str(artifacts / "cases-vendor-unlinked.png"), full_page=True)
     assert not page.errors
 
 

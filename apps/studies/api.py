@@ -85,6 +85,15 @@ class TaskOpen(ReaderTaskView):
         return Response({"status": task.status})
 
 
+class TaskRevise(ReaderTaskView):
+    @JSON_SCHEMA
+    def post(self, request, task_token: str) -> Response:
+        """Revise: opens a submitted task of a finished study for changes where the study allows it, recorded with
+        who and when; 409 with the reason where it does not (the review stays read-only)."""
+        task = reading.revise(request.user, self.task(request, task_token))
+        return Response(reading.task_payload(task))
+
+
 class TaskScores(ReaderTaskView):
     @JSON_SCHEMA
     def put(self, request, task_token: str) -> Response:

@@ -126,6 +126,12 @@ class ReaderStudy(models.Model):
     window_presets = models.JSONField(
         "window presets", default=dict, blank=True, validators=[validate_window_presets], help_text=PRESETS_HELP,
     )
+    allow_revision = models.BooleanField(
+        "readers may revise", default=False,
+        help_text="After their last submit a reader may reopen a submitted image with an explicit Revise step, "
+                  "recorded with who, which image and when (each score change keeps its old and new value). Off: "
+                  "the review is read-only. Not with two reading sessions. Fixed once reading has begun.",
+    )
     status = models.CharField(max_length=8, choices=StudyStatus.choices, default=StudyStatus.DRAFT)
     assignment_inputs = models.JSONField(
         default=list, blank=True, editable=False,
@@ -331,6 +337,26 @@ class Score(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task} {self.panel} {self.item_id}={self.value}"
+
+
+class TaskRevision(models.Model):
+    """A reader's explicit Revise of a submitted task, in a study that allows it, after their last submit: who, which
+    task, when it was opened and when the revised scores were submitted (each score's audit keeps old and new)."""
+
+    task = models.ForeignKey(ReadingTask, on_delete=models.PROTECT, related_name="revisions")
+    reader = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    opened_at = models.DateTimeField()
+    submitted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["opened_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["task"], condition=models.Q(submitted_at__isnull=True),
+                                    name="one_open_revision_per_task"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Revision of task {self.task_id} by {self.reader_id} at {self.opened_at:%Y-%m-%d %H:%M}"
 
 
 class ScoreAudit(models.Model):

@@ -56,6 +56,6 @@ class ReaderStudySerializer(serializers.ModelSerializer):
         fields = [
             "id", "title", "reader_label", "sequences", "mode", "sessions", "washout_days", "readers_per_case",
             "cross_site", "min_distance", "seed", "dl_source", "dl_model", "dl_factor", "dl_source_description", "status", "items", "readers",
-            "cases", "calibration_cases", "window_presets", "assignment_generated_at", "created_at",
+            "cases", "calibration_cases", "window_presets", "allow_revision", "assignment_generated_at", "created_at",
         ]
         read_only_fields = ["status", "assignment_generated_at", "created_at"]

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 ALL_FOURS = {key: 4 for key, _, _ in DEFAULT_ITEMS}
 CONTRACT_KEYS = {
     "token", "position", "total", "mode", "sequence", "calibration", "locked", "review", "submitted", "items", "panels", "scores",
-    "session",
+    "session", "window_presets", "revisable", "revising",
     "next_url", "next_task_api", "prev_url", "worklist_url", "calibration_scores_url",
 }
 

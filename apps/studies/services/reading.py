@@ -29,6 +29,7 @@ from apps.studies.models import (
     StudyItem,
     StudyStatus,
     TaskPanel,
+    TaskRevision,
     TaskStatus,
 )
 
@@ -331,9 +332,40 @@ SESSION_REVIEW_ONLY = ("You have scored every image of this reading session: it 
 
 def review_only(task: ReadingTask) -> bool:
     """A submitted task of a reader who has finished its session (the study, when read in one session): shown for
-    review, never changed (scores, ROIs). Ending a session fixes its scores, or seeing an image's other version in
-    the next session could change them."""
-    return task.status == TaskStatus.SUBMITTED and has_finished(task)
+    review, never changed (scores, ROIs), unless the reader opened it with an explicit Revise where the study allows
+    it. Ending a session fixes its scores, or seeing an image's other version in the next session could change them."""
+    return task.status == TaskStatus.SUBMITTED and has_finished(task) and not revising(task)
+
+
+def revising(task: ReadingTask) -> bool:
+    """Whether the reader opened this task for revision and has not submitted it again yet."""
+    return task.revisions.filter(submitted_at__isnull=True).exists()
+
+
+def revisable(task: ReadingTask) -> bool:
+    """Whether a task in read-only review may be opened for revision: its study allows it (one session only)."""
+    return task.study.allow_revision and not task.study.in_sessions and not task.study.is_locked
+
+
+REVISION_OFF = "This study does not allow revising submitted scores: the review is read-only."
+REVISION_NOT_NEEDED = ("Only a submitted image in the review after your last submit is revised this way; this one "
+                       "can be changed as it is.")
+
+
+@transaction.atomic
+def revise(reader: User, task: ReadingTask) -> ReadingTask:
+    """Opens a submitted task of the reader's finished study for revision, where the study allows it: recorded
+    (TaskRevision: who, which task, when), after which its scores can change (each change audited with its old and
+    new value) until it is submitted again. Finished (409) with the reason otherwise; idempotent while open."""
+    task = _lock_task(reader, task)
+    if revising(task):
+        return task
+    if not revisable(task):
+        raise Finished(REVISION_OFF)
+    if not review_only(task):
+        raise Finished(REVISION_NOT_NEEDED)
+    TaskRevision.objects.create(task=task, reader=reader, opened_at=now())
+    return task
 
 
 def _refuse_after_finishing(task: ReadingTask, changed: bool) -> None:
@@ -372,6 +404,7 @@ def task_payload(task: ReadingTask) -> dict:
         for panel, token, slices in rows
     ]
     submitted = task.status == TaskStatus.SUBMITTED
+    review = submitted and review_only(task)
     return {
         "token": task.token,
         "position": task.position,
@@ -381,7 +414,9 @@ def task_payload(task: ReadingTask) -> dict:
         "window_presets": presets.for_sequence(task.study.window_presets, task.sequence),  # None: built-in ones
         "calibration": task.calibration,
         "locked": task.study.is_locked,
-        "review": submitted and has_finished(task),
+        "review": review,
+        "revisable": review and revisable(task),  # the review offers an explicit Revise (issue 12, defect 3)
+        "revising": submitted and revising(task),
         "session": {"number": task.session, "of": task.study.sessions},
         "submitted": submitted,
         "items": [
@@ -507,6 +542,8 @@ def submit(reader: User, task: ReadingTask, scores: object, seconds_on_task: obj
     if missing:
         raise InvalidScores("Score every item before submitting.", missing)
     moment = now()
+    if task.status == TaskStatus.SUBMITTED:  # only a submitted task is revised; the revision ends with its submit
+        task.revisions.filter(submitted_at__isnull=True).update(submitted_at=moment)
     if task.status != TaskStatus.SUBMITTED:
         task.status = TaskStatus.SUBMITTED
         task.started_at = task.started_at or moment

@@ -53,6 +53,8 @@ export function createApi(csrfToken) {
     /** The page shows the task now: the server records when it was first opened. */
     openTask: (taskUrl) => request('POST', `${taskUrl.replace(/\/?$/, '/')}open/`),
     putScores: (taskUrl, panel, scores, opts) => request('PUT', scoresUrl(taskUrl), { panel, scores }, opts),
+    /** Revise: reopen a submitted task of a finished study for changes where the study allows it (recorded). */
+    revise: (taskUrl) => request('POST', `${taskUrl.replace(/\/?$/, '/')}revise/`),
     submit: (taskUrl, scores, secondsOnTask) =>
       request('POST', submitUrl(taskUrl), { scores, seconds_on_task: secondsOnTask }),
     getPreferences: () => request('GET', PREFERENCES_API),

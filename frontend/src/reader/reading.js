@@ -33,6 +33,7 @@ const SAVE_TEXT = {
   locked: 'Study locked — scores are read-only',
   review: 'Read-only review — scores as submitted',
   submitted: 'Scores submitted',
+  revising: 'Revising — submit to keep the change (recorded)',
 };
 
 const LOGIN_EXPIRED = 'Your login has expired. ';
@@ -189,7 +190,7 @@ export function mountReadingApp(root) {
     renderHeader();
     renderPanel(panelNames);
     openShownTask();
-    showSaveStatus(task.locked ? 'locked' : task.review ? 'review' : 'saved');
+    showSaveStatus(task.locked ? 'locked' : task.review ? 'review' : task.revising ? 'revising' : 'saved');
     pendingTransition = t0 === null ? null : { t0, waiting: new Set(panelNames), prefetched: viaPrefetch };
     await showImages();
     startRois();
@@ -764,11 +765,13 @@ export function mountReadingApp(root) {
     const flickerButton = h('button', { type: 'button', class: 'rs-tool', hidden: true, 'aria-pressed': 'false',
       'aria-keyshortcuts': 'F', title: 'A and B change places (F)', onclick: () => setFlicker(!flickered) }, 'Flicker');
     const submitButton = h('button', { type: 'button', class: 'rs-submit', onclick: () => submit() }, 'Submit', h('kbd', {}, 'Enter'));
+    const reviseButton = h('button', { type: 'button', class: 'rs-revise', hidden: true, onclick: () => revise(),
+      title: 'Reopen this image’s scores for changes; the revision is recorded' }, 'Revise scores');
     const roiBox = h('div', { class: 'rs-roi-box' });
     const aside = h('aside', { class: 'rs-panel', 'aria-label': 'Scores' },
       items,
       h('div', { class: 'rs-toolbar' }, resetButton, linkButton, flickerButton, ellipseButton),
-      message, submitButton, roiBox);
+      message, submitButton, reviseButton, roiBox);
     container.replaceChildren(
       // Divs, not header/main: the page template already has its own.
       h('div', { class: 'rs-header' }, h('div', { class: 'rs-header-left' }, position, badge, badgeNote), save, nav,
@@ -777,6 +780,7 @@ export function mountReadingApp(root) {
     );
     return {
       aside, position, badge, badgeNote, save, nav, viewers, items, message, roiBox, ellipseButton, submitButton,
+      reviseButton,
       linkButton, flickerButton,
       keysButton, keysOverlay, keysBody, mouseSection, mouseSelects, mouseFixed, mouseStatus,
       main: container.querySelector('.rs-main'),
@@ -830,6 +834,29 @@ export function mountReadingApp(root) {
     if (task.review) els.submitButton.textContent = task.next_url ? 'Next image' : 'End review';
     else els.submitButton.textContent = task.submitted ? 'Save and next' : 'Submit';
     els.submitButton.append(h('kbd', {}, 'Enter'));
+    els.reviseButton.hidden = !task.revisable;
+  }
+
+  /** Revise (issue 12, defect 3): where the study allows it, the reader reopens a submitted image of their finished
+   * study on purpose; the server records who, which image and when, and each change keeps its old and new score.
+   * The images stay as they are: only the scores become editable again. */
+  async function revise() {
+    if (!task?.revisable || submitting) return;
+    submitting = true;
+    try {
+      const reopened = await api.revise(taskUrl);
+      task = reopened;
+      state = createScoreState(task.items, task.panels.map((p) => p.panel), mergeScores(task.scores || {}, {}));
+      renderPanel(task.panels.map((p) => p.panel));
+      rois?.teardown();
+      startRois(); // ROIs follow the scores: editable while revising
+      showSaveStatus('revising');
+      els.message.textContent = 'Revising: change the scores, then submit (Enter). The change is recorded.';
+    } catch (err) {
+      els.message.textContent = err.message || 'Could not open the image for revision.';
+    } finally {
+      submitting = false;
+    }
   }
 
   /** The login ended while reading: say so, with a way back that keeps this page (and its unsaved scores). */

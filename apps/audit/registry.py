@@ -32,12 +32,18 @@ AUDITED: dict[str, dict[str, list[str]]] = {
                                           "qa_accepted_at"]},
     "studies.ReaderStudy": {
         "fields": ["title", "reader_label", "sequences", "mode", "readers_per_case", "cross_site", "min_distance",
-                   "seed", "dl_source", "dl_model", "dl_factor", "window_presets", "allow_revision", "status"],
+                   "seed", "dl_source", "dl_model", "dl_factor", "window_presets", "allow_revision", "sessions",
+                   "washout_days", "status"],
         "m2m": ["cases", "calibration_cases"],
     },
     "studies.StudyItem": {"fields": ["study", "key", "label", "anchors", "order"]},
     "studies.StudyReader": {"fields": ["study", "reader"]},
     "studies.TaskRevision": {"fields": ["task", "reader", "opened_at", "submitted_at"]},
+    "analysis.AnalysisPlan": {
+        "fields": ["study", "primary_items", "primary_sequences", "test", "hypothesis", "margin", "alpha",
+                   "multiplicity", "session_effect", "frozen_at", "sha256"],
+    },
+    "analysis.BlindingQuestion": {"fields": ["study", "created_by"]},
     "analysis.RoiMeasurement": {
         "fields": ["task", "label", "drawn_by", "slice_index", "center_row", "center_col", "radius_rows",
                    "radius_cols"],

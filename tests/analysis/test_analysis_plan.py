@@ -276,3 +276,19 @@ def test_a_plan_spec_refuses_what_makes_no_sense(kwargs) -> None:
             "multiplicity": "holm"}
     with pytest.raises(ValueError):
         PlanSpec(**{**base, **kwargs})
+
+
+@pytest.mark.django_db
+def test_every_change_of_a_draft_plan_is_in_the_audit_trail_with_its_author(client) -> None:
+    from auditlog.models import LogEntry
+
+    admin = AdminFactory()
+    client.force_login(admin)
+    study = ReaderStudyFactory(sequences=["T2W"])
+    assert send(client, "put", plan_url(study), PLAN).status_code == 200
+    assert send(client, "patch", plan_url(study), {"alpha": 0.01}).status_code == 200
+    plan = AnalysisPlan.objects.get(study=study)
+    entries = list(LogEntry.objects.get_for_object(plan).order_by("timestamp"))
+    assert [entry.action for entry in entries] == [LogEntry.Action.CREATE, LogEntry.Action.UPDATE]
+    assert all(entry.actor == admin for entry in entries)
+    assert entries[-1].changes_dict["alpha"] == ["0.05", "0.01"]

@@ -19,7 +19,7 @@ from typing import IO
 
 import pandas as pd
 
-from apps.analysis.models import ExportKind, RoiMeasurement
+from apps.analysis.models import BlindingGuess, ExportKind, RoiMeasurement
 from apps.analysis.stats.snr import roi_ratios
 from apps.imaging.models import Version
 from apps.studies.models import ReaderStudy, ReadingMode, ReadingTask, Score, ScoreAudit, TaskStatus
@@ -139,6 +139,26 @@ SCORE_AUDIT_COLUMNS = {
     "changed_by": "text",
     **SOURCE_COLUMNS,
     **ORDER_COLUMNS,
+}
+# One row per answer to the blinding question (issue 14, item 6): what the reader was shown (conventional or dl in
+# single mode; paired with the versions left and right), their answer and whether it was right, for checks beyond
+# the report's Table 8.
+BLINDING_COLUMNS = {
+    "study_id": "int",
+    "reader": "text",
+    "reader_site": "text",
+    "task_position": "int",
+    "case_id": "text",
+    "site": "text",
+    "sequence": "text",
+    "shown": "text",
+    "version_left": "text",
+    "version_right": "text",
+    "answer": "text",
+    "outcome": "text",
+    "answered_at": "time",
+    **SOURCE_COLUMNS,
+    "session": "int",
 }
 ASSIGNMENT_TYPES = {"study": "int", "position": "int", "calibration": "bool", "dl_factor": "float", "session": "int"}
 
@@ -427,6 +447,38 @@ def score_audit_rows(study: ReaderStudy) -> Iterator[tuple]:
         )
 
 
+def blinding_rows(study: ReaderStudy) -> Iterator[tuple]:
+    """Every answer to the blinding question, per reader in reading order, scored as the report scores it."""
+    from apps.analysis.blinding import outcome  # blinding.py takes reader_label from here
+
+    source = sources.export_fields(study)
+    guesses = (
+        BlindingGuess.objects.filter(task__study=study)
+        .select_related("task__case__institution", "task__reader__institution")
+        .order_by("task__reader__pseudonym", "task__reader__username", "task__position")
+    )
+    for guess in guesses.iterator(chunk_size=CHUNK):
+        task = guess.task
+        shown, result = outcome(guess)
+        yield (
+            study.pk,
+            reader_label(task.reader.pseudonym, task.reader.username),
+            task.reader.institution.pseudonym if task.reader.institution else None,
+            task.position,
+            task.case.code,
+            task.case.institution.pseudonym,
+            task.sequence,
+            shown,
+            task.left_version or None,
+            task.right_version or None,
+            guess.answer,
+            result,
+            guess.created_at,
+            *source,
+            task.session,
+        )
+
+
 def assignment_table(study: ReaderStudy) -> Iterator[tuple]:
     for row in assignment_rows(study):
         yield tuple(row[c] for c in ASSIGNMENT_COLUMNS)
@@ -458,6 +510,10 @@ CSV_EXPORTS: dict[str, CsvExport] = {
     ExportKind.SCORE_AUDIT: CsvExport(
         "score_audit.csv", lambda s: SCORE_AUDIT_COLUMNS, score_audit_rows,
         lambda s: ScoreAudit.objects.filter(score__task__study=s).count(),
+    ),
+    ExportKind.BLINDING: CsvExport(
+        "blinding_answers.csv", lambda s: BLINDING_COLUMNS, blinding_rows,
+        lambda s: BlindingGuess.objects.filter(task__study=s).count(),
     ),
 }
 

@@ -16,6 +16,7 @@ class ExportKind(models.TextChoices):
     PATIENTS = "patients", "Patient characteristics"
     ROIS = "rois", "ROI measurements"
     SCORE_AUDIT = "score_audit", "Score changes (audit trail)"
+    BLINDING = "blinding", "Blinding question answers"
     REPORT = "report", "Analysis report (PDF)"
 
 

@@ -5,6 +5,7 @@ with Bang's blinding index."""
 
 from __future__ import annotations
 
+import io
 import json
 import math
 
@@ -164,3 +165,38 @@ def test_a_study_that_did_not_ask_says_so(client) -> None:
         html, "blinding"
     )
     assert world.study.status == StudyStatus.READING
+
+
+@pytest.mark.django_db
+def test_the_answers_export_has_one_row_per_answer_scored_against_the_version_shown(client) -> None:
+    """Export kind 'blinding' (issue 14, item 6): each answer with what the reader was shown and whether it was
+    right, for admins only, as the report's Table 8 counts them."""
+    world = build_world(cases_per_site=1, sequences=("T2W",), readers_per_case=2)
+    study = draft_study(world)
+    from apps.analysis import blinding
+
+    blinding.set_enabled(study, True)
+    definition.open_for_reading(study)
+    world.study = study
+    read(world)
+    reader = world.readers[0]
+    tasks = list(ReadingTask.objects.filter(study=study, reader=reader).order_by("position"))
+    answers = ["dl", "dont_know", "conventional", "skipped"][: len(tasks)]
+    for task, answer in zip(tasks, answers, strict=True):
+        blinding.answer(reader, task, answer)
+    client.force_login(reader)
+    assert client.get(f"/analysis/studies/{study.pk}/exports/blinding.csv").status_code in (302, 403, 404)
+    client.force_login(AdminFactory())
+    response = client.get(f"/analysis/studies/{study.pk}/exports/blinding.csv")
+    assert response.status_code == 200
+    rows = pd.read_csv(io.StringIO(b"".join(response.streaming_content).decode("utf-8")))
+    assert list(rows.columns[:13]) == ["study_id", "reader", "reader_site", "task_position", "case_id", "site",
+                                       "sequence", "shown", "version_left", "version_right", "answer", "outcome",
+                                       "answered_at"]
+    assert list(rows["task_position"]) == [t.position for t in tasks]
+    assert list(rows["shown"]) == [t.version for t in tasks]
+    expected = [("correct" if a == t.version else "incorrect") if a in ("dl", "conventional") else a
+                for t, a in zip(tasks, answers, strict=True)]
+    assert list(rows["outcome"]) == expected
+    assert list(rows["answer"]) == answers
+    assert set(rows["case_id"]) == {t.case.code for t in tasks}

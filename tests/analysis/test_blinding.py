@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from apps.analysis import blinding
 from apps.analysis.models import BlindingGuess
 from apps.analysis.stats.blinding import bang_index, blinding_table
 from apps.studies.models import ReadingTask, StudyStatus
@@ -116,8 +117,6 @@ def test_paired_mode_asks_which_panel(client) -> None:
     study.mode = "paired"
     study.save(update_fields=["mode"])
     definition.generate(study)
-    from apps.analysis import blinding
-
     blinding.set_enabled(study, True)
     definition.open_for_reading(study)
     world.study = study
@@ -133,16 +132,20 @@ def test_paired_mode_asks_which_panel(client) -> None:
     assert blinding.guesses_frame(study).to_dict("records") == [{"reader": "R1", "arm": "paired", "outcome": "correct"}]
 
 
-@pytest.mark.django_db
-def test_the_report_shows_guesses_per_reader_and_overall(client) -> None:
-    world = build_world(cases_per_site=2, sequences=("T2W",), readers_per_case=2)
+def asking_study_read(world):
+    """The world's cases in a study that asks the question (switched on while a draft), read by every reader."""
     study = draft_study(world)
-    from apps.analysis import blinding
-
     blinding.set_enabled(study, True)
     definition.open_for_reading(study)
     world.study = study
     read(world)
+    return study
+
+
+@pytest.mark.django_db
+def test_the_report_shows_guesses_per_reader_and_overall(client) -> None:
+    world = build_world(cases_per_site=2, sequences=("T2W",), readers_per_case=2)
+    study = asking_study_read(world)
     for reader in world.readers:
         for task in ReadingTask.objects.filter(study=study, reader=reader):
             blinding.answer(reader, task, task.version if reader == world.readers[0] else "dont_know")
@@ -172,13 +175,7 @@ def test_the_answers_export_has_one_row_per_answer_scored_against_the_version_sh
     """Export kind 'blinding' (issue 14, item 6): each answer with what the reader was shown and whether it was
     right, for admins only, as the report's Table 8 counts them."""
     world = build_world(cases_per_site=1, sequences=("T2W",), readers_per_case=2)
-    study = draft_study(world)
-    from apps.analysis import blinding
-
-    blinding.set_enabled(study, True)
-    definition.open_for_reading(study)
-    world.study = study
-    read(world)
+    study = asking_study_read(world)
     reader = world.readers[0]
     tasks = list(ReadingTask.objects.filter(study=study, reader=reader).order_by("position"))
     answers = ["dl", "dont_know", "conventional", "skipped"][: len(tasks)]

@@ -120,6 +120,18 @@ def assert_no_statistics_shown(page, roi: dict) -> None:
     assert set(roi) <= {"uid", "label", "sliceIndex", "world", "pixel", "roi"}, roi
 
 
+def score_every_task(page, tasks) -> None:
+    """From the first task shown: score each task by keyboard and submit it, until the study is done."""
+    for n, _ in enumerate(tasks):
+        for key in SCORE_KEYS:
+            page.keyboard.press(key)
+        page.wait_for_selector('.rs-save[data-status="saved"]')
+        page.keyboard.press("Enter")
+        if n + 1 < len(tasks):
+            page.wait_for_function(f"() => window.__readerMetrics.transitions.length === {n + 1}", timeout=15_000)
+    page.wait_for_selector('#reading-app[data-state="done"]')
+
+
 def checked_values(page) -> list[str]:
     return page.eval_on_selector_all(".rs-item", "rows => rows.map(r => r.dataset.value)")
 
@@ -440,14 +452,7 @@ def test_a_finished_study_offers_a_read_only_review_not_resume(page, live_server
     login(page, world.username, world.password)
     page.goto(f"/reading/task/{tasks[0].token}/")
     wait_rendered(page)
-    for n, _ in enumerate(tasks):
-        for key in SCORE_KEYS:
-            page.keyboard.press(key)
-        page.wait_for_selector('.rs-save[data-status="saved"]')
-        page.keyboard.press("Enter")
-        if n + 1 < len(tasks):
-            page.wait_for_function(f"() => window.__readerMetrics.transitions.length === {n + 1}", timeout=15_000)
-    page.wait_for_selector('#reading-app[data-state="done"]')
+    score_every_task(page, tasks)
     before = sorted(Score.objects.filter(task__in=tasks).values_list("task_id", "item_id", "value", "updated_at"))
 
     page.goto("/reading/")

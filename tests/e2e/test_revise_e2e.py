@@ -11,7 +11,7 @@ from django.conf import settings
 
 from apps.studies.models import ReadingTask, ScoreAudit, TaskRevision
 from apps.studies.services import definition
-from tests.e2e.test_reading_e2e import SCORE_KEYS, checked_values, login, wait_rendered
+from tests.e2e.test_reading_e2e import SCORE_KEYS, checked_values, login, score_every_task, wait_rendered
 from tests.e2e.world import build_reading_world
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -30,14 +30,7 @@ def test_the_review_offers_revise_where_the_study_allows_it_and_the_revision_is_
     page.goto(f"/reading/task/{tasks[0].token}/")
     wait_rendered(page)
     assert page.locator(".rs-revise").is_hidden()  # not before the reader has finished
-    for n, _ in enumerate(tasks):
-        for key in SCORE_KEYS:
-            page.keyboard.press(key)
-        page.wait_for_selector('.rs-save[data-status="saved"]')
-        page.keyboard.press("Enter")
-        if n + 1 < len(tasks):
-            page.wait_for_function(f"() => window.__readerMetrics.transitions.length === {n + 1}", timeout=15_000)
-    page.wait_for_selector('#reading-app[data-state="done"]')
+    score_every_task(page, tasks)
 
     page.goto(f"/reading/task/{tasks[0].token}/")
     wait_rendered(page)

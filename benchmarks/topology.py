@@ -45,7 +45,7 @@ from deploy.topology import Topology  # noqa: E402
 
 SLICES = 8  # every synthetic series: 8 slices of 64 x 64
 SHAPE = (SLICES, 64, 64)
-FAULT_SHAPE = (32, 192, 192)
+FAULT_SHAPE = (24, 128, 128)
 SLICES_OF_SIZE = {SHAPE[1]: SHAPE[0], FAULT_SHAPE[1]: FAULT_SHAPE[0]}
 SEED = 2026
 # Short job timings so that a killed worker's job is found stale in seconds, not the production minutes.
@@ -454,13 +454,14 @@ def fault_service(topology: Topology, people: dict, name: str, record: Record, d
     else:
         deadline = time.monotonic() + 60
         while not record.in_flight.get("submit") and time.monotonic() < deadline:
-            time.sleep(0.001)  # killed mid-submit: while a reader's submit is on its way
-        start = time.perf_counter()
+            time.sleep(0.001)  # killed mid-submit: while a reader's submit is on its way (sent before `down`)
+        down = time.perf_counter()
         topology.kill("web")
         topology.start_web()
     back = time.perf_counter()
     time.sleep(5)
-    outcome = {"down_s": round(back - start, 1), "failed_while_down": record.failed_between(start, back),
+    outcome = {"down_s": round(back - (down if name == "web" else start), 1),
+               "failed_while_down": record.failed_between(start, back),
                "failed_once_back": record.failed_between(back)}
     if "thread" in sent:
         sent["thread"].join(300)

@@ -152,18 +152,41 @@ def locked_plan(study: ReaderStudy) -> LockedPlan | None:
     plan = AnalysisPlan.objects.filter(study=study, frozen_at__isnull=False).first()
     if plan is None:
         return None
-    frozen = json.loads(plan.frozen_json)
-    spec = PlanSpec(
-        sequences=tuple(frozen["primary_sequences"]),
-        items=tuple(frozen["primary_items"]),
-        test=frozen["test"],
-        hypothesis=frozen["hypothesis"],
-        alpha=frozen["alpha"],
-        multiplicity=frozen["multiplicity"],
-        margin=frozen["margin"],
-        session_effect=frozen.get("session_effect", False),  # plans frozen before it existed had none
-    )
-    return LockedPlan(spec=spec, frozen_at=plan.frozen_at, sha256=plan.sha256, canonical=plan.frozen_json)
+    return read_frozen(plan.frozen_json, plan.sha256)
+
+
+def read_frozen(canonical: str, sha256: str | None = None) -> LockedPlan:
+    """A frozen plan from its canonical JSON: a study's stored one, or one an admin saved from the plan API
+    (``canonical_json``) to analyse score files with it (``analyze_scores --plan``). ``sha256`` is the hash stored
+    with it (``LockedPlan.verified`` compares); without one, the JSON's own. ValueError, in words, for anything
+    else than a frozen plan of this format."""
+    try:
+        frozen = json.loads(canonical)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"the plan is not JSON ({exc.msg}, line {exc.lineno})") from exc
+    if not isinstance(frozen, dict) or frozen.get("format") != FORMAT:
+        raise ValueError(f"the plan is not a frozen analysis plan (its \"format\" must be \"{FORMAT}\")")
+    for key in ("primary_sequences", "primary_items"):
+        if not (isinstance(frozen.get(key), list) and frozen[key] and all(isinstance(v, str) for v in frozen[key])):
+            raise ValueError(f"the plan's {key} must be a list of names")
+    try:
+        spec = PlanSpec(
+            sequences=tuple(frozen["primary_sequences"]),
+            items=tuple(frozen["primary_items"]),
+            test=frozen["test"],
+            hypothesis=frozen["hypothesis"],
+            alpha=frozen["alpha"],
+            multiplicity=frozen["multiplicity"],
+            margin=frozen["margin"],
+            session_effect=frozen.get("session_effect", False),  # plans frozen before it existed had none
+        )
+        frozen_at = datetime.fromisoformat(frozen["frozen_at"])
+    except KeyError as exc:
+        raise ValueError(f"the plan has no {exc.args[0]}") from exc
+    except TypeError as exc:
+        raise ValueError(f"the plan has a value of the wrong kind: {exc}") from exc
+    digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return LockedPlan(spec=spec, frozen_at=frozen_at, sha256=sha256 or digest, canonical=canonical)
 
 
 def draft_plan_exists(study: ReaderStudy) -> bool:

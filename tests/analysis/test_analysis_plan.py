@@ -292,3 +292,37 @@ def test_every_change_of_a_draft_plan_is_in_the_audit_trail_with_its_author(clie
     assert [entry.action for entry in entries] == [LogEntry.Action.CREATE, LogEntry.Action.UPDATE]
     assert all(entry.actor == admin for entry in entries)
     assert entries[-1].changes_dict["alpha"] == ["0.05", "0.01"]
+
+
+@pytest.mark.django_db
+def test_analyze_scores_with_the_saved_plan_gives_the_study_reports_primary_analysis(admin_client, tmp_path) -> None:
+    from django.core.management import CommandError, call_command
+
+    from apps.analysis import services
+
+    world = build_world(cases_per_site=2, sequences=("T2W", "FLAIR"), readers_per_case=2)
+    study = draft_study(world)
+    assert send(admin_client, "put", plan_url(study), PLAN).status_code == 200
+    assert admin_client.post(f"/api/reading/studies/{study.pk}/open/").status_code == 200
+    read(replace(world, study=study))
+    canonical = admin_client.get(plan_url(study)).json()["canonical_json"]
+    (tmp_path / "plan.json").write_text(canonical, encoding="utf-8")
+    long = admin_client.get(f"/api/analysis/studies/{study.pk}/exports/long/")
+    (tmp_path / "long.csv").write_bytes(b"".join(long.streaming_content) if long.streaming else long.content)
+
+    call_command("analyze_scores", f"--scores={tmp_path / 'long.csv'}", f"--plan={tmp_path / 'plan.json'}",
+                 f"--out={tmp_path / 'out'}")
+    from_files = pd.read_csv(tmp_path / "out" / "primary.csv")
+    result, meta = services.analyse_study(study)
+    assert meta.plan.sha256 == hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    pd.testing.assert_frame_equal(from_files, result.primary.reset_index(drop=True), check_dtype=False)
+    html = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    assert meta.plan.sha256 in html and "Table 7. Primary analysis of the locked analysis plan" in html
+
+    (tmp_path / "draft.json").write_text(json.dumps(PLAN), encoding="utf-8")
+    (tmp_path / "bad.json").write_text("{not json", encoding="utf-8")
+    for name, words in (("draft.json", "not a frozen analysis plan"), ("bad.json", "not JSON"),
+                        ("missing.json", "cannot be read")):
+        with pytest.raises(CommandError, match=words):
+            call_command("analyze_scores", f"--scores={tmp_path / 'long.csv'}", f"--plan={tmp_path / name}",
+                         f"--out={tmp_path / 'refused'}")

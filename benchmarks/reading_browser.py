@@ -331,7 +331,7 @@ def main() -> None:
         print(f"  {order}:")
         print(f"    first image rendered:            {summary(r['first'])}")
         print(f"    slices within 10 of it cached:   {summary(r['near'])}")
-        print(f"    all {LARGE_SLICES} slices cached (scrollable): {summary(r['stack'])}")
+        print(f"    all slices cached (scrollable):  {summary(r['stack'])}")
         print(f"    then End -> last slice rendered: {summary(r['last'])}")
     print(f"server alone, in-process, ms per slice of the {LARGE_SLICES}-slice stack (n={len(data['server']['per slice'])}):")
     for how, values in data["server"].items():

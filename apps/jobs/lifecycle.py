@@ -18,8 +18,8 @@ API (stable; other job models build on it):
 - ``finish(job, **fields) -> job``: mark done (with the caller's own fields, saved together).
 - ``fail(model, pk, message)``: mark failed with a reason truncated to ``ERROR_MAX_CHARS``.
 - ``can_retry(job)``, ``retry(job)``: queue a failed or stale job again (``NotRetryable`` otherwise), with as
-  many attempts again as a new job; ``prepare_retry(job)``: the same without queuing, for a service that queues
-  through its own function.
+  many attempts again as a new job; ``prepare_retry(job)``: the same up to marking it queued, without sending,
+  for a service that sends through its own function.
 - ``stale(model)``: running jobs with no heartbeat for ``JOB_STALE_SECONDS``; ``recover_stale_jobs()``: every
   job model's stale jobs failed with the reason, and re-queued while attempts remain; queued jobs whose message
   may have been lost with a killed worker re-sent after ``JOB_REQUEUE_SECONDS``.
@@ -201,15 +201,19 @@ def retry(job: BackgroundJob) -> None:
 
 
 def prepare_retry(job: BackgroundJob) -> None:
-    """What ``retry`` does before queuing, for a service that queues through its own function: refuses a job
-    that cannot be retried (``NotRetryable``) and allows it as many attempts again as a new job has."""
+    """What ``retry`` does before sending, for a service that queues through its own function: refuses a job
+    that cannot be retried (``NotRetryable``), allows it as many attempts again as a new job has, and marks it
+    queued (the caller sends it)."""
     if not can_retry(job):
         raise NotRetryable(
             "Only a failed job, or one whose worker stopped, can be retried; this one is "
             f"{job.get_status_display().lower()}."
         )
     job.max_attempts = job.attempts + settings.JOB_MAX_ATTEMPTS
-    type(job).objects.filter(pk=job.pk).update(max_attempts=job.max_attempts)
+    job.status, job.error, job.finished_at, job.heartbeat_at = JobStatus.QUEUED, "", None, timezone.now()
+    type(job).objects.filter(pk=job.pk).update(
+        max_attempts=job.max_attempts, status=job.status, error="", finished_at=None, heartbeat_at=job.heartbeat_at
+    )
 
 
 def stale(model: type[BackgroundJob], now: datetime | None = None) -> QuerySet:

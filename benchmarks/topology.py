@@ -353,7 +353,7 @@ def wait_for_jobs(base: str, admin: list, seconds: float) -> float | None:
     return None
 
 
-def wait_for_running(base: str, admin: list, path: str, seconds: float = 120) -> dict:
+def wait_for_running(base: str, admin: list, path: str, seconds: float = 600) -> dict:
     """The first job listed at `path` that a worker is running."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -488,6 +488,7 @@ def run_faults(topology: Topology, people: dict, faults: list[str], think: float
             outcomes[fault] = fault_worker(topology, people, "gpu", record, index)
         else:
             outcomes[fault] = fault_service(topology, people, fault, record)
+        print(f"fault {fault}: {json.dumps(outcomes[fault])}", flush=True)
         time.sleep(think)
     readers.finish(0)
     outcomes["settled_s"] = wait_for_jobs(topology.url, people["admin"], 240)
@@ -508,6 +509,7 @@ def main() -> None:
     parser.add_argument("--faults", default="redis,postgres,web,worker-ingest,worker-enhance")
     parser.add_argument("--fault-think", type=float, default=5.0, help="mean think time while the faults happen")
     parser.add_argument("--no-load", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="keep the topology's folder (logs) and print it")
     args = parser.parse_args()
 
     print(f"machine: {describe()}", flush=True)
@@ -540,14 +542,16 @@ def main() -> None:
         if faults:
             outcomes, record = run_faults(topology, people, faults, args.fault_think, acknowledged)
             acknowledged.update(record.acknowledged)
-            for fault, outcome in outcomes.items():
-                print(f"fault {fault}: {json.dumps(outcome)}")
+            print(f"every job settled {outcomes['settled_s']} s after the last fault")
             for kind, line in record.summary().items():
                 print(f"  {kind}: {line}")
             print(f"  audit: {json.dumps(in_topology(topology, 'audit', acknowledged))}", flush=True)
     finally:
         topology.stop()
-        topology.remove()
+        if args.keep:
+            print(f"kept: {topology.root}")
+        else:
+            topology.remove()
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +53,17 @@ def free_port() -> int:
 def port_open(port: int) -> bool:
     try:
         socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+def http_answers(url: str) -> bool:
+    """True when the server at `url` answers with any HTTP status."""
+    try:
+        urllib.request.urlopen(url, timeout=5).close()
+        return True
+    except urllib.error.HTTPError:
         return True
     except OSError:
         return False
@@ -197,9 +210,14 @@ class Topology:
         raise TopologyError(f"{name} did not start:\n{self.log_tail(name)}")
 
     def start_web(self) -> None:
+        """gunicorn, once the port is free (a killed one's processes may hold it for a moment), returned when it
+        answers an HTTP request."""
         port = self.ports["web"]
+        deadline = time.monotonic() + 30
+        while port_open(port) and time.monotonic() < deadline:
+            time.sleep(0.05)
         self.spawn("web", [str(BIN / WEB_COMMAND[0]), *WEB_COMMAND[1:], "--bind", f"127.0.0.1:{port}"])
-        self.wait_for("web", lambda: port_open(port))
+        self.wait_for("web", lambda: http_answers(f"http://127.0.0.1:{port}/accounts/login/"), seconds=120)
 
     def start_worker(self, queue: str) -> None:
         name = f"worker-{queue}"

@@ -20,6 +20,7 @@ from typing import IO
 import pandas as pd
 
 from apps.analysis.models import BlindingGuess, ExportKind, RoiMeasurement
+from apps.analysis.stats.blinding import OUTCOMES as BLINDING_OUTCOMES
 from apps.analysis.stats.snr import roi_ratios
 from apps.imaging.models import Version
 from apps.studies.models import ReaderStudy, ReadingMode, ReadingTask, Score, ScoreAudit, TaskStatus
@@ -157,6 +158,7 @@ BLINDING_COLUMNS = {
     "answer": "text",
     "outcome": "text",
     "answered_at": "time",
+    "calibration": "bool",
     **SOURCE_COLUMNS,
     "session": "int",
 }
@@ -474,6 +476,7 @@ def blinding_rows(study: ReaderStudy) -> Iterator[tuple]:
             guess.answer,
             result,
             guess.created_at,
+            task.calibration,
             *source,
             task.session,
         )
@@ -570,6 +573,22 @@ def analysis_patients(patients: pd.DataFrame) -> pd.DataFrame:
     if "calibration" in patients.columns:
         return patients.loc[~_truthy(patients["calibration"])]
     return patients
+
+
+def analysis_guesses(answers: pd.DataFrame) -> pd.DataFrame:
+    """The blinding export as the report counts it (``reader``, ``arm``, ``outcome``): calibration reads dropped,
+    the version shown (``paired`` in paired mode) as the arm. ValueError in words for another table."""
+    missing = [c for c in ("reader", "shown", "outcome") if c not in answers.columns]
+    if missing:
+        raise ValueError(f"the blinding answers file lacks the column(s) {', '.join(missing)} (use the 'blinding' "
+                         "export of the study)")
+    if "calibration" in answers.columns:
+        answers = answers.loc[~_truthy(answers["calibration"])]
+    unknown = sorted(set(answers["outcome"].astype(str)) - set(BLINDING_OUTCOMES))
+    if unknown:
+        raise ValueError(f"the blinding answers file has unknown outcome(s): {', '.join(unknown[:5])}")
+    return pd.DataFrame({"reader": answers["reader"].astype(str), "arm": answers["shown"].astype(str),
+                         "outcome": answers["outcome"].astype(str)}).reset_index(drop=True)
 
 
 def analysis_rois(rois: pd.DataFrame) -> pd.DataFrame:

@@ -197,3 +197,33 @@ def test_the_answers_export_has_one_row_per_answer_scored_against_the_version_sh
     assert list(rows["outcome"]) == expected
     assert list(rows["answer"]) == answers
     assert set(rows["case_id"]) == {t.case.code for t in tasks}
+
+
+@pytest.mark.django_db
+def test_analyze_scores_with_the_blinding_export_gives_the_reports_table_8(client, tmp_path) -> None:
+    from django.core.management import CommandError, call_command
+
+    from apps.analysis import services
+
+    world = build_world(cases_per_site=2, sequences=("T2W",), readers_per_case=2)
+    study = asking_study_read(world)
+    for reader in world.readers:
+        for task in ReadingTask.objects.filter(study=study, reader=reader):
+            blinding.answer(reader, task, task.version if reader == world.readers[0] else "dont_know")
+    client.force_login(AdminFactory())
+    for kind, name in (("long", "long.csv"), ("blinding", "blinding.csv")):
+        response = client.get(f"/api/analysis/studies/{study.pk}/exports/{kind}/")
+        (tmp_path / name).write_bytes(b"".join(response.streaming_content))
+
+    call_command("analyze_scores", f"--scores={tmp_path / 'long.csv'}", f"--blinding={tmp_path / 'blinding.csv'}",
+                 f"--out={tmp_path / 'out'}")
+    from_files = pd.read_csv(tmp_path / "out" / "blinding.csv")
+    result, _ = services.analyse_study(study)
+    expected = pd.read_csv(io.StringIO(result.blinding.to_csv(index=False)))
+    pd.testing.assert_frame_equal(from_files, expected)
+    assert "all readers" in set(from_files["reader"]) and from_files["n_correct"].sum() > 0
+    assert "Table 8. Blinding integrity" in (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+
+    with pytest.raises(CommandError, match="lacks the column"):
+        call_command("analyze_scores", f"--scores={tmp_path / 'long.csv'}", f"--blinding={tmp_path / 'long.csv'}",
+                     f"--out={tmp_path / 'refused'}")

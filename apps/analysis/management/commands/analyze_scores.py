@@ -4,7 +4,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.analysis.exports import analysis_patients, analysis_scores
+from apps.analysis.exports import analysis_guesses, analysis_patients, analysis_scores
 from apps.analysis.inputs import MAX_CSV_BYTES, InputError, read_csv_file
 from apps.analysis.plan import read_frozen
 from apps.analysis.report import ReportMeta, render_html, render_pdf
@@ -49,6 +49,10 @@ class Command(BaseCommand):
                  "run (primary.csv, the report's Table 7) and every other analysis is marked exploratory.",
         )
         parser.add_argument(
+            "--blinding", type=Path,
+            help="The study's blinding answers (the 'blinding' export): the report's Table 8 and blinding.csv.",
+        )
+        parser.add_argument(
             "--session-effect", action="store_true",
             help="CLMMs with the reading session as a fixed effect (order effect; needs a session column, as the "
                  "long export of a study read in sessions has); clmm.csv gains coef_session, se_session, p_session.",
@@ -61,8 +65,10 @@ class Command(BaseCommand):
             patients_df = analysis_patients(read_csv_file(patients, "patients", limit)) if patients else None
             rois_df = read_csv_file(rois, "rois", limit) if rois else None
             locked = read_plan(options["plan"], limit) if options["plan"] else None
+            guesses = (analysis_guesses(read_csv_file(options["blinding"], "blinding answers", limit))
+                       if options["blinding"] else None)
             result = run_analysis(scores_df, patients_df, rois_df, plan=locked.spec if locked else None,
-                                  session_effect=options["session_effect"])
+                                  guesses=guesses, session_effect=options["session_effect"])
         except (InputError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
         try:

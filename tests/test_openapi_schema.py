@@ -34,6 +34,7 @@ def schema(tmp_path_factory) -> dict:
     "/api/analysis/export-jobs/{job_id}/download/",
     "/api/analysis/studies/{id}/power-analyses/",
     "/api/analysis/power-analyses/{job_id}/",
+    "/api/analysis/power-analyses/{job_id}/retry/",
     "/api/analysis/rois/{task_token}/",
     "/api/analysis/rois/{task_token}/{label}/",
 ])

@@ -10,6 +10,7 @@ urlpatterns = [
     path("studies/<int:pk>/blinding-question/", api.StudyBlindingQuestion.as_view(), name="blinding_question"),
     path("studies/<int:pk>/power-analyses/", power_views.StudyPowerAnalyses.as_view(), name="power_analyses"),
     path("power-analyses/<int:job_id>/", power_views.PowerAnalysisDetail.as_view(), name="power_analysis"),
+    path("power-analyses/<int:job_id>/retry/", power_views.PowerAnalysisRetry.as_view(), name="power_analysis_retry"),
     path("blinding/<str:task_token>/", api.TaskBlinding.as_view(), name="task_blinding"),
     path("export-jobs/<int:job_id>/", api.ExportJobDetail.as_view(), name="export_job"),
     path("export-jobs/<int:job_id>/download/", api.ExportJobDownload.as_view(), name="export_job_download"),

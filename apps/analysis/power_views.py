@@ -133,3 +133,19 @@ class PowerAnalysisDetail(APIView):
     def get(self, request, job_id: int) -> Response:
         """The job: status, progress (designs done of designs), and once done the curves and the pilot."""
         return Response(job_payload(get_object_or_404(PowerAnalysisJob, pk=job_id)))
+
+
+class PowerAnalysisRetry(APIView):
+    permission_classes = [IsAdmin]
+
+    @extend_schema(request=None,
+                   responses={202: OpenApiTypes.OBJECT, 404: OpenApiResponse(DetailSerializer, description="No such job."),
+                              409: OpenApiResponse(DetailSerializer, description="Not failed, and its worker is alive.")})
+    def post(self, request, job_id: int) -> Response:
+        """Queue a failed power analysis, or one whose worker stopped, again (as the page's Retry does)."""
+        job = get_object_or_404(PowerAnalysisJob, pk=job_id)
+        try:
+            lifecycle.retry(job)
+        except lifecycle.NotRetryable as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response(job_payload(job), status=status.HTTP_202_ACCEPTED)

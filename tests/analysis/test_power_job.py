@@ -175,6 +175,26 @@ def test_a_failed_job_shows_why_and_a_retry_runs_it(admin_client, world, monkeyp
     assert job.status == JobStatus.DONE and len(job.result["power"]) == 4 and job.attempts == 2
     page = text_of(admin_client.get(f"/analysis/power/{job.pk}/").content.decode())
     assert "Retry" not in page and "was queued again" in page
+    refused = admin_client.post(f"/api/analysis/power-analyses/{job.pk}/retry/")
+    assert refused.status_code == 409 and refused.json()["detail"], "a finished job is not queued again"
+
+
+def test_the_api_retries_a_failed_job(admin_client, world, monkeypatch, django_capture_on_commit_callbacks):
+    real_run = power.run
+    monkeypatch.setattr(power, "run", lambda *args, **kwargs: 1 / 0)
+    with pytest.raises(ZeroDivisionError), django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(f"/api/analysis/studies/{world.study.pk}/power-analyses/", {**SETTINGS, "cases": "10"},
+                          content_type="application/json")
+    job = PowerAnalysisJob.objects.get()
+    assert job.status == JobStatus.FAILED
+    monkeypatch.setattr(power, "run", real_run)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(f"/api/analysis/power-analyses/{job.pk}/retry/")
+    assert response.status_code == 202, response.content
+    job.refresh_from_db()
+    assert job.status == JobStatus.DONE and len(job.result["power"]) == 4 and job.attempts == 2
+    assert admin_client.get(f"/api/analysis/power-analyses/{job.pk}/").json()["status"] == "done"
+    assert admin_client.post("/api/analysis/power-analyses/999999/retry/").status_code == 404
 
 
 def test_the_form_starts_from_the_studys_plan(admin_client, world):

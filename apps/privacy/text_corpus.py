@@ -118,3 +118,24 @@ def make_corpus(text_slices: int, seed: int = 3, matrices: tuple[int, ...] = (25
         clean = phantom_slice(matrix, contrast_name, seed + 1 - i % 2, 8 - i % 9)
         samples.append(Sample(clean, None, "", "", "", "", ""))
     return samples
+
+
+def demo_slices(patients_per_site: int = 4, shape_2d: tuple[int, int, int] = (16, 128, 128),
+                shape_3d: tuple[int, int, int] = (24, 128, 128), seed: int = 2026) -> list[np.ndarray]:
+    """Every slice of the demo's synthetic studies (apps/imaging/services/demo.py's defaults), in modality values:
+    clean images a detector must pass, or it holds a clean demo series."""
+    import tempfile
+
+    import pydicom
+
+    from apps.imaging import blinding, synthetic
+
+    slices = []
+    with tempfile.TemporaryDirectory(prefix="readerstudy-text-corpus-") as tmp:
+        for site_index, site in enumerate(synthetic.SITE_PROFILES[:3]):
+            for index in range(patients_per_site):
+                patient = synthetic.make_patient(site_index, index, seed)
+                files = synthetic.write_study(Path(tmp) / f"{site_index}-{index}", patient, site,
+                                              shape_2d=shape_2d, shape_3d=shape_3d, seed=seed)
+                slices += [blinding.modality_pixels(pydicom.dcmread(path)) for path in files]
+    return slices

@@ -39,13 +39,21 @@ def text_slice(index: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def series_files(texted: tuple[int, ...], slices: int = 5, contrast: str = "T2W") -> tuple[list, dict]:
-    study, series, frame = generate_uid(), generate_uid(), generate_uid()
-    files, masks = [], {}
+    images, masks = [], {}
     for index in range(slices):
         if index in texted:
             pixels, masks[index] = text_slice(index)
         else:
             pixels = text_corpus.phantom_slice(256, contrast, 4, 3 + index)
+        images.append(pixels)
+    return dicom_files(images, contrast), masks
+
+
+def dicom_files(images: list[np.ndarray], contrast: str) -> list:
+    """One series of uploaded files, one slice per image (256 x 256), with Burned In Annotation = NO."""
+    study, series, frame = generate_uid(), generate_uid(), generate_uid()
+    files = []
+    for index, pixels in enumerate(images):
         ds = mr_dataset(256, 256, index, pixels, StudyInstanceUID=study, SeriesInstanceUID=series,
                         FrameOfReferenceUID=frame, SeriesDescription=f"{contrast} AX", BurnedInAnnotation="NO")
         buffer = io.BytesIO()
@@ -53,7 +61,7 @@ def series_files(texted: tuple[int, ...], slices: int = 5, contrast: str = "T2W"
         stream = io.BytesIO(buffer.getvalue())
         stream.name = f"{contrast}_{index:03d}.dcm"
         files.append(stream)
-    return files, masks
+    return files
 
 
 def upload(client, user, files, capture) -> UploadBatch:
@@ -116,6 +124,39 @@ def test_text_is_held_with_its_boxes_and_clean_slices_pass(client, coordinator, 
     client.force_login(CoordinatorFactory(institution=InstitutionFactory()))
     assert client.get(reverse("privacy:series_text", args=[held.pk])).status_code == 404
     assert client.post(reverse("privacy-series-text-blank", args=[held.pk])).status_code == 404
+
+
+# Text slices of the benchmark's corpus (seed 3, 256 x 256) that the first rule ("page": the slice read alone) misses:
+# faint (35 %) 6-9 px bitmap text in a corner and over the anatomy, dark 6-9 px text on tissue, 60 % text over the
+# anatomy. Corpus positions (text slices are the even ones).
+MISSED_BY_THE_PAGE_RULE = (8, 44, 52, 58)
+CLEAN_CORPUS_SLICES = (1, 3, 5, 9)
+
+
+def test_faint_dark_and_small_text_over_the_anatomy_is_held_and_clean_corpus_slices_pass(
+        client, coordinator, django_capture_on_commit_callbacks):
+    corpus = text_corpus.make_corpus(30, seed=3)
+    texted = [corpus[i] for i in MISSED_BY_THE_PAGE_RULE]
+    assert {(s.contrast, s.size_bucket, s.position) for s in texted} == {
+        ("dim 35%", "6-9 px", "top-left"), ("dark on tissue", "6-9 px", "over anatomy"),
+        ("grey 60%", "10-15 px", "over anatomy"), ("dim 35%", "6-9 px", "over anatomy")}
+    assert all(text_detection.detect(s.pixels, rule="page") == [] for s in texted), "the first rule misses them"
+    clean = [corpus[i].pixels for i in CLEAN_CORPUS_SLICES]
+    files = dicom_files([s.pixels for s in texted] + clean[:1], "T2W") + dicom_files(clean, "FLAIR")
+    upload(client, coordinator, files, django_capture_on_commit_callbacks)
+
+    held, passed = Series.objects.get(sequence="T2W"), Series.objects.get(sequence="FLAIR")
+    assert held.status == SeriesStatus.HELD_BURNED_IN
+    assert held.hold_reason.startswith("OCR found text in the pixels of 4 image(s)")
+    assert passed.status == SeriesStatus.READY and not passed.text_findings.exists()
+    findings = list(held.text_findings.order_by("instance__instance_number"))
+    assert [f.instance.instance_number - 1 for f in findings] == [0, 1, 2, 3]
+    for finding, sample in zip(findings, texted, strict=True):
+        covered = np.zeros_like(sample.mask)
+        for x, y, w, h, _ in finding.boxes:
+            covered[y:y + h, x:x + w] = True
+        assert (covered & sample.mask).sum() > 0.5 * sample.mask.sum(), (sample.text, "the boxes cover the text")
+        assert finding.engine == text_detection.engine_version() and "rule lines-1" in finding.engine
 
 
 def test_blanking_makes_new_instances_releases_the_series_and_is_recorded(client, coordinator,

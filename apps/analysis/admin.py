@@ -12,6 +12,7 @@ from apps.analysis.models import (
     PowerAnalysisJob,
     RoiMeasurement,
 )
+from apps.jobs import doors, lifecycle
 from apps.studies.models import ReaderStudy, StudyStatus
 
 
@@ -20,6 +21,11 @@ class ExportJobAdmin(AdminRoleOnly):
     list_display = ["pk", "study", "kind", "status", "progress", "rows", "created_by", "created_at"]
     list_filter = ["kind", "status"]
     readonly_fields = [f.name for f in ExportJob._meta.fields]
+    actions = ["retry"]
+
+    @admin.action(description="Export again (failed exports, or ones whose worker stopped)")
+    def retry(self, request, queryset) -> None:
+        doors.retry_selected(request, queryset, lifecycle.retry)
 
 
 @admin.register(PowerAnalysisJob)
@@ -29,6 +35,11 @@ class PowerAnalysisJobAdmin(AdminRoleOnly):
     list_display = ["pk", "study", "status", "designs_done", "designs", "created_by", "created_at"]
     list_filter = ["status"]
     readonly_fields = [f.name for f in PowerAnalysisJob._meta.fields]
+    actions = ["retry"]
+
+    @admin.action(description="Run again (failed analyses, or ones whose worker stopped)")
+    def retry(self, request, queryset) -> None:
+        doors.retry_selected(request, queryset, lifecycle.retry)
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -47,7 +58,7 @@ class AnalysisPlanForm(forms.ModelForm):
     class Meta:
         model = AnalysisPlan
         fields = ["study", "primary_items", "primary_sequences", "test", "hypothesis", "margin", "alpha",
-                  "multiplicity"]
+                  "multiplicity", "session_effect"]
 
     def clean(self):
         cleaned = super().clean()

@@ -193,3 +193,17 @@ def test_the_heartbeat_thread_beats_while_the_task_runs(export, eager_tasks):
     assert export.heartbeat_at == beaten, "no beat once the task is over"
     ExportJob.objects.filter(pk=export.pk).update(worker="elsewhere:7")
     assert not lifecycle.beat(ExportJob, export.pk), "never beats for a job another worker took over"
+
+
+def test_the_admin_runs_a_failed_export_again_and_says_which_jobs_cannot_be(client, export,
+                                                                             django_capture_on_commit_callbacks):
+    lifecycle.fail(ExportJob, export.pk, "the disk was full")
+    done = ExportJob.objects.create(study=export.study, kind=ExportKind.ASSIGNMENT, status=JobStatus.DONE)
+    client.force_login(AdminFactory())
+    with django_capture_on_commit_callbacks(execute=True):
+        page = client.post(reverse("admin:analysis_exportjob_changelist"),
+                           {"action": "retry", "_selected_action": [export.pk, done.pk]}, follow=True)
+    export.refresh_from_db()
+    assert export.status == JobStatus.DONE and export.file and export.error == "", export.error
+    text = page.content.decode()
+    assert "1 queued again, 1 not retryable." in text and f"{done}:" in text

@@ -80,7 +80,7 @@ def assert_nothing_lost(topology) -> dict:
 def test_web_process_killed_mid_submit_loses_no_acknowledged_score(topology):
     outcome, record = under_load(topology, lambda t, people, record: fault_service(t, people, "web", record))
     assert "submit" in outcome["failed_while_down"], "no submit was cut off: the fault did not happen mid-submit"
-    # While the new gunicorn's processes boot a few requests may still be refused; the readers' retries carry on.
+    assert outcome["failed_once_back"] == {}
     assert record.acknowledged, "no score was acknowledged"
     assert_nothing_lost(topology)
 

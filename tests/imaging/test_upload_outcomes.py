@@ -220,3 +220,29 @@ def test_the_upload_answer_pairs_each_item_with_its_neutral_name(client, coordin
     page = client.post(reverse("imaging:upload_create"), {"files": [named(items[0][1], items[0][0])]},
                        HTTP_ACCEPT="application/json")
     assert page.status_code == 201 and page.json()["items"] == ["file-000000"]
+
+
+@pytest.mark.django_db
+def test_a_series_stored_by_another_run_of_the_batch_keeps_its_outcome(tmp_path, monkeypatch):
+    """Two runs of one batch (a worker taken for dead that was only slow, and its replacement): when the other run has
+    stored a series, this run's failing store leaves the stored outcomes as they are and the batch finishes."""
+    from django.db import IntegrityError
+
+    from apps.imaging.services import ingest, uploads
+    from apps.jobs.models import JobStatus
+
+    folder, _ = write_patient_study(tmp_path / "incoming", seed=11)
+    batch = uploads.stage_path(CoordinatorFactory().institution, None, folder)
+    real_store = ingest.store_series
+
+    def stored_meanwhile(batch, files):
+        real_store(batch, files)  # the other run
+        raise IntegrityError("duplicate key value violates unique constraint")  # this run's own attempt
+
+    monkeypatch.setattr(ingest, "store_series", stored_meanwhile)
+    ingest.process_batch(batch.pk)
+    batch.refresh_from_db()
+    assert batch.status == JobStatus.DONE, batch.error
+    outcomes = list(batch.results.values_list("outcome", flat=True))
+    assert outcomes and set(outcomes) == {FileOutcome.ACCEPTED}
+    assert batch.results.count() == len({r.name for r in batch.results.all()}) == batch.file_count

@@ -235,7 +235,12 @@ def store_series(batch: UploadBatch, files: list[ReadFile]) -> list[UploadFileRe
 
 
 def _reject_all(batch: UploadBatch, files: list[ReadFile], reason: str, message: str) -> None:
-    UploadFileResult.objects.bulk_create([_record(batch, f.name, FileOutcome.REJECTED, reason, message) for f in files])
+    """Rejects the files that have no outcome yet. One that has one keeps it: another run of the same batch (a worker
+    taken for dead that was only slow) may have stored it meanwhile, and that is why storing failed here."""
+    known = set(batch.results.filter(name__in=[f.name for f in files]).values_list("name", flat=True))
+    UploadFileResult.objects.bulk_create(
+        [_record(batch, f.name, FileOutcome.REJECTED, reason, message) for f in files if f.name not in known]
+    )
 
 
 def group_by_series(paths: list[Path]) -> dict[str, list[Path]]:

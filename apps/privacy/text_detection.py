@@ -14,7 +14,9 @@ percentiles). The rule applied (``RULE``, recorded with every finding through ``
    Tesseract read the anatomy as a word more readily (a clean tuning slice flagged).
 3. A word counts as text when Tesseract is confident enough in it and it has at least ``MIN_CHARACTERS`` letters or
    digits; single characters (orientation markers such as R / L) and shapes of the anatomy read as one stray glyph
-   are not. A word found in a candidate line yields that line's whole region as the box (what blanking removes).
+   are not. The slice read whole needs confidence 70; a candidate line, where anatomy is read more readily, 80 with
+   four characters or more and 90 with three. A word found in a candidate line yields that line's whole region as
+   the box (what blanking removes).
 
 The "page" rule (step 2's first read alone) is kept as the benchmark's baseline.
 
@@ -52,11 +54,15 @@ MARGIN = 2  # pixels added around each box, plus a third of its height, so blank
 TESSERACT_CONFIG = "--psm 11 --oem 1"
 RULES = ("lines", "page")  # "page": the slice alone, the first rule shipped (kept as the benchmark's baseline)
 RULE = "lines"  # the rule detect() applies unless told; recorded in engine_version()
-RULE_VERSION = {"lines": "lines-1", "page": "page-1"}
+RULE_VERSION = {"lines": "lines-2", "page": "page-1"}
 # Candidate lines ("lines" rule), chosen on a tuning corpus (seed 5) and the demo's phantom series (RESULTS.md).
 TOP_HAT_THRESHOLD = 40  # 8-bit levels above the local background (top-hat) or below it (black-hat): a stroke
 MIN_GLYPHS = 3  # connected components a candidate line is made of, at least
-LINE_CONFIDENCE = 80.0  # a word read in a candidate line counts from here (the demo's orbit rims read at 77-79)
+# A word read in a candidate line counts from confidence 80 with four or more letters or digits, from 90 with three:
+# the demo's orbit rims read as four letters at 77-79, thin dark rims of 128 x 128 demo slices as 'Rar' at 82 and
+# 'ral' at 85.
+LINE_CONFIDENCE = 80.0
+LINE_SHORT_CONFIDENCE = 90.0
 # A candidate line is at most a seventh of the image high: the rim of an orbit on a 128 x 128 demo slice, 20 px
 # high, read as a word; annotation text is smaller (up to 24 px caps on 256, 48 on 512 in the corpus).
 MAX_LINE_FRACTION = 7
@@ -86,7 +92,7 @@ class Unavailable(RuntimeError):
 
 @functools.cache
 def engine_version() -> str:
-    """'tesseract 5.3.0 (pytesseract 0.3.13), rule lines-1'; raises ``Unavailable`` when either is missing."""
+    """'tesseract 5.3.0 (pytesseract 0.3.13), rule lines-2'; raises ``Unavailable`` when either is missing."""
     try:
         import pytesseract
     except ImportError as exc:
@@ -178,15 +184,18 @@ def _page_image(image8: np.ndarray) -> tuple[Image.Image, int]:
     return image, scale
 
 
-def _words(image: Image.Image, min_confidence: float = MIN_CONFIDENCE):
-    """(confidence, left, top, width, height) of each word Tesseract is sure enough of; the text is not kept."""
+def _words(image: Image.Image, min_confidence: float = MIN_CONFIDENCE, short_confidence: float = MIN_CONFIDENCE):
+    """(confidence, left, top, width, height) of each word Tesseract is sure enough of (``short_confidence`` for a
+    word of ``MIN_CHARACTERS`` exactly); the text is not kept."""
     import pytesseract
 
     data = pytesseract.image_to_data(image, lang="eng", config=TESSERACT_CONFIG, output_type=pytesseract.Output.DICT)
     for text, conf, left, top, width, height in zip(
         data["text"], data["conf"], data["left"], data["top"], data["width"], data["height"], strict=True
     ):
-        if len(_ALNUM.findall(text or "")) >= MIN_CHARACTERS and float(conf) >= min_confidence:
+        characters = len(_ALNUM.findall(text or ""))
+        needed = short_confidence if characters == MIN_CHARACTERS else min_confidence
+        if characters >= MIN_CHARACTERS and float(conf) >= needed:
             yield float(conf), left, top, width, height
 
 
@@ -236,7 +245,7 @@ def _line_boxes(image8: np.ndarray) -> list[Box]:
         bands.append((top - MOSAIC_GAP / 2, top + tile.height + MOSAIC_GAP / 2, region))
         top += tile.height + MOSAIC_GAP
     boxes: dict[tuple[int, int, int, int], Box] = {}
-    for confidence, _, word_top, _, word_height in _words(mosaic, LINE_CONFIDENCE):
+    for confidence, _, word_top, _, word_height in _words(mosaic, LINE_CONFIDENCE, LINE_SHORT_CONFIDENCE):
         centre = word_top + word_height / 2
         for x, y, w, h in (region for band_top, band_bottom, region in bands if band_top <= centre <= band_bottom):
             box = _box(x, y, x + w, y + h, MARGIN + h // 3, image8.shape, confidence)

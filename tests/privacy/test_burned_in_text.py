@@ -156,7 +156,7 @@ def test_faint_dark_and_small_text_over_the_anatomy_is_held_and_clean_corpus_sli
         for x, y, w, h, _ in finding.boxes:
             covered[y:y + h, x:x + w] = True
         assert (covered & sample.mask).sum() > 0.5 * sample.mask.sum(), (sample.text, "the boxes cover the text")
-        assert finding.engine == text_detection.engine_version() and "rule lines-1" in finding.engine
+        assert finding.engine == text_detection.engine_version() and "rule lines-2" in finding.engine
 
 
 def test_blanking_makes_new_instances_releases_the_series_and_is_recorded(client, coordinator,

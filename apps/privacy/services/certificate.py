@@ -111,9 +111,9 @@ def not_done(deny_by_default: bool = False, defaced: bool = False) -> list[str]:
     return [
         faces,
         "Burned-in text is looked for by OCR (Tesseract) in every image, whatever the header says, but OCR misses "
-        "some text: on the generated benchmark corpus (benchmarks/RESULTS.md) it found 47 % of the slices with text "
-        "(47-80 % of text in corners and edges, 22 % of text over the anatomy; small, faint and dark text is missed "
-        "most); text it misses is not held and reaches readers. "
+        "some text: on the generated benchmark corpus (benchmarks/RESULTS.md, rule lines-2) it found 72 % of the "
+        "slices with text (80-93 % of text in corners and edges, half of the text over the anatomy; small and dark "
+        "text is missed most); text it misses is not held and reaches readers. "
         "Only the text's boxes are blanked, by a coordinator's decision; a coordinator may instead confirm that "
         "what OCR found is no identifying text (anatomy or noise read as letters), and the images are then released "
         "unchanged; the words OCR reads are never stored.",

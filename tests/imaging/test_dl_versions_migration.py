@@ -3,8 +3,8 @@
 by version only), and a study already opened records the source it reads."""
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
+
+from tests.migration_states import migrate_to, migrate_to_latest
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -13,12 +13,15 @@ AFTER = [("imaging", "0011_remove_series_counterpart"), ("studies", "0004_reader
 
 
 def migrate(targets):
-    """Imaging and studies at ``targets``, every other app at its latest migration; the models of that state."""
-    executor = MigrationExecutor(connection)
-    targets = [*(n for n in executor.loader.graph.leaf_nodes() if n[0] not in ("imaging", "studies")), *targets]
-    executor.migrate(targets)
-    executor.loader.build_graph()
-    return executor.loader.project_state(targets).apps
+    """Imaging and studies at ``targets``, every other app at a state that fits; the models of that state."""
+    return migrate_to(targets)
+
+
+@pytest.fixture(autouse=True)
+def back_to_latest():
+    """Whatever the test does, the database is at its latest migrations for the tests after it."""
+    yield
+    migrate_to_latest()
 
 
 def test_counterparts_become_dl_versions_with_their_source_and_open_studies_record_it():
@@ -66,4 +69,3 @@ def test_counterparts_become_dl_versions_with_their_source_and_open_studies_reco
     Series = back.get_model("imaging", "Series")
     assert Series.objects.get(pk=t2w.pk).counterpart_id == engine.pk
     assert Series.objects.get(pk=vendor.pk).counterpart_id == flair.pk
-    migrate([n for n in MigrationExecutor(connection).loader.graph.leaf_nodes() if n[0] in ("imaging", "studies")])

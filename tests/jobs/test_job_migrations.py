@@ -3,8 +3,8 @@ statuses queued, running and failed, and a finished upload becomes done with wha
 back restores the old statuses."""
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
+
+from tests.migration_states import migrate_to, migrate_to_latest
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -18,12 +18,8 @@ OLD_TO_NEW = {
 
 
 def migrate(targets):
-    """Imaging at ``targets``, every other app at its latest migration; the models of that state."""
-    executor = MigrationExecutor(connection)
-    targets = [*(n for n in executor.loader.graph.leaf_nodes() if n[0] != "imaging"), *targets]
-    executor.migrate(targets)
-    executor.loader.build_graph()
-    return executor.loader.project_state(targets).apps
+    """Imaging at ``targets``, every other app at a state that fits; the models of that state."""
+    return migrate_to(targets)
 
 
 def test_uploads_keep_their_status_across_the_lifecycle_migration_and_back():
@@ -41,5 +37,4 @@ def test_uploads_keep_their_status_across_the_lifecycle_migration_and_back():
         Batch = migrate(BEFORE).get_model("imaging", "UploadBatch")
         assert {status: Batch.objects.get(pk=pk).status for status, pk in ids.items()} == {s: s for s in OLD_TO_NEW}
     finally:
-        executor = MigrationExecutor(connection)
-        executor.migrate(executor.loader.graph.leaf_nodes())
+        migrate_to_latest()

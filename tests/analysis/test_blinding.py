@@ -142,13 +142,20 @@ def asking_study_read(world):
     return study
 
 
-@pytest.mark.django_db
-def test_the_report_shows_guesses_per_reader_and_overall(client) -> None:
+def answered_study():
+    """A study that asked the question, read by two readers: the first guessed every image right, the second always
+    answered "don't know"."""
     world = build_world(cases_per_site=2, sequences=("T2W",), readers_per_case=2)
     study = asking_study_read(world)
     for reader in world.readers:
         for task in ReadingTask.objects.filter(study=study, reader=reader):
             blinding.answer(reader, task, task.version if reader == world.readers[0] else "dont_know")
+    return study
+
+
+@pytest.mark.django_db
+def test_the_report_shows_guesses_per_reader_and_overall(client) -> None:
+    study = answered_study()
     client.force_login(AdminFactory())
     html = client.get(f"/analysis/studies/{study.pk}/report/").content.decode("utf-8")
     table = section(html, "blinding")
@@ -205,11 +212,7 @@ def test_analyze_scores_with_the_blinding_export_gives_the_reports_table_8(clien
 
     from apps.analysis import services
 
-    world = build_world(cases_per_site=2, sequences=("T2W",), readers_per_case=2)
-    study = asking_study_read(world)
-    for reader in world.readers:
-        for task in ReadingTask.objects.filter(study=study, reader=reader):
-            blinding.answer(reader, task, task.version if reader == world.readers[0] else "dont_know")
+    study = answered_study()
     client.force_login(AdminFactory())
     for kind, name in (("long", "long.csv"), ("blinding", "blinding.csv")):
         response = client.get(f"/api/analysis/studies/{study.pk}/exports/{kind}/")

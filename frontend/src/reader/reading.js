@@ -570,6 +570,9 @@ export function mountReadingApp(root) {
       window.location.assign(nextUrl);
       return 'navigating';
     }
+    // The page is changing task until the next one is shown: keys typed meanwhile are kept (or refused in words),
+    // and whoever waits for the page to be ready waits for the next task, not the last one.
+    root.dataset.state = 'loading';
     // Refresh the JSON when it was prefetched long ago: scores may have changed elsewhere.
     const nextTask = usePrefetched ? prefetched.task : await api.getTask(nextApi);
     prefetched = null;

@@ -619,6 +619,7 @@ export function mountReadingApp(root) {
     if (changing) {
       if (kept.keep(action)) els.message.textContent = describeKept(kept.list(), 'waiting');
       else if (KEPT_ACTIONS.has(action.type)) els.message.textContent = 'Too many keys typed during the change: this one was not kept.';
+      else if (action.type === 'submit') els.message.textContent = 'The next image is still loading: press Enter again once it shows.';
       return;
     }
     if (appState === 'done') {

@@ -369,6 +369,27 @@ def held_submit(page):
         page.unroute("**/submit/", hold)
 
 
+def test_enter_pressed_again_while_the_next_task_loads_is_refused_in_words(page, live_server):
+    """Issue 12, defect 1: a second Enter during the change submits nothing twice and is not dropped silently."""
+    world = build_reading_world(mode="single", cases=1, slices=6, size=64, username="e2e-double-enter")
+    tasks = list(ReadingTask.objects.filter(reader=world.reader).order_by("position"))
+    login(page, world.username, world.password)
+    page.goto(f"/reading/task/{tasks[0].token}/")
+    wait_rendered(page)
+    for key in SCORE_KEYS:
+        page.keyboard.press(key)
+    page.wait_for_selector('.rs-save[data-status="saved"]')
+    with held_submit(page):
+        page.keyboard.press("Enter")
+        page.keyboard.press("Enter")
+        assert page.text_content(".rs-message") == "The next image is still loading: press Enter again once it shows."
+    page.wait_for_function("() => window.__readerMetrics.transitions.length === 1", timeout=15_000)
+    assert page.text_content(".rs-position") == f"Image 2 of {len(tasks)}"
+    tasks[1].refresh_from_db()
+    assert tasks[1].status != TaskStatus.SUBMITTED, "the second Enter submitted nothing"
+    assert page.errors == []
+
+
 def test_score_keys_pressed_while_the_next_task_loads_are_kept_for_it(page, live_server):
     """Issue 12, defect 1: a reader who types on right after Enter scores the next image; no key is dropped."""
     world = build_reading_world(mode="single", cases=1, slices=6, size=64, username="e2e-typeahead")

@@ -499,3 +499,28 @@ def test_a_vendor_series_identical_to_its_conventional_series_is_not_linked(
     assert answer.status_code == 400 and "nothing to compare" in str(answer.json()["vendor_series"])
     vendor.refresh_from_db()
     assert vendor.conventional is None and vendor.status == SeriesStatus.HELD_VENDOR
+
+
+def test_a_vendor_series_whose_face_was_cut_differently_is_not_linked(
+    world, client, no_engine, no_auto_link, django_capture_on_commit_callbacks
+):
+    """Where a site removes faces, a vendor series is cut by its own pixels at upload, so its cut may differ from its
+    conventional series' cut; side by side that would tell the versions apart, so such a pair is never made."""
+    import zlib
+
+    from apps.privacy.models import SeriesDefacing
+
+    upload(world, world["tmp"], django_capture_on_commit_callbacks)
+    vendor, conventional = vendor_series(), the_conventional()
+    shape = [conventional.instances.count(), conventional.rows, conventional.columns]
+    cut = dict(method="test cut", shape=shape, removed_voxels=10, face_plane=[0, 0, 0], ear_planes=[0, 0], seconds=0)
+    SeriesDefacing.objects.create(series=conventional, mask=zlib.compress(b"\x01" * 8), **cut)
+    client.force_login(world["coordinator"])
+
+    answer = attach(client, conventional.pk, {"vendor_series": vendor.pk})
+    assert answer.status_code == 400 and "cut differently" in str(answer.json()["vendor_series"])
+    vendor.refresh_from_db()
+    assert vendor.conventional is None and vendor.status == SeriesStatus.HELD_VENDOR
+
+    SeriesDefacing.objects.create(series=vendor, mask=zlib.compress(b"\x01" * 8), **cut)  # the very same cut
+    assert attach(client, conventional.pk, {"vendor_series": vendor.pk}).status_code == 200

@@ -12,6 +12,7 @@ as no study reads the pair; the series is then held again and never linked by it
 import logging
 
 import pydicom
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import transaction
 from django.db.models import Q
 
@@ -45,6 +46,15 @@ def _geometry(series: Series) -> tuple:
             tuple(round(v, 3) for v in series.pixel_spacing), tuple(round(v, 3) for v in series.orientation))
 
 
+def _face_cut(series: Series) -> tuple | None:
+    """The voxels cut from the series' face at upload (privacy's SeriesDefacing), or None where none were."""
+    try:
+        cut = series.defacing
+    except ObjectDoesNotExist:
+        return None
+    return tuple(cut.shape), bytes(cut.mask)
+
+
 def vendor_link_problem(conventional: Series, vendor: Series) -> str | None:
     """Why `vendor` cannot be linked as the DL version of `conventional`, in words; None when it can."""
     if conventional.pk == vendor.pk:
@@ -62,6 +72,9 @@ def vendor_link_problem(conventional: Series, vendor: Series) -> str | None:
     differing = [name for name, a, b in zip(names, ours, theirs, strict=True) if a != b]
     if differing:
         return f"The series do not match in geometry: {', '.join(differing)} differ."
+    if _face_cut(conventional) != _face_cut(vendor):
+        return ("The faces of the two series were cut differently at upload (their site removes faces from 3D head "
+                "series): side by side, the cut would tell the versions apart, so they are not linked.")
     if conventional.sequence != vendor.sequence:
         return (f"The vendor-enhanced series is classified {vendor.sequence}, the conventional series "
                 f"{conventional.sequence}; correct the sequence first if a classification is wrong.")
